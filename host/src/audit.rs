@@ -1,0 +1,217 @@
+//! The audit trail (CONTRACT §7): `data/audit/audit.jsonl`, one JSON entry a
+//! line, appended and fsynced, never rewritten, each entry chained to the one
+//! before by SHA-256.
+//!
+//! `hash` = SHA-256 over the entry's canonical JSON (keys sorted, no `hash`
+//! field), which includes `prevHash`. A head file (`.sync/audit-head.json`)
+//! remembers the last sequence number and hash, so that cutting entries off
+//! the end is caught too. The trail holds counts and ids, never synced values.
+
+use crate::error::{Code, Error, Result};
+use crate::store::{self, DataDir};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The hash before the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+struct Head {
+    seq: u64,
+    hash: String,
+}
+
+/// Recursively sorts object keys, so the hash does not depend on field order.
+pub fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), canonical(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+fn entry_hash(entry: &Map<String, Value>) -> String {
+    let mut e = entry.clone();
+    e.shift_remove("hash");
+    let text = serde_json::to_string(&canonical(&Value::Object(e))).unwrap_or_default();
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn head_path(dir: &DataDir) -> std::path::PathBuf {
+    dir.state_dir().join("audit-head.json")
+}
+
+fn last_line(bytes: &[u8]) -> Option<&[u8]> {
+    let trimmed = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if trimmed.is_empty() {
+        return None;
+    }
+    let start = trimmed
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1);
+    Some(&trimmed[start..])
+}
+
+/// Appends `entry` (an object without `seq`, `prevHash`, `hash`) to the trail.
+/// When the last entry already records the same `syncId` and `action` (a
+/// roll-forward after a crash), nothing is appended twice.
+pub fn append(dir: &DataDir, entry: &Value) -> Result<()> {
+    let path = dir.audit_path();
+    let existing = store::read_optional(&path)?.unwrap_or_default();
+    let (seq, prev) = match last_line(&existing) {
+        None => (0, GENESIS.to_string()),
+        Some(line) => {
+            let last: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
+                Error::new(
+                    Code::StorageError,
+                    format!(
+                        "the last line of the audit trail `{}` is not valid JSON ({e}); run \
+                         `cross-domain-sync audit verify` and restore the trail",
+                        path.display()
+                    ),
+                )
+            })?;
+            let same = |k: &str| last.get(k).is_some() && last.get(k) == entry.get(k);
+            if same("syncId") && same("action") && same("outcome") {
+                return Ok(());
+            }
+            (
+                last.get("seq").and_then(Value::as_u64).unwrap_or(0),
+                last.get("hash")
+                    .and_then(Value::as_str)
+                    .unwrap_or(GENESIS)
+                    .to_string(),
+            )
+        }
+    };
+    let mut e = match entry {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    e.insert("seq".into(), (seq + 1).into());
+    e.insert("prevHash".into(), prev.into());
+    let hash = entry_hash(&e);
+    e.insert("hash".into(), hash.clone().into());
+    let line = serde_json::to_string(&Value::Object(e)).unwrap_or_default();
+    store::append_line(&path, &line)?;
+    store::atomic_write(
+        &head_path(dir),
+        &store::to_pretty(&Head { seq: seq + 1, hash }),
+    )
+}
+
+/// The result of `audit verify`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub ok: bool,
+    pub entries: u64,
+    /// The first bad entry: its line number (1-based) and what is wrong.
+    pub first_bad_line: Option<u64>,
+    pub problem: Option<String>,
+}
+
+/// Checks the whole chain and names the first entry that was altered, removed
+/// or inserted.
+pub fn verify(dir: &DataDir) -> Result<Verification> {
+    let path = dir.audit_path();
+    let bytes = store::read_optional(&path)?.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut prev = GENESIS.to_string();
+    let mut expected_seq = 1u64;
+    let mut count = 0u64;
+    let fail = |line: u64, count: u64, problem: String| {
+        Ok(Verification {
+            ok: false,
+            entries: count,
+            first_bad_line: Some(line),
+            problem: Some(problem),
+        })
+    };
+    for (i, line) in text.lines().enumerate() {
+        let n = i as u64 + 1;
+        let Ok(Value::Object(e)) = serde_json::from_str::<Value>(line) else {
+            return fail(n, count, format!("line {n} is not a JSON object: altered"));
+        };
+        let seq = e.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let stored = e.get("hash").and_then(Value::as_str).unwrap_or("");
+        if entry_hash(&e) != stored {
+            return fail(
+                n,
+                count,
+                format!(
+                    "entry seq {seq} (line {n}) was altered: its hash does not match its content"
+                ),
+            );
+        }
+        if e.get("prevHash").and_then(Value::as_str) != Some(prev.as_str()) {
+            let what = if seq > expected_seq {
+                format!("entries before seq {seq} (line {n}) were removed")
+            } else {
+                format!(
+                    "entry seq {seq} (line {n}) was inserted or moved: it does not chain to the entry before it"
+                )
+            };
+            return fail(n, count, what);
+        }
+        if seq != expected_seq {
+            return fail(
+                n,
+                count,
+                format!("entry at line {n} has seq {seq}, expected {expected_seq}: altered"),
+            );
+        }
+        prev = stored.to_string();
+        expected_seq += 1;
+        count += 1;
+    }
+    if let Some(head) =
+        store::read_optional(&head_path(dir))?.and_then(|b| serde_json::from_slice::<Head>(&b).ok())
+        && (head.seq != count || head.hash != prev)
+    {
+        if head.seq > count {
+            return fail(
+                count + 1,
+                count,
+                format!(
+                    "entries after seq {count} were removed: the trail's head records {} entries",
+                    head.seq
+                ),
+            );
+        }
+        return fail(
+            count,
+            count,
+            format!(
+                "the trail does not end where its head says (seq {})",
+                head.seq
+            ),
+        );
+    }
+    Ok(Verification {
+        ok: true,
+        entries: count,
+        first_bad_line: None,
+        problem: None,
+    })
+}
+
+/// Reads every entry (for tests and tools).
+pub fn read_all(dir: &DataDir) -> Result<Vec<Value>> {
+    let bytes = store::read_optional(&dir.audit_path())?.unwrap_or_default();
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}

@@ -1,0 +1,585 @@
+//! The command line: raw flags (clap) → the invocation's JSON form → the same
+//! [`Host::sync`] the MCP server calls; then human output as in the seed's
+//! examples, or exactly one JSON object with `--json`.
+
+use crate::error::{Code, Error};
+use crate::pipeline::{Cancel, Host, Paths, Progress};
+use crate::record::{EntityResult, Status, SyncRecord};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Examples:
+  cross-domain-sync --source personal --target business
+  cross-domain-sync --source personal --target business --entities contacts,calendar
+  cross-domain-sync --source personal --target business --direction bidirectional --dry-run
+  cross-domain-sync audit verify
+
+Domains: personal, business (more when configured in cross_domain_config.json).
+Entity types: contacts, calendar, tasks, documents, communications, and any installed plugin.
+Directions: bidirectional | source_to_target (default) | target_to_source.
+
+Exit status: 0 success; 2 INVALID_ARGUMENT, 3 DOMAIN_NOT_FOUND, 4 PERMISSION_DENIED,
+5 ENTITY_TYPE_UNSUPPORTED, 6 DATA_FORMAT_INVALID, 7 SYNC_CONFLICT, 8 STORAGE_ERROR,
+9 PLUGIN_ERROR, 10 LIMIT_EXCEEDED, 11 TIMEOUT, 12 SYNC_IN_PROGRESS.";
+
+/// Synchronise contacts, calendar events, tasks, document metadata and
+/// communication metadata between the personal and business domains, without
+/// leaking what a policy keeps private and without losing data.
+#[derive(Debug, Parser)]
+#[command(name = "cross-domain-sync", version, after_help = AFTER_HELP)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub sync: SyncArgs,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The seed's sync flags.
+#[derive(Debug, Args, Default)]
+pub struct SyncArgs {
+    /// Domain to sync from: personal | business (its data wins conflicts,
+    /// except with target_to_source).
+    #[arg(long, value_name = "DOMAIN")]
+    pub source: Option<String>,
+    /// Domain to sync to: personal | business; must differ from --source.
+    #[arg(long, value_name = "DOMAIN")]
+    pub target: Option<String>,
+    /// Entity types to sync, comma-separated [default: every installed type].
+    #[arg(long, value_name = "TYPES", value_delimiter = ',')]
+    pub entities: Option<Vec<String>>,
+    /// bidirectional | source_to_target | target_to_source [default: source_to_target].
+    #[arg(long, value_name = "DIRECTION")]
+    pub direction: Option<String>,
+    /// Plan only: report what would change; write nothing but the audit entry.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not carry deletions over to the other domain.
+    #[arg(long)]
+    pub no_delete: bool,
+    /// Allow deleting more than half of the items both domains last agreed
+    /// on, or syncing against a domain that lists no items.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// The data folder.
+    #[arg(long, global = true, value_name = "DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// The configuration file (built-in defaults when it does not exist).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        default_value = "cross_domain_config.json"
+    )]
+    pub config: PathBuf,
+    /// The field-rename file (none when it does not exist).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        default_value = "entity_mappings.json"
+    )]
+    pub mappings: PathBuf,
+    /// Where installed plugins and plugins.lock live.
+    #[arg(long, global = true, value_name = "DIR", default_value = "plugins")]
+    pub plugins_dir: PathBuf,
+    /// The user the sync runs as [default: $CDS_USER, else the OS user].
+    #[arg(long, global = true, value_name = "NAME", env = "CDS_USER")]
+    pub user: Option<String>,
+    /// The session id recorded in the audit trail [default: a new UUID].
+    #[arg(long, global = true, value_name = "ID")]
+    pub session: Option<String>,
+    /// Machine output: exactly one JSON object on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Seconds to wait for another sync's lock on the data folder.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10.0)]
+    pub wait: f64,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage entity-type plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCmd),
+    /// Check the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Print a JSON Schema (invocation, sync-record, error, config,
+    /// entity-mappings), or write them all with --write.
+    Schema {
+        /// The schema to print; all names are listed when omitted.
+        name: Option<String>,
+        /// Write every schema into this folder as NAME.schema.json (the
+        /// default installation's view, as committed in schemas/).
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCmd {
+    /// List the plugins: entity type, versions, SHA-256 and origin.
+    List,
+    /// Check a plugin (loads it, calls describe, checks its schema and
+    /// interface version) and install it into the plugins folder.
+    Add {
+        /// The plugin's .wasm component.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the hash chain; names the first entry altered, removed or inserted.
+    Verify,
+}
+
+fn paths(c: &Common) -> Paths {
+    Paths {
+        data_dir: c.data_dir.clone(),
+        config: c.config.clone(),
+        mappings: c.mappings.clone(),
+        plugins_dir: c.plugins_dir.clone(),
+    }
+}
+
+fn open(c: &Common) -> Result<Host, Error> {
+    let wait = if c.wait.is_finite() && c.wait >= 0.0 {
+        Duration::from_secs_f64(c.wait.min(3600.0))
+    } else {
+        return Err(Error::invalid(format!(
+            "--wait must be a number of seconds ≥ 0, not {}",
+            c.wait
+        )));
+    };
+    Host::open(paths(c), wait)
+}
+
+/// Prints an error: one JSON object with `--json`, else the seed's shape.
+fn report_error(json_out: bool, e: &Error) -> i32 {
+    if json_out {
+        let v = json!({"status": "failed", "errors": [e.to_json()]});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "Error: {}", e.message);
+        for h in &e.help {
+            let _ = writeln!(err, "{h}");
+        }
+    }
+    e.code.exit_code()
+}
+
+/// Runs the command line; returns the exit status.
+pub fn run(argv: Vec<std::ffi::OsString>) -> i32 {
+    let json_out = argv.iter().any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return 0;
+            }
+            if json_out {
+                let err = Error::invalid(e.to_string().trim().replace("\n\n", "\n"));
+                return report_error(true, &err);
+            }
+            let _ = e.print();
+            return Code::InvalidArgument.exit_code();
+        }
+    };
+    init_logging(cli.common.verbose);
+    let common = cli.common.clone();
+    match cli.command {
+        None => sync(&cli.sync, &common),
+        Some(Command::Plugins(cmd)) => plugins(cmd, &common),
+        Some(Command::Audit(AuditCmd::Verify)) => audit_verify(&common),
+        Some(Command::Schema { name, write }) => schema(name, write, &common),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CDS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The invocation's JSON form from the flags.
+pub fn invocation_json(a: &SyncArgs, c: &Common) -> Value {
+    let mut m = serde_json::Map::new();
+    if let Some(s) = &a.source {
+        m.insert("source".into(), json!(s));
+    }
+    if let Some(t) = &a.target {
+        m.insert("target".into(), json!(t));
+    }
+    if let Some(e) = &a.entities {
+        m.insert("entities".into(), json!(e));
+    }
+    if let Some(d) = &a.direction {
+        m.insert("direction".into(), json!(d));
+    }
+    m.insert("dryRun".into(), json!(a.dry_run));
+    m.insert("noDelete".into(), json!(a.no_delete));
+    m.insert("allowMassDelete".into(), json!(a.allow_mass_delete));
+    if let Some(u) = &c.user {
+        m.insert("user".into(), json!(u));
+    }
+    if let Some(s) = &c.session {
+        m.insert("session".into(), json!(s));
+    }
+    Value::Object(m)
+}
+
+/// Human progress: a line per entity type on stdout, and a bar on stderr
+/// when it is a terminal.
+struct HumanProgress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress for HumanProgress {
+    fn entity_started(&self, entity: &str, _index: usize, total: usize) {
+        let line = format!("Syncing {entity} entities...");
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(total as u64);
+                bar.println(line);
+            }
+            None => println!("{line}"),
+        }
+    }
+    fn entity_done(&self, _entity: &str, _r: &EntityResult) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+}
+
+fn sync(a: &SyncArgs, c: &Common) -> i32 {
+    if a.source.is_none() && a.target.is_none() && a.entities.is_none() && a.direction.is_none() {
+        eprintln!(
+            "cross-domain-sync: nothing to do; --source and --target name the domains to sync.\n"
+        );
+        eprintln!(
+            "Usage: cross-domain-sync --source DOMAIN --target DOMAIN [--entities TYPES] [--direction DIRECTION]"
+        );
+        eprintln!("Run `cross-domain-sync --help` for every option.");
+        return Code::InvalidArgument.exit_code();
+    }
+    let host = match open(c) {
+        Ok(h) => h,
+        Err(e) => return report_error(c.json, &e),
+    };
+    let raw = invocation_json(a, c);
+    let user = c.user.clone().unwrap_or_else(crate::request::default_user);
+    if !c.json {
+        let (s, t) = (
+            a.source.as_deref().unwrap_or("?"),
+            a.target.as_deref().unwrap_or("?"),
+        );
+        match a.direction.as_deref() {
+            Some(d) if d != "source_to_target" => {
+                println!("Synchronizing data from {s} to {t} ({d})")
+            }
+            _ => println!("Synchronizing data from {s} to {t}"),
+        }
+    }
+    let bar = (!c.json && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} entity types {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(Duration::from_millis(100));
+        b
+    });
+    let progress = HumanProgress { bar };
+    let record = if c.json {
+        host.sync(&raw, &user, &crate::pipeline::Quiet, &Cancel::default())
+    } else {
+        host.sync(&raw, &user, &progress, &Cancel::default())
+    };
+    if let Some(bar) = &progress.bar {
+        bar.finish_and_clear();
+    }
+    if c.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&record).unwrap_or_default()
+        );
+        return exit_status(&record);
+    }
+    if record.status == Status::Failed {
+        let e = &record.errors[0];
+        let err = Error {
+            code: e.code,
+            message: e.message.clone(),
+            help: e.help.clone(),
+            details: e.details.clone(),
+        };
+        return report_error(false, &err);
+    }
+    print_human(&record);
+    0
+}
+
+fn exit_status(r: &SyncRecord) -> i32 {
+    match r.status {
+        Status::Failed => r.errors.first().map_or(1, |e| e.code.exit_code()),
+        _ => 0,
+    }
+}
+
+fn print_human(r: &SyncRecord) {
+    let mut out = std::io::stdout().lock();
+    if r.entities.len() == 1 {
+        let e = &r.entities[0];
+        let x = r.results.get(e).copied().unwrap_or_default();
+        let _ = writeln!(out, "Successfully synced {e} entities\n");
+        let _ = writeln!(out, "Results:");
+        let _ = writeln!(out, "- Source Count: {} {e}", x.source_count);
+        let _ = writeln!(out, "- Target Count: {} {e}", x.target_count);
+        let _ = writeln!(out, "- Merged Count: {} {e}", x.merged_count);
+        let _ = writeln!(out, "- Conflicts Resolved: {}", x.conflicts);
+        let _ = writeln!(
+            out,
+            "- Added: {}, Updated: {}, Deleted: {}, Unchanged: {}",
+            x.added, x.updated, x.deleted, x.unchanged
+        );
+        let _ = writeln!(
+            out,
+            "- Withheld by policy: {} items, {} fields redacted",
+            x.withheld, x.redacted_fields
+        );
+    } else {
+        let t = r.total();
+        let _ = writeln!(out, "\nResults:");
+        let _ = writeln!(out, "Total Entities Synced: {}", r.results.len());
+        let _ = writeln!(out, "Total Items Synced: {}", t.source_count);
+        let _ = writeln!(out, "Total Errors: {}", r.errors.len());
+        let _ = writeln!(out, "\nSync Summary:");
+        for e in &r.entities {
+            let x = r.results.get(e).copied().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- {e}: {} → {} items (added {}, updated {}, deleted {}, conflicts {}, withheld {})",
+                x.source_count,
+                x.merged_count,
+                x.added,
+                x.updated,
+                x.deleted,
+                x.conflicts,
+                x.withheld
+            );
+        }
+    }
+    let _ = writeln!(out);
+    if r.status == Status::DryRun {
+        let _ = writeln!(
+            out,
+            "Dry run: nothing was written (the plan is in --json output)"
+        );
+    } else {
+        let _ = writeln!(out, "Sync completed successfully");
+    }
+    let _ = writeln!(out, "Sync ID: {}", r.sync_id);
+    let _ = writeln!(
+        out,
+        "Duration: {:.1} seconds",
+        r.duration_ms as f64 / 1000.0
+    );
+}
+
+fn plugins(cmd: PluginsCmd, c: &Common) -> i32 {
+    let mut host = match open(c) {
+        Ok(h) => h,
+        Err(e) => return report_error(c.json, &e),
+    };
+    match cmd {
+        PluginsCmd::List => {
+            let list = host.registry.list();
+            if c.json {
+                let v: Vec<Value> = list
+                    .iter()
+                    .map(|(name, r)| match r {
+                        Ok(info) => serde_json::to_value(info).unwrap_or(Value::Null),
+                        Err(e) => json!({"entityType": name, "error": e.to_json()}),
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"plugins": v})).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "{:<16} {:<9} {:<10} {:<64} ORIGIN",
+                    "ENTITY TYPE", "VERSION", "INTERFACE", "SHA-256"
+                );
+                for (name, r) in &list {
+                    match r {
+                        Ok(i) => println!(
+                            "{:<16} {:<9} {:<10} {:<64} {}",
+                            i.entity_type,
+                            i.plugin_version,
+                            i.interface_version,
+                            i.sha256,
+                            match &i.origin {
+                                crate::plugin::Origin::BuiltIn => "built-in".to_string(),
+                                crate::plugin::Origin::Installed { file } =>
+                                    format!("{}", c.plugins_dir.join(file).display()),
+                            }
+                        ),
+                        Err(e) => println!("{name:<16} REFUSED: {}", e.message),
+                    }
+                }
+                println!(
+                    "\nThis host accepts plugin interface {}.",
+                    crate::plugin::runtime::accepted_list()
+                );
+            }
+            if list.iter().any(|(_, r)| r.is_err()) {
+                Code::PluginError.exit_code()
+            } else {
+                0
+            }
+        }
+        PluginsCmd::Add { file } => {
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let user = c.user.clone().unwrap_or_else(crate::request::default_user);
+            let result = host.registry.add(&file, &now);
+            let entry = json!({
+                "timestamp": now,
+                "category": "CROSS_DOMAIN",
+                "action": "PLUGIN_INSTALL",
+                "user": user,
+                "file": file.display().to_string(),
+                "outcome": if result.is_ok() { "success" } else { "failed" },
+                "plugin": result.as_ref().ok().map(|i| json!({"entityType": i.entity_type, "sha256": i.sha256, "pluginVersion": i.plugin_version})),
+                "errors": result.as_ref().err().map(|e| vec![json!({"code": e.code, "plugin": e.details.get("plugin")})]).unwrap_or_default(),
+            });
+            if host.data.root.is_dir()
+                && let Err(e) = host.audit(entry)
+            {
+                return report_error(c.json, &e);
+            }
+            match result {
+                Ok(info) => {
+                    if c.json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&info).unwrap_or_default()
+                        );
+                    } else {
+                        println!(
+                            "Installed plugin `{}` {} (interface {}) into {}\nSHA-256 {} recorded in {}",
+                            info.entity_type,
+                            info.plugin_version,
+                            info.interface_version,
+                            c.plugins_dir.display(),
+                            info.sha256,
+                            c.plugins_dir.join("plugins.lock").display()
+                        );
+                    }
+                    0
+                }
+                Err(e) => report_error(c.json, &e),
+            }
+        }
+    }
+}
+
+fn audit_verify(c: &Common) -> i32 {
+    let dir = crate::store::DataDir::new(&c.data_dir);
+    match crate::audit::verify(&dir) {
+        Ok(v) => {
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else if v.ok {
+                println!(
+                    "Audit trail OK: {} entries verified ({})",
+                    v.entries,
+                    dir.audit_path().display()
+                );
+            } else {
+                println!(
+                    "Audit trail BROKEN at line {}: {}\n{} entries before it verified.",
+                    v.first_bad_line.unwrap_or(0),
+                    v.problem.as_deref().unwrap_or("?"),
+                    v.entries
+                );
+            }
+            if v.ok { 0 } else { 1 }
+        }
+        Err(e) => report_error(c.json, &e),
+    }
+}
+
+fn schema(name: Option<String>, write: Option<PathBuf>, c: &Common) -> i32 {
+    let defaults = crate::config::Config::default().domain_names();
+    let builtins: Vec<String> = crate::plugin::builtin_names()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    if let Some(dir) = write {
+        for n in crate::schema::NAMES {
+            let v = crate::schema::named(n, &defaults, &builtins).unwrap_or(Value::Null);
+            let path = dir.join(format!("{n}.schema.json"));
+            if let Err(e) = crate::store::atomic_write(&path, &crate::store::to_pretty(&v)) {
+                return report_error(c.json, &e);
+            }
+            println!("wrote {}", path.display());
+        }
+        return 0;
+    }
+    let Some(name) = name else {
+        println!("Schemas: {}", crate::schema::NAMES.join(", "));
+        println!("Print one with `cross-domain-sync schema NAME`.");
+        return 0;
+    };
+    // The invocation schema reflects this installation's domains and plugins.
+    let (domains, entities) = match open(c) {
+        Ok(h) => (h.config.domain_names(), h.entity_types()),
+        Err(_) => (defaults, builtins),
+    };
+    match crate::schema::named(&name, &domains, &entities) {
+        Some(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            0
+        }
+        None => report_error(
+            c.json,
+            &Error::invalid(format!("no schema named `{name}`"))
+                .with_help(format!("Schemas: {}", crate::schema::NAMES.join(", "))),
+        ),
+    }
+}

@@ -1,0 +1,312 @@
+//! `cross_domain_config.json` and `entity_mappings.json`: their Rust types
+//! (from which `schemas/` is generated), their built-in defaults, and loading
+//! with validation against the generated schemas.
+//!
+//! Defaults, so that a new user needs neither file: the domains `personal` and
+//! `business` (folders of the same names in the data folder), every user with
+//! read and write on both, the policies of CONTRACT §5, the contract's limits,
+//! and no field renames.
+
+use crate::error::{Code, Error, Result};
+use crate::schema;
+use cds_policy::Policy;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Component, Path};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "cross-domain-sync configuration (cross_domain_config.json)")]
+pub struct Config {
+    /// The domains, by name. Default: `personal` and `business`.
+    #[serde(default = "default_domains")]
+    pub domains: BTreeMap<String, DomainConfig>,
+    /// Users and their rights per domain. When absent, every user may read and
+    /// write every domain (a single-user installation). When present, a user
+    /// not listed has no rights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<BTreeMap<String, BTreeMap<String, Vec<Right>>>>,
+    /// Policies per crossing (`"personal->business"`) and entity type; each
+    /// given policy replaces the default for that crossing and type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policies: BTreeMap<String, BTreeMap<String, Policy>>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// MCP server settings.
+    #[serde(default)]
+    pub mcp: McpConfig,
+}
+
+/// One domain.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DomainConfig {
+    /// The domain's folder, relative to the data folder (no `..`, not
+    /// absolute). Default: the domain's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Right {
+    Read,
+    Write,
+}
+
+/// Limits (CONTRACT §9) and the plugin sandbox's per-call limits.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Items per entity type per domain.
+    #[schemars(range(min = 1))]
+    pub max_items_per_type: usize,
+    /// Bytes of data files read by one sync.
+    #[schemars(range(min = 1))]
+    pub max_bytes_per_sync: u64,
+    /// Seconds one sync may take before it is rolled back.
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: u64,
+    /// Memory cap of a plugin call, MiB.
+    #[schemars(range(min = 1, max = 4096))]
+    pub plugin_memory_mib: u64,
+    /// CPU budget of a plugin call: fuel units (≈ wasm instructions), fixed part.
+    pub plugin_fuel_base: u64,
+    /// CPU budget of a plugin call: fuel units per item in the batch.
+    pub plugin_fuel_per_item: u64,
+    /// Wall-clock limit of a plugin call, milliseconds.
+    #[schemars(range(min = 1))]
+    pub plugin_wall_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let p = crate::plugin::runtime::Limits::default();
+        LimitsConfig {
+            max_items_per_type: 10_000,
+            max_bytes_per_sync: 100 * 1024 * 1024,
+            timeout_seconds: 300,
+            plugin_memory_mib: (p.memory_bytes >> 20) as u64,
+            plugin_fuel_base: p.fuel_base,
+            plugin_fuel_per_item: p.fuel_per_item,
+            plugin_wall_ms: p.wall.as_millis() as u64,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn plugin_limits(&self) -> crate::plugin::runtime::Limits {
+        crate::plugin::runtime::Limits {
+            memory_bytes: (self.plugin_memory_mib as usize) << 20,
+            fuel_base: self.plugin_fuel_base,
+            fuel_per_item: self.plugin_fuel_per_item,
+            wall: std::time::Duration::from_millis(self.plugin_wall_ms),
+        }
+    }
+}
+
+/// MCP server settings (`cross-domain-sync serve`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// Name the tool `gold_cross-domain-sync` instead of
+    /// `gold.cross-domain-sync`, for clients whose tool-name rules reject dots.
+    pub underscore_tool_name: bool,
+    /// The user to act as when a call does not name one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_user: Option<String>,
+}
+
+fn default_domains() -> BTreeMap<String, DomainConfig> {
+    ["business", "personal"]
+        .into_iter()
+        .map(|d| {
+            (
+                d.to_string(),
+                DomainConfig {
+                    path: None,
+                    description: None,
+                },
+            )
+        })
+        .collect()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            domains: default_domains(),
+            users: None,
+            policies: BTreeMap::new(),
+            limits: LimitsConfig::default(),
+            mcp: McpConfig::default(),
+        }
+    }
+}
+
+/// `entity_mappings.json`: per domain and entity type, canonical field name →
+/// the name that domain's files use.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(transparent)]
+#[schemars(title = "cross-domain-sync field renames (entity_mappings.json)")]
+pub struct EntityMappings(pub BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>);
+
+impl EntityMappings {
+    /// `(canonical, local)` pairs for one domain and entity type.
+    pub fn fields(&self, domain: &str, entity: &str) -> Vec<(String, String)> {
+        self.0
+            .get(domain)
+            .and_then(|m| m.get(entity))
+            .map(|m| m.iter().map(|(c, l)| (c.clone(), l.clone())).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A name usable as a domain: lower-case letters, digits, `-`, `_`.
+pub fn is_safe_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 64
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+}
+
+/// A relative path that stays inside the data folder.
+pub fn is_safe_relative(path: &str) -> bool {
+    let p = Path::new(path);
+    !path.is_empty()
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+impl Config {
+    /// Loads the file at `path`, or the defaults when it does not exist.
+    pub fn load(path: &Path) -> Result<Config> {
+        let Some(bytes) = crate::store::read_optional(path)? else {
+            return Ok(Config::default());
+        };
+        let config: Config = schema::parse_validated(path, &bytes, &schema::config_schema())?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let bad = |msg: String| {
+            Error::new(
+                Code::InvalidArgument,
+                format!("`{}`: {msg}", path.display()),
+            )
+            .with("file", path.display().to_string())
+        };
+        if self.domains.len() < 2 {
+            return Err(bad("at least two domains must be configured".into()));
+        }
+        for (name, d) in &self.domains {
+            if !is_safe_name(name) {
+                return Err(bad(format!(
+                    "domain name `{name}` is not allowed: use lower-case letters, digits, `-` \
+                     and `_`, starting with a letter (at $.domains)"
+                )));
+            }
+            if let Some(p) = &d.path
+                && !is_safe_relative(p)
+            {
+                return Err(bad(format!(
+                    "the folder of domain `{name}` (`{p}`) must be a relative path inside the \
+                     data folder, without `..` (at $.domains.{name}.path)"
+                )));
+            }
+        }
+        if let Some(users) = &self.users {
+            for (user, rights) in users {
+                if let Some(d) = rights.keys().find(|d| !self.domains.contains_key(*d)) {
+                    return Err(bad(format!(
+                        "user `{user}` has rights on `{d}`, which is not a configured domain \
+                         (at $.users.{user})"
+                    )));
+                }
+            }
+        }
+        for crossing in self.policies.keys() {
+            let ok = crossing.split_once("->").is_some_and(|(a, b)| {
+                self.domains.contains_key(a) && self.domains.contains_key(b) && a != b
+            });
+            if !ok {
+                return Err(bad(format!(
+                    "policy crossing `{crossing}` must be `FROM->TO` between two configured \
+                     domains (at $.policies)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn domain_names(&self) -> Vec<String> {
+        // Personal first, as the seed lists them; then the rest by name.
+        let mut names: Vec<String> = self.domains.keys().cloned().collect();
+        names.sort_by_key(|n| (n != "personal", n != "business", n.clone()));
+        names
+    }
+
+    /// The folder of `domain`, relative to the data folder.
+    pub fn domain_path(&self, domain: &str) -> Option<String> {
+        self.domains
+            .get(domain)
+            .map(|d| d.path.clone().unwrap_or_else(|| domain.to_string()))
+    }
+
+    /// Whether `user` has `right` on `domain`.
+    pub fn allows(&self, user: &str, domain: &str, right: Right) -> bool {
+        match &self.users {
+            None => true,
+            Some(users) => users
+                .get(user)
+                .and_then(|r| r.get(domain))
+                .is_some_and(|r| r.contains(&right)),
+        }
+    }
+
+    /// The policy of the crossing `from->to` for `entity`.
+    pub fn policy(&self, from: &str, to: &str, entity: &str) -> Policy {
+        self.policies
+            .get(&format!("{from}->{to}"))
+            .and_then(|m| m.get(entity))
+            .cloned()
+            .unwrap_or_else(|| cds_policy::default_policy(from, to, entity))
+    }
+}
+
+impl EntityMappings {
+    pub fn load(path: &Path) -> Result<EntityMappings> {
+        let Some(bytes) = crate::store::read_optional(path)? else {
+            return Ok(EntityMappings::default());
+        };
+        let m: EntityMappings = schema::parse_validated(path, &bytes, &schema::mappings_schema())?;
+        for (domain, entities) in &m.0 {
+            for (entity, fields) in entities {
+                let mut seen = std::collections::HashSet::new();
+                for (canonical, local) in fields {
+                    let at = format!("$.{domain}.{entity}.{canonical}");
+                    if ["id", "lastModified", "syncedAt", "syncDirection"]
+                        .contains(&canonical.as_str())
+                    {
+                        return Err(Error::invalid(format!(
+                            "`{}`: the field `{canonical}` cannot be renamed (at {at})",
+                            path.display()
+                        )));
+                    }
+                    if !seen.insert(local) {
+                        return Err(Error::invalid(format!(
+                            "`{}`: two fields are renamed to `{local}` (at {at})",
+                            path.display()
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(m)
+    }
+}

@@ -1,0 +1,21 @@
+//! `cross-domain-sync`: the skill host of `/gold.cross-domain-sync`.
+//!
+//! Read `ARCHITECTURE.md` first. In one line: front ends (`cli`) turn
+//! arguments into a validated request (`request`), the `pipeline` runs each
+//! entity type through its sandboxed plugin (`plugin`), the pure `merge` core,
+//! and the journalled `store`, then writes the sync `record` and the `audit`
+//! trail.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod merge;
+pub mod pipeline;
+pub mod plugin;
+pub mod record;
+pub mod request;
+pub mod schema;
+pub mod store;
+
+pub use error::{Code, Error, Result};

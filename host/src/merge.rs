@@ -1,0 +1,693 @@
+//! The merge core (CONTRACT §4.1): a pure function from both domains' items,
+//! what each side's items look like after crossing (already mapped and
+//! filtered by the plugins), and the stored base, to both domains' new items,
+//! the new base, the conflict log and the counts.
+//!
+//! Architecture invariant: this module does no I/O, reads no clock and calls no
+//! plugin. The sync time arrives as a parameter; plugin output arrives as data.
+//!
+//! The base holds, per id, each side's item as of the end of the last sync that
+//! both sides took part in. A side "changed" a field when its current value
+//! differs from its base value; only a field changed on both sides is a
+//! conflict. Changes travel as field deltas computed in the receiving shape:
+//! `view(current) - view(base)`. A field that a policy strips on the way out is
+//! in neither view, so it never reaches, and is never erased on, the other side.
+
+use crate::error::{Code, Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub type Item = Map<String, Value>;
+
+/// Fields the host manages; never a change, never a conflict.
+pub const SYNCED_AT: &str = "syncedAt";
+pub const SYNC_DIRECTION: &str = "syncDirection";
+pub const LAST_MODIFIED: &str = "lastModified";
+
+fn is_meta(field: &str) -> bool {
+    field == SYNCED_AT || field == SYNC_DIRECTION || field == LAST_MODIFIED
+}
+
+/// One side of the sync: the `--source` domain or the `--target` domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Source => Side::Target,
+            Side::Target => Side::Source,
+        }
+    }
+}
+
+/// The seed's directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Bidirectional,
+    SourceToTarget,
+    TargetToSource,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Bidirectional => "bidirectional",
+            Direction::SourceToTarget => "source_to_target",
+            Direction::TargetToSource => "target_to_source",
+        }
+    }
+
+    /// Whether `side` sends its changes to the other side.
+    pub fn sends(self, side: Side) -> bool {
+        match self {
+            Direction::Bidirectional => true,
+            Direction::SourceToTarget => side == Side::Source,
+            Direction::TargetToSource => side == Side::Target,
+        }
+    }
+
+    /// The side whose value wins a conflict.
+    pub fn winner(self) -> Side {
+        match self {
+            Direction::TargetToSource => Side::Target,
+            _ => Side::Source,
+        }
+    }
+}
+
+/// One id's base: each side's item as both last agreed on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseEntry {
+    pub source: Item,
+    pub target: Item,
+}
+
+impl BaseEntry {
+    fn get(&self, side: Side) -> &Item {
+        match side {
+            Side::Source => &self.source,
+            Side::Target => &self.target,
+        }
+    }
+}
+
+pub type Base = BTreeMap<String, BaseEntry>;
+
+/// One side's input.
+#[derive(Debug, Clone, Copy)]
+pub struct SideInput<'a> {
+    pub domain: &'a str,
+    /// Current items, in file order.
+    pub items: &'a [Item],
+    /// For a sending side: each item as the other side receives it (`None`:
+    /// withheld by policy), aligned with `items`. Empty for a side that does
+    /// not send.
+    pub views: &'a [Option<Item>],
+    /// For a sending side: the view of the base item of each id whose current
+    /// item differs from its base (see [`base_items_needing_views`]).
+    pub base_views: &'a HashMap<String, Option<Item>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    pub no_delete: bool,
+    pub allow_mass_delete: bool,
+}
+
+pub struct MergeInput<'a> {
+    pub source: SideInput<'a>,
+    pub target: SideInput<'a>,
+    pub base: &'a Base,
+    pub direction: Direction,
+    pub options: Options,
+    pub id_field: &'a str,
+    /// The sync's time, written into `syncedAt` of the items it changes.
+    pub stamp: &'a str,
+}
+
+/// A value that lost, kept for review (CONTRACT §8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub item_id: String,
+    /// The field; `None` when one side deleted the item the other changed.
+    pub field: Option<String>,
+    /// The source domain's value (`None`: absent or deleted).
+    pub source_value: Option<Value>,
+    pub target_value: Option<Value>,
+    pub base_value: Option<Value>,
+    pub winner: Side,
+}
+
+/// A previous version that a sync overwrote or deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Displaced {
+    pub side: Side,
+    pub item: Item,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub added: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    pub conflicts: usize,
+    pub merged: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct MergeOutput {
+    pub source_items: Vec<Item>,
+    pub target_items: Vec<Item>,
+    pub source_changed: bool,
+    pub target_changed: bool,
+    pub base: Base,
+    pub stats: Stats,
+    pub conflicts: Vec<Conflict>,
+    pub displaced: Vec<Displaced>,
+}
+
+/// Item equality that ignores the host's bookkeeping fields and field order.
+pub fn content_eq(a: &Item, b: &Item) -> bool {
+    let count = |m: &Item| m.keys().filter(|k| !is_meta(k)).count();
+    count(a) == count(b) && a.iter().all(|(k, v)| is_meta(k) || b.get(k) == Some(v))
+}
+
+fn id_of<'a>(item: &'a Item, id_field: &str) -> &'a str {
+    item.get(id_field).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The base items of `side` that need a view: those whose current item
+/// differs from the base. The pipeline maps and filters exactly these.
+pub fn base_items_needing_views<'a>(
+    items: &[Item],
+    base: &'a Base,
+    side: Side,
+    id_field: &str,
+) -> Vec<&'a Item> {
+    items
+        .iter()
+        .filter_map(|it| {
+            let entry = base.get(id_of(it, id_field))?;
+            let b = entry.get(side);
+            (!content_eq(it, b)).then_some(b)
+        })
+        .collect()
+}
+
+/// Index of each id; duplicate ids are a `SYNC_CONFLICT`.
+fn index(items: &[Item], id_field: &str, domain: &str) -> Result<HashMap<String, usize>> {
+    let mut map = HashMap::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        let id = id_of(it, id_field);
+        if let Some(first) = map.insert(id.to_string(), i) {
+            return Err(Error::new(
+                Code::SyncConflict,
+                format!(
+                    "domain `{domain}` holds the id `{id}` twice (items {first} and {i}); the \
+                     host cannot tell which is real. Give one of them a new id"
+                ),
+            )
+            .with("id", id)
+            .with("domain", domain)
+            .with("index", i));
+        }
+    }
+    Ok(map)
+}
+
+/// A field change: set to a value, or remove.
+type Delta = Vec<(String, Option<Value>)>;
+
+fn delta(view_now: &Item, view_base: Option<&Item>) -> Delta {
+    let mut d = Delta::new();
+    match view_base {
+        None => {
+            for (k, v) in view_now {
+                if !is_meta(k) {
+                    d.push((k.clone(), Some(v.clone())));
+                }
+            }
+        }
+        Some(b) => {
+            for (k, v) in view_now {
+                if !is_meta(k) && b.get(k) != Some(v) {
+                    d.push((k.clone(), Some(v.clone())));
+                }
+            }
+            for k in b.keys() {
+                if !is_meta(k) && !view_now.contains_key(k) {
+                    d.push((k.clone(), None));
+                }
+            }
+        }
+    }
+    d
+}
+
+fn later(a: Option<&Value>, b: Option<&Value>) -> Option<Value> {
+    let parse = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) if y > x => b.cloned(),
+        (Some(_), _) => a.cloned(),
+        (None, Some(_)) => b.cloned(),
+        (None, None) => a.or(b).cloned(),
+    }
+}
+
+fn set_field(item: &mut Item, field: &str, value: Option<Value>) {
+    match value {
+        Some(v) => {
+            item.insert(field.to_string(), v);
+        }
+        None => {
+            item.shift_remove(field);
+        }
+    }
+}
+
+struct Ctx<'a> {
+    input: &'a MergeInput<'a>,
+    conflicts: Vec<Conflict>,
+    conflicted: HashSet<String>,
+}
+
+impl<'a> Ctx<'a> {
+    fn side(&self, s: Side) -> &SideInput<'a> {
+        match s {
+            Side::Source => &self.input.source,
+            Side::Target => &self.input.target,
+        }
+    }
+
+    fn direction_label(&self, from: Side) -> String {
+        format!(
+            "{}->{}",
+            self.side(from).domain,
+            self.side(from.other()).domain
+        )
+    }
+
+    /// The change `from` made to item `id` since the base, in the receiving
+    /// shape; `None` when the item does not cross (withheld).
+    fn sender_delta(&self, from: Side, idx: usize, base: Option<&BaseEntry>) -> Option<Delta> {
+        let s = self.side(from);
+        let view_now = s.views.get(idx)?.as_ref()?;
+        let view_base = match base {
+            None => None,
+            Some(b) if content_eq(&s.items[idx], b.get(from)) => return Some(Delta::new()),
+            Some(_) => s
+                .base_views
+                .get(id_of(&s.items[idx], self.input.id_field))
+                .and_then(|v| v.as_ref()),
+        };
+        Some(delta(view_now, view_base))
+    }
+
+    fn record(&mut self, c: Conflict) {
+        self.conflicted.insert(c.item_id.clone());
+        self.conflicts.push(c);
+    }
+
+    /// Applies `d` (from `from`) to the receiving item `r`. Returns whether `r`
+    /// changed. A field the receiver changed too is a conflict: the winner's
+    /// value stays, and an overwritten receiver value is logged.
+    fn apply(
+        &mut self,
+        from: Side,
+        d: &Delta,
+        r: &mut Item,
+        r_base: Option<&Item>,
+        sender_item: &Item,
+    ) -> bool {
+        let to = from.other();
+        let sender_wins = self.input.direction.winner() == from;
+        let mut changed = false;
+        for (field, new) in d {
+            let cur = r.get(field);
+            if cur == new.as_ref() {
+                continue;
+            }
+            let receiver_changed = match r_base {
+                Some(b) => b.get(field) != cur,
+                None => cur.is_some(),
+            };
+            if receiver_changed {
+                if !sender_wins {
+                    continue;
+                }
+                let id = id_of(r, self.input.id_field).to_string();
+                let (src, tgt) = match from {
+                    Side::Source => (new.clone(), cur.cloned()),
+                    Side::Target => (cur.cloned(), new.clone()),
+                };
+                self.record(Conflict {
+                    item_id: id,
+                    field: Some(field.clone()),
+                    source_value: src,
+                    target_value: tgt,
+                    base_value: r_base.and_then(|b| b.get(field).cloned()),
+                    winner: from,
+                });
+            }
+            set_field(r, field, new.clone());
+            changed = true;
+        }
+        if changed {
+            let lm = later(r.get(LAST_MODIFIED), sender_item.get(LAST_MODIFIED));
+            set_field(r, LAST_MODIFIED, lm);
+            r.insert(SYNCED_AT.into(), Value::String(self.input.stamp.into()));
+            r.insert(
+                SYNC_DIRECTION.into(),
+                Value::String(self.direction_label(from)),
+            );
+        }
+        let _ = to;
+        changed
+    }
+
+    /// A new item on the receiving side, made from the sender's view.
+    fn fresh(&self, from: Side, view: &Item) -> Item {
+        let mut it: Item = view
+            .iter()
+            .filter(|(k, _)| k.as_str() != SYNCED_AT && k.as_str() != SYNC_DIRECTION)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        it.insert(SYNCED_AT.into(), Value::String(self.input.stamp.into()));
+        it.insert(
+            SYNC_DIRECTION.into(),
+            Value::String(self.direction_label(from)),
+        );
+        it
+    }
+}
+
+/// What happens to one side's copy of an id.
+enum Fate {
+    Replace(Item),
+    Delete,
+}
+
+/// Merges both sides (see the module docs and CONTRACT §4.1).
+pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
+    let idf = input.id_field;
+    let dir = input.direction;
+    let src_idx = index(input.source.items, idf, input.source.domain)?;
+    let tgt_idx = index(input.target.items, idf, input.target.domain)?;
+    let mut ctx = Ctx {
+        input,
+        conflicts: Vec::new(),
+        conflicted: HashSet::new(),
+    };
+    let mut stats = Stats::default();
+    let mut new_base = Base::new();
+    let mut fates: [HashMap<String, Fate>; 2] = [HashMap::new(), HashMap::new()];
+    let mut appended: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
+    let slot = |s: Side| match s {
+        Side::Source => 0,
+        Side::Target => 1,
+    };
+    let mut displaced = Vec::new();
+    let mut deletions = [0usize; 2];
+
+    // Every id, in a deterministic order: source's, then target's new ones,
+    // then ids only the base still knows.
+    let mut ids: Vec<&str> = input.source.items.iter().map(|i| id_of(i, idf)).collect();
+    ids.extend(
+        input
+            .target
+            .items
+            .iter()
+            .map(|i| id_of(i, idf))
+            .filter(|id| !src_idx.contains_key(*id)),
+    );
+
+    for id in ids {
+        let base = input.base.get(id);
+        let pos = [src_idx.get(id).copied(), tgt_idx.get(id).copied()];
+        match (pos[0], pos[1]) {
+            (Some(si), Some(ti)) => {
+                let s_item = &input.source.items[si];
+                let t_item = &input.target.items[ti];
+                let mut new_s = s_item.clone();
+                let mut new_t = t_item.clone();
+                let mut agreed = [None::<Item>, None::<Item>];
+                for (from, fi, ri) in [(Side::Source, si, ti), (Side::Target, ti, si)] {
+                    if !dir.sends(from) {
+                        continue;
+                    }
+                    let to = from.other();
+                    let Some(d) = ctx.sender_delta(from, fi, base) else {
+                        continue;
+                    };
+                    let sender_item = &ctx.side(from).items[fi];
+                    let r_base = base.map(|b| b.get(to));
+                    let r = if to == Side::Target {
+                        &mut new_t
+                    } else {
+                        &mut new_s
+                    };
+                    let _ = ri;
+                    ctx.apply(from, &d, r, r_base, sender_item);
+                    // One-way: the receiver's base advances by what it was
+                    // sent, not by its own pending changes.
+                    if !dir.sends(to)
+                        && let Some(rb) = r_base
+                    {
+                        let mut a = rb.clone();
+                        for (f, v) in &d {
+                            set_field(&mut a, f, v.clone());
+                        }
+                        agreed[slot(to)] = Some(a);
+                    }
+                }
+                let s_changed = !content_eq(&new_s, s_item);
+                let t_changed = !content_eq(&new_t, t_item);
+                if s_changed {
+                    stats.updated += 1;
+                    displaced.push(Displaced {
+                        side: Side::Source,
+                        item: s_item.clone(),
+                        deleted: false,
+                    });
+                }
+                if t_changed {
+                    stats.updated += 1;
+                    displaced.push(Displaced {
+                        side: Side::Target,
+                        item: t_item.clone(),
+                        deleted: false,
+                    });
+                }
+                if !s_changed && !t_changed {
+                    stats.unchanged += 1;
+                }
+                let [a_s, a_t] = agreed;
+                new_base.insert(
+                    id.to_string(),
+                    BaseEntry {
+                        source: a_s.unwrap_or_else(|| new_s.clone()),
+                        target: a_t.unwrap_or_else(|| new_t.clone()),
+                    },
+                );
+                if s_changed {
+                    fates[0].insert(id.to_string(), Fate::Replace(new_s));
+                }
+                if t_changed {
+                    fates[1].insert(id.to_string(), Fate::Replace(new_t));
+                }
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                let (have, idx) = match (pos[0], pos[1]) {
+                    (Some(i), None) => (Side::Source, i),
+                    (None, Some(i)) => (Side::Target, i),
+                    _ => unreachable!("matched one-sided"),
+                };
+                let lack = have.other();
+                let item = &ctx.side(have).items[idx];
+                let view = ctx
+                    .side(have)
+                    .views
+                    .get(idx)
+                    .and_then(|v| v.as_ref())
+                    .cloned();
+                match base {
+                    None => {
+                        // New on `have`: it travels if `have` sends and the
+                        // policy lets it cross.
+                        if dir.sends(have)
+                            && let Some(v) = view
+                        {
+                            let fresh = ctx.fresh(have, &v);
+                            stats.added += 1;
+                            let (s, t) = match have {
+                                Side::Source => (item.clone(), fresh.clone()),
+                                Side::Target => (fresh.clone(), item.clone()),
+                            };
+                            new_base.insert(
+                                id.to_string(),
+                                BaseEntry {
+                                    source: s,
+                                    target: t,
+                                },
+                            );
+                            appended[slot(lack)].push(fresh);
+                        } else {
+                            stats.unchanged += 1;
+                        }
+                    }
+                    Some(b) => {
+                        // `lack` deleted it since the last sync.
+                        let changed = !content_eq(item, b.get(have));
+                        if changed && dir.sends(have) {
+                            // A change beats a deletion: it goes back.
+                            ctx.record(Conflict {
+                                item_id: id.to_string(),
+                                field: None,
+                                source_value: (have == Side::Source)
+                                    .then(|| Value::Object(item.clone())),
+                                target_value: (have == Side::Target)
+                                    .then(|| Value::Object(item.clone())),
+                                base_value: Some(Value::Object(b.get(lack).clone())),
+                                winner: have,
+                            });
+                            if let Some(v) = view {
+                                let fresh = ctx.fresh(have, &v);
+                                stats.added += 1;
+                                let (s, t) = match have {
+                                    Side::Source => (item.clone(), fresh.clone()),
+                                    Side::Target => (fresh.clone(), item.clone()),
+                                };
+                                new_base.insert(
+                                    id.to_string(),
+                                    BaseEntry {
+                                        source: s,
+                                        target: t,
+                                    },
+                                );
+                                appended[slot(lack)].push(fresh);
+                            } else {
+                                stats.unchanged += 1;
+                            }
+                        } else if changed {
+                            // `have` only receives; its change stays, logged.
+                            ctx.record(Conflict {
+                                item_id: id.to_string(),
+                                field: None,
+                                source_value: (have == Side::Source)
+                                    .then(|| Value::Object(item.clone())),
+                                target_value: (have == Side::Target)
+                                    .then(|| Value::Object(item.clone())),
+                                base_value: Some(Value::Object(b.get(have).clone())),
+                                winner: have,
+                            });
+                            stats.unchanged += 1;
+                        } else if dir.sends(lack) && !input.options.no_delete {
+                            // Unchanged here, deleted there: carry the deletion.
+                            stats.deleted += 1;
+                            deletions[slot(have)] += 1;
+                            displaced.push(Displaced {
+                                side: have,
+                                item: item.clone(),
+                                deleted: true,
+                            });
+                            fates[slot(have)].insert(id.to_string(), Fate::Delete);
+                        } else {
+                            // One-way towards the side that deleted it (it stays
+                            // deleted), or --no-delete: remember the base.
+                            new_base.insert(id.to_string(), b.clone());
+                            stats.unchanged += 1;
+                        }
+                    }
+                }
+            }
+            (None, None) => unreachable!("ids come from the items"),
+        }
+    }
+
+    // Guard rails against an empty or re-pointed store.
+    if !input.options.allow_mass_delete && !input.base.is_empty() {
+        let n = input.base.len();
+        for side in [Side::Source, Side::Target] {
+            let s = ctx.side(side);
+            let gone = deletions[slot(side)];
+            let why = if s.items.is_empty() {
+                Some(format!(
+                    "domain `{}` lists no items, but the last sync saw {n}",
+                    s.domain
+                ))
+            } else if gone * 2 > n && gone > 10 {
+                Some(format!(
+                    "the sync would delete {gone} of the {n} items both domains last agreed on \
+                     from `{}`",
+                    s.domain
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::new(
+                    Code::SyncConflict,
+                    format!(
+                        "{why}; this looks like an emptied or re-pointed store, so nothing was \
+                         changed. If the deletions are intended, run again with \
+                         --allow-mass-delete (or --no-delete to keep everything)"
+                    ),
+                )
+                .with("domain", s.domain)
+                .with("deletions", gone)
+                .with("baseItems", n));
+            }
+        }
+    }
+
+    let mut out_items: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
+    let mut changed = [false, false];
+    for side in [Side::Source, Side::Target] {
+        let k = slot(side);
+        let s = ctx.side(side);
+        let mut v = Vec::with_capacity(s.items.len() + appended[k].len());
+        for it in s.items {
+            match fates[k].remove(id_of(it, idf)) {
+                None => v.push(it.clone()),
+                Some(Fate::Replace(n)) => {
+                    changed[k] = true;
+                    v.push(n);
+                }
+                Some(Fate::Delete) => changed[k] = true,
+            }
+        }
+        if !appended[k].is_empty() {
+            changed[k] = true;
+        }
+        v.append(&mut appended[k]);
+        out_items[k] = v;
+    }
+    stats.conflicts = ctx.conflicted.len();
+    let [source_items, target_items] = out_items;
+    let mut all: HashSet<&str> = source_items.iter().map(|i| id_of(i, idf)).collect();
+    all.extend(target_items.iter().map(|i| id_of(i, idf)));
+    stats.merged = all.len();
+    Ok(MergeOutput {
+        source_changed: changed[0],
+        target_changed: changed[1],
+        source_items,
+        target_items,
+        base: new_base,
+        stats,
+        conflicts: ctx.conflicts,
+        displaced,
+    })
+}

@@ -1,0 +1,888 @@
+//! The sync pipeline: one validated invocation in, one [`SyncRecord`] out.
+//!
+//! For each entity type (two at a time, as the machine has two cores): read
+//! both domains' files, validate every item against the plugin's schema, map
+//! and filter each sending side's items (and the base versions of the items
+//! it changed) through the sandboxed plugin, merge (pure), then plan the file
+//! writes. All writes of all types are committed in one transaction together
+//! with the sync record; the audit entry follows the commit point.
+//!
+//! Architecture invariant: the command line and the MCP server both call
+//! [`Host::sync`]; neither has its own sync logic. Every attempt, refused or
+//! failed ones too, leaves exactly one audit entry.
+
+use crate::audit;
+use crate::config::{Config, EntityMappings, Right};
+use crate::error::{Code, Error, Result};
+use crate::merge::{self, Base, BaseEntry, Conflict, Direction, Item, Side};
+use crate::plugin::{Plugin, Registry, Shapes};
+use crate::record::{DomainPlan, EntityResult, ErrorObject, Status, SyncRecord};
+use crate::request::{self, SyncRequest};
+use crate::store::{self, DataDir, EntityFile, Recovery, Write};
+use cds_policy::rename_fields;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where a host finds its files.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    pub mappings: PathBuf,
+    pub plugins_dir: PathBuf,
+}
+
+/// Told about each entity type as the sync works (CLI progress, MCP
+/// notifications).
+pub trait Progress: Sync {
+    fn entity_started(&self, _entity: &str, _index: usize, _total: usize) {}
+    fn entity_done(&self, _entity: &str, _result: &EntityResult) {}
+}
+
+/// No progress reporting.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// A cancellation flag a front end can raise (MCP `notifications/cancelled`).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(pub Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Everything a sync runs against.
+pub struct Host {
+    pub paths: Paths,
+    pub data: DataDir,
+    pub config: Config,
+    pub mappings: EntityMappings,
+    pub registry: Registry,
+    /// How long to wait for another sync's lock.
+    pub wait: Duration,
+}
+
+fn now_utc() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Host {
+    /// Loads the configuration and mappings and opens the plugin registry.
+    pub fn open(paths: Paths, wait: Duration) -> Result<Host> {
+        let config = Config::load(&paths.config)?;
+        let mappings = EntityMappings::load(&paths.mappings)?;
+        let data = DataDir::new(&paths.data_dir);
+        // CDS_CACHE_DIR moves the compiled-plugin cache (tests share one).
+        let cache = Some(
+            std::env::var_os("CDS_CACHE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data.cache_dir()),
+        );
+        let runtime = crate::plugin::runtime::Runtime::new(config.limits.plugin_limits(), cache)?;
+        let registry = Registry::open(runtime, &paths.plugins_dir)?;
+        Ok(Host {
+            paths,
+            data,
+            config,
+            mappings,
+            registry,
+            wait,
+        })
+    }
+
+    pub fn entity_types(&self) -> Vec<String> {
+        self.registry.entity_types()
+    }
+
+    /// The invocation schema of this installation.
+    pub fn invocation_schema(&self) -> Value {
+        crate::schema::invocation_schema(&self.config.domain_names(), &self.entity_types())
+    }
+
+    /// Appends an audit entry; the data folder must exist.
+    pub fn audit(&self, entry: Value) -> Result<()> {
+        let _guard = self.audit_lock()?;
+        audit::append(&self.data, &entry)
+    }
+
+    fn audit_lock(&self) -> Result<store::DirLock> {
+        // A lock of its own, so that refused syncs (which never take the data
+        // folder's lock) can still append safely.
+        store::lock_file(
+            &self.data.state_dir().join("audit.lock"),
+            Duration::from_secs(30),
+        )
+    }
+
+    /// Finishes a sync that a crash interrupted, auditing what was done.
+    /// The caller holds the data folder's lock.
+    pub fn recover(&self) -> Result<Recovery> {
+        let append = |dir: &DataDir, e: &Value| {
+            let _guard = self.audit_lock()?;
+            audit::append(dir, e)
+        };
+        let r = self.data.recover(&append)?;
+        let (action, id) = match &r {
+            Recovery::Nothing => return Ok(r),
+            Recovery::RolledBack { id, .. } => ("ROLLBACK", id),
+            Recovery::RolledForward { id, .. } => ("ROLLFORWARD", id),
+        };
+        tracing::warn!("an interrupted sync {id} was found: {action}");
+        self.audit(json!({
+            "timestamp": rfc3339(now_utc()),
+            "category": "CROSS_DOMAIN",
+            "action": action,
+            "syncId": id,
+            "user": request::default_user(),
+            "outcome": "success",
+            "reason": "the previous invocation was interrupted during its commit",
+        }))?;
+        Ok(r)
+    }
+
+    /// Runs one sync from the JSON form of an invocation. Never fails: a
+    /// failure is a record with `status: failed`, audited like a success.
+    pub fn sync(
+        &self,
+        raw: &Value,
+        fallback_user: &str,
+        progress: &dyn Progress,
+        cancel: &Cancel,
+    ) -> SyncRecord {
+        let started = Instant::now();
+        let now = now_utc();
+        let mut ctx = Attempt {
+            now,
+            started,
+            sync_id: None,
+            req: None,
+        };
+        let result = self.try_sync(raw, fallback_user, progress, cancel, &mut ctx);
+        match result {
+            Ok(rec) => rec,
+            Err(e) => self.failed(raw, fallback_user, &ctx, e),
+        }
+    }
+
+    fn failed(&self, raw: &Value, fallback_user: &str, ctx: &Attempt, e: Error) -> SyncRecord {
+        let s = |k: &str| raw.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let req = ctx.req.as_ref();
+        let sync_id = ctx
+            .sync_id
+            .clone()
+            .unwrap_or_else(|| self.allocate_id(ctx.now));
+        let record = SyncRecord {
+            sync_id,
+            timestamp: rfc3339(ctx.now),
+            source_domain: req
+                .map(|r| r.source.name.clone())
+                .unwrap_or_else(|| s("source")),
+            target_domain: req
+                .map(|r| r.target.name.clone())
+                .unwrap_or_else(|| s("target")),
+            entities: req.map(|r| r.entities.clone()).unwrap_or_else(|| {
+                raw.get("entities")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }),
+            sync_direction: req
+                .map(|r| r.direction.as_str().to_string())
+                .unwrap_or_else(|| {
+                    raw.get("direction")
+                        .and_then(Value::as_str)
+                        .unwrap_or(Direction::SourceToTarget.as_str())
+                        .to_string()
+                }),
+            user: req.map(|r| r.user.clone()).unwrap_or_else(|| {
+                raw.get("user")
+                    .and_then(Value::as_str)
+                    .unwrap_or(fallback_user)
+                    .to_string()
+            }),
+            session: req
+                .map(|r| r.session.clone())
+                .unwrap_or_else(|| s("session")),
+            dry_run: raw.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
+            duration_ms: ctx.started.elapsed().as_millis() as u64,
+            results: BTreeMap::new(),
+            plan: BTreeMap::new(),
+            errors: vec![ErrorObject::from(&e)],
+            status: Status::Failed,
+        };
+        if self.data.root.is_dir() {
+            let entry = self.audit_entry(&record, &BTreeMap::new());
+            if let Err(ae) = self.audit(entry) {
+                tracing::error!("cannot audit the failed sync {}: {ae}", record.sync_id);
+            }
+        }
+        record
+    }
+
+    /// `sync-YYYYMMDD-HHMMSS`, with `-2`, `-3`, ... when taken.
+    fn allocate_id(&self, now: chrono::DateTime<chrono::Utc>) -> String {
+        let base = format!("sync-{}", now.format("%Y%m%d-%H%M%S"));
+        static LAST: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let mut issued = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = |id: &str| {
+            issued.iter().any(|i| i == id)
+                || self.data.record_path(id).exists()
+                || self.data.backups_dir(id).exists()
+                || self.data.conflicts_path(id).exists()
+        };
+        let mut id = base.clone();
+        let mut n = 1;
+        while taken(&id) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        issued.push(id.clone());
+        if issued.len() > 64 {
+            issued.remove(0);
+        }
+        id
+    }
+
+    fn audit_entry(&self, rec: &SyncRecord, plugins: &BTreeMap<String, String>) -> Value {
+        // Counts and ids only: error messages may quote data, so only their
+        // codes and locations go into the trail.
+        let errors: Vec<Value> = rec
+            .errors
+            .iter()
+            .map(|e| {
+                let mut m = Map::new();
+                m.insert("code".into(), json!(e.code));
+                for k in [
+                    "file", "index", "id", "path", "paths", "plugin", "domain", "entity",
+                ] {
+                    if let Some(v) = e.details.get(k) {
+                        m.insert(k.into(), v.clone());
+                    }
+                }
+                Value::Object(m)
+            })
+            .collect();
+        json!({
+            "timestamp": rec.timestamp,
+            "category": "CROSS_DOMAIN",
+            "action": "DATA_SYNC",
+            "syncId": rec.sync_id,
+            "user": rec.user,
+            "session": rec.session,
+            "sourceDomain": rec.source_domain,
+            "targetDomain": rec.target_domain,
+            "entityTypes": rec.entities,
+            "syncDirection": rec.sync_direction,
+            "dryRun": rec.dry_run,
+            "outcome": rec.status,
+            "results": rec.results,
+            "errors": errors,
+            "plugins": plugins,
+            "durationMs": rec.duration_ms,
+        })
+    }
+
+    fn check_permissions(&self, req: &SyncRequest) -> Result<()> {
+        for side in [Side::Source, Side::Target] {
+            let domain = match side {
+                Side::Source => &req.source.name,
+                Side::Target => &req.target.name,
+            };
+            let mut needed = Vec::new();
+            if req.direction.sends(side) {
+                needed.push(Right::Read);
+            }
+            if req.direction.sends(side.other()) {
+                needed.push(Right::Write);
+            }
+            for right in needed {
+                if !self.config.allows(&req.user, domain, right) {
+                    let word = match right {
+                        Right::Read => "read",
+                        Right::Write => "write",
+                    };
+                    return Err(Error::new(
+                        Code::PermissionDenied,
+                        format!(
+                            "user `{}` may not {word} domain `{domain}`, which a {} sync from \
+                             `{}` to `{}` needs; an administrator can grant it in `{}` at \
+                             $.users.{}.{domain}",
+                            req.user,
+                            req.direction.as_str(),
+                            req.source.name,
+                            req.target.name,
+                            self.paths.config.display(),
+                            req.user
+                        ),
+                    )
+                    .with("domain", domain.as_str())
+                    .with("user", req.user.as_str())
+                    .with("right", word));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn try_sync(
+        &self,
+        raw: &Value,
+        fallback_user: &str,
+        progress: &dyn Progress,
+        cancel: &Cancel,
+        ctx: &mut Attempt,
+    ) -> Result<SyncRecord> {
+        let req = request::resolve(
+            raw,
+            &self.config,
+            &self.entity_types(),
+            &self.paths.data_dir,
+            fallback_user,
+        )?;
+        ctx.req = Some(req.clone());
+        self.check_permissions(&req)?;
+        let limits = &self.config.limits;
+        let deadline = ctx.started + Duration::from_secs(limits.timeout_seconds);
+        let _lock = self.data.lock(self.wait)?;
+        self.recover()?;
+        let sync_id = self.allocate_id(ctx.now);
+        ctx.sync_id = Some(sync_id.clone());
+        let stamp = rfc3339(ctx.now);
+        let check_time = |stage: &str| -> Result<()> {
+            if cancel.is_cancelled() {
+                return Err(Error::new(
+                    Code::Timeout,
+                    format!("the sync was cancelled by the caller {stage}; nothing was changed"),
+                )
+                .with("cancelled", true));
+            }
+            if Instant::now() > deadline {
+                return Err(Error::new(
+                    Code::Timeout,
+                    format!(
+                        "the sync ran past its limit of {} s {stage} and was rolled back; \
+                         nothing was changed. Sync fewer entity types at once, or raise \
+                         limits.timeoutSeconds in the configuration",
+                        limits.timeout_seconds
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        check_time("before it started")?;
+
+        // Plan every entity type, two at a time.
+        let bytes_read = AtomicU64::new(0);
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<Result<EntityPlan>>>> =
+            Mutex::new((0..req.entities.len()).map(|_| None).collect());
+        let failed = AtomicBool::new(false);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 4)
+            .min(req.entities.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        if i >= req.entities.len() || failed.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let entity = &req.entities[i];
+                        progress.entity_started(entity, i, req.entities.len());
+                        let r = check_time(&format!("while syncing {entity}")).and_then(|()| {
+                            self.plan_entity(&req, entity, &stamp, &bytes_read, deadline)
+                        });
+                        match &r {
+                            Ok(p) => progress.entity_done(entity, &p.result),
+                            Err(_) => failed.store(true, Ordering::SeqCst),
+                        }
+                        results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                    }
+                });
+            }
+        });
+        let mut plans = Vec::with_capacity(req.entities.len());
+        for r in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            match r {
+                Some(Ok(p)) => plans.push(p),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        check_time("before its commit")?;
+
+        let plugins = self.registry.digests(&req.entities);
+        let mut record = SyncRecord {
+            sync_id: sync_id.clone(),
+            timestamp: stamp.clone(),
+            source_domain: req.source.name.clone(),
+            target_domain: req.target.name.clone(),
+            entities: req.entities.clone(),
+            sync_direction: req.direction.as_str().into(),
+            user: req.user.clone(),
+            session: req.session.clone(),
+            dry_run: req.dry_run,
+            duration_ms: 0,
+            results: plans.iter().map(|p| (p.entity.clone(), p.result)).collect(),
+            plan: BTreeMap::new(),
+            errors: Vec::new(),
+            status: if req.dry_run {
+                Status::DryRun
+            } else {
+                Status::Success
+            },
+        };
+        if req.dry_run {
+            record.plan = plans
+                .iter_mut()
+                .map(|p| (p.entity.clone(), std::mem::take(&mut p.plan)))
+                .collect();
+            record.duration_ms = ctx.started.elapsed().as_millis() as u64;
+            self.audit(self.audit_entry(&record, &plugins))?;
+            return Ok(record);
+        }
+
+        let mut writes: Vec<Write> = Vec::new();
+        let mut conflicts = Vec::new();
+        for p in &mut plans {
+            writes.append(&mut p.writes);
+            for c in p.conflicts.drain(..) {
+                conflicts.push((p.entity.clone(), c));
+            }
+        }
+        if !conflicts.is_empty() {
+            let entries: Vec<Value> = conflicts
+                .iter()
+                .enumerate()
+                .map(|(n, (entity, c))| {
+                    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+                    v["id"] = json!(format!("{sync_id}:{}", n + 1));
+                    v["entity"] = json!(entity);
+                    v["sourceDomain"] = json!(req.source.name);
+                    v["targetDomain"] = json!(req.target.name);
+                    v
+                })
+                .collect();
+            writes.push(Write {
+                path: self.data.conflicts_path(&sync_id),
+                content: Some(store::to_pretty(&json!({
+                    "syncId": sync_id,
+                    "conflicts": entries,
+                }))),
+            });
+        }
+        record.duration_ms = ctx.started.elapsed().as_millis() as u64;
+        writes.push(Write {
+            path: self.data.record_path(&sync_id),
+            content: Some(store::to_pretty(&record)),
+        });
+        let entry = self.audit_entry(&record, &plugins);
+        let append = |dir: &DataDir, e: &Value| {
+            let _guard = self.audit_lock()?;
+            audit::append(dir, e)
+        };
+        self.data.commit(&sync_id, &writes, Some(entry), &append)?;
+        Ok(record)
+    }
+
+    fn base_path(&self, req: &SyncRequest, entity: &str) -> PathBuf {
+        let mut pair = [req.source.name.as_str(), req.target.name.as_str()];
+        pair.sort();
+        self.data.base_path(&pair.join("+"), entity)
+    }
+
+    fn plan_entity(
+        &self,
+        req: &SyncRequest,
+        entity: &str,
+        stamp: &str,
+        bytes_read: &AtomicU64,
+        deadline: Instant,
+    ) -> Result<EntityPlan> {
+        let plugin = self.registry.get(entity)?;
+        let limits = &self.config.limits;
+        let file_of = |d: &request::Domain| d.dir.join(format!("{entity}.json"));
+        let (src_path, tgt_path) = (file_of(&req.source), file_of(&req.target));
+        let mut sides = Vec::with_capacity(2);
+        for (domain, path) in [(&req.source, &src_path), (&req.target, &tgt_path)] {
+            let file = self.data.read_entity(path, entity)?;
+            let total =
+                bytes_read.fetch_add(file.bytes as u64, Ordering::SeqCst) + file.bytes as u64;
+            if total > limits.max_bytes_per_sync {
+                return Err(Error::new(
+                    Code::LimitExceeded,
+                    format!(
+                        "the sync reads more than {} bytes (limits.maxBytesPerSync); reached at \
+                         `{}`. Sync fewer entity types at once or raise the limit",
+                        limits.max_bytes_per_sync,
+                        path.display()
+                    ),
+                )
+                .with("file", path.display().to_string()));
+            }
+            if file.items.len() > limits.max_items_per_type {
+                return Err(Error::new(
+                    Code::LimitExceeded,
+                    format!(
+                        "`{}` holds {} items, more than the limit of {} per entity type \
+                         (limits.maxItemsPerType)",
+                        path.display(),
+                        file.items.len(),
+                        limits.max_items_per_type
+                    ),
+                )
+                .with("file", path.display().to_string()));
+            }
+            let fields = self.mappings.fields(&domain.name, entity);
+            validate_items(&plugin, entity, path, &file.items, &fields)?;
+            sides.push((file, fields));
+        }
+        store::faults::delay();
+        let (tgt, tgt_fields) = sides.pop().unwrap_or_else(|| unreachable!());
+        let (src, src_fields) = sides.pop().unwrap_or_else(|| unreachable!());
+        let base = self.load_base(req, entity)?;
+        let idf = plugin.id_field().to_string();
+
+        // What each sending side's items (and changed base items) look like
+        // on the other side.
+        let mut withheld = 0;
+        let mut redacted = 0;
+        let mut views: [Vec<Option<Item>>; 2] = [Vec::new(), Vec::new()];
+        let mut base_views: [HashMap<String, Option<Item>>; 2] = [HashMap::new(), HashMap::new()];
+        for (side, from, to, items, from_fields, to_fields) in [
+            (
+                Side::Source,
+                &req.source,
+                &req.target,
+                &src.items,
+                &src_fields,
+                &tgt_fields,
+            ),
+            (
+                Side::Target,
+                &req.target,
+                &req.source,
+                &tgt.items,
+                &tgt_fields,
+                &src_fields,
+            ),
+        ] {
+            if !req.direction.sends(side) {
+                continue;
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            let policy = self
+                .config
+                .policy(&from.name, &to.name, entity)
+                .renamed(|f| {
+                    to_fields
+                        .iter()
+                        .find(|(c, _)| c == f)
+                        .map(|(_, l)| l.clone())
+                        .unwrap_or_else(|| f.to_string())
+                });
+            let shapes = Shapes {
+                from_domain: &from.name,
+                to_domain: &to.name,
+                from_fields,
+                to_fields,
+            };
+            let refs: Vec<&Item> = items.iter().collect();
+            let crossed = plugin.map_filter(&self.registry.runtime, &shapes, &policy, &refs)?;
+            withheld += crossed.withheld;
+            redacted += crossed.redacted_fields;
+            let k = side as usize;
+            views[k] = crossed.items;
+            let needing = merge::base_items_needing_views(items, &base, side, &idf);
+            if !needing.is_empty() {
+                let crossed =
+                    plugin.map_filter(&self.registry.runtime, &shapes, &policy, &needing)?;
+                base_views[k] = needing
+                    .iter()
+                    .zip(crossed.items)
+                    .map(|(b, v)| (merge_id(b, &idf), v))
+                    .collect();
+            }
+        }
+        let input = merge::MergeInput {
+            source: merge::SideInput {
+                domain: &req.source.name,
+                items: &src.items,
+                views: &views[0],
+                base_views: &base_views[0],
+            },
+            target: merge::SideInput {
+                domain: &req.target.name,
+                items: &tgt.items,
+                views: &views[1],
+                base_views: &base_views[1],
+            },
+            base: &base,
+            direction: req.direction,
+            options: merge::Options {
+                no_delete: req.no_delete,
+                allow_mass_delete: req.allow_mass_delete,
+            },
+            id_field: &idf,
+            stamp,
+        };
+        let out = merge::merge(&input).map_err(|e| e.with("entity", entity))?;
+        let result = EntityResult {
+            source_count: src.items.len(),
+            target_count: tgt.items.len(),
+            merged_count: out.stats.merged,
+            conflicts: out.stats.conflicts,
+            added: out.stats.added,
+            updated: out.stats.updated,
+            deleted: out.stats.deleted,
+            unchanged: out.stats.unchanged,
+            withheld,
+            redacted_fields: redacted,
+        };
+        let mut plan = BTreeMap::new();
+        if req.dry_run {
+            plan.insert(
+                req.source.name.clone(),
+                domain_plan(&src.items, &out.source_items, &idf),
+            );
+            plan.insert(
+                req.target.name.clone(),
+                domain_plan(&tgt.items, &out.target_items, &idf),
+            );
+        }
+        let mut writes = Vec::new();
+        for (changed, path, file, items) in [
+            (out.source_changed, &src_path, &src, out.source_items),
+            (out.target_changed, &tgt_path, &tgt, out.target_items),
+        ] {
+            if changed {
+                let new = EntityFile {
+                    items,
+                    rest: file.rest.clone(),
+                    existed: file.existed,
+                    bytes: 0,
+                };
+                writes.push(Write {
+                    path: path.clone(),
+                    content: Some(store::encode_entity_file(entity, &new)),
+                });
+            }
+        }
+        if out.base != base {
+            writes.push(Write {
+                path: self.base_path(req, entity),
+                content: Some(encode_base(req, entity, &out.base)),
+            });
+        }
+        Ok(EntityPlan {
+            entity: entity.to_string(),
+            result,
+            writes,
+            conflicts: out.conflicts,
+            plan,
+        })
+    }
+
+    /// The stored base of this pair of domains and entity type, oriented as
+    /// (source, target) of this request.
+    fn load_base(&self, req: &SyncRequest, entity: &str) -> Result<Base> {
+        let path = self.base_path(req, entity);
+        let Some(bytes) = store::read_optional(&path)? else {
+            return Ok(Base::new());
+        };
+        let damaged = |why: String| {
+            Error::new(
+                Code::StorageError,
+                format!(
+                    "the sync state `{}` is damaged ({why}); move it away to start afresh (the \
+                     next sync then deletes nothing and treats differences as conflicts)",
+                    path.display()
+                ),
+            )
+            .with("file", path.display().to_string())
+        };
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
+        let items = v
+            .get("items")
+            .and_then(Value::as_array)
+            .ok_or_else(|| damaged("no `items` array".into()))?;
+        let mut base = Base::new();
+        for it in items {
+            let get = |d: &str| it.get(d).and_then(Value::as_object).cloned();
+            let (Some(id), Some(s), Some(t)) = (
+                it.get("id").and_then(Value::as_str),
+                get(&req.source.name),
+                get(&req.target.name),
+            ) else {
+                return Err(damaged("an entry lacks its id or a domain's item".into()));
+            };
+            base.insert(
+                id.to_string(),
+                BaseEntry {
+                    source: s,
+                    target: t,
+                },
+            );
+        }
+        Ok(base)
+    }
+}
+
+fn merge_id(item: &Item, id_field: &str) -> String {
+    item.get(id_field)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+fn encode_base(req: &SyncRequest, entity: &str, base: &Base) -> Vec<u8> {
+    let items: Vec<Value> = base
+        .iter()
+        .map(|(id, e)| {
+            let mut m = Map::new();
+            m.insert("id".into(), json!(id));
+            m.insert(req.source.name.clone(), Value::Object(e.source.clone()));
+            m.insert(req.target.name.clone(), Value::Object(e.target.clone()));
+            Value::Object(m)
+        })
+        .collect();
+    // Compact: this file is the host's own state, not for reading.
+    let mut v = serde_json::to_vec(&json!({
+        "version": 1,
+        "entity": entity,
+        "items": items,
+    }))
+    .unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+fn domain_plan(before: &[Item], after: &[Item], idf: &str) -> DomainPlan {
+    let b: HashMap<String, &Item> = before.iter().map(|i| (merge_id(i, idf), i)).collect();
+    let a: HashMap<String, &Item> = after.iter().map(|i| (merge_id(i, idf), i)).collect();
+    let mut plan = DomainPlan::default();
+    for i in after {
+        let id = merge_id(i, idf);
+        match b.get(&id) {
+            None => plan.added.push(id),
+            Some(old) if *old != i => plan.updated.push(id),
+            _ => {}
+        }
+    }
+    for i in before {
+        let id = merge_id(i, idf);
+        if !a.contains_key(&id) {
+            plan.deleted.push(id);
+        }
+    }
+    plan
+}
+
+/// Validates every item of one file (in canonical names); the first fault is
+/// a `DATA_FORMAT_INVALID` naming the file, index, id and JSON path. The same
+/// id twice is a `SYNC_CONFLICT`.
+fn validate_items(
+    plugin: &Plugin,
+    entity: &str,
+    path: &Path,
+    items: &[Item],
+    fields: &[(String, String)],
+) -> Result<()> {
+    let to_canonical: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(c, l)| (l.as_str(), c.as_str()))
+        .collect();
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let faults = if to_canonical.is_empty() {
+            plugin.validate(&Value::Object(item.clone()))
+        } else {
+            plugin.validate(&Value::Object(rename_fields(item.clone(), &to_canonical)))
+        };
+        let id = item.get(plugin.id_field()).and_then(Value::as_str);
+        if let Some(f) = faults.first() {
+            let at = format!("$.{entity}[{i}]{}", &f.path[1..]);
+            let who = match id {
+                Some(id) => format!("item {i} (id `{id}`)"),
+                None => format!("item {i} (no id)"),
+            };
+            let mut err = Error::new(
+                Code::DataFormatInvalid,
+                format!(
+                    "`{}`: {who} breaks the `{entity}` schema at {at}: {}",
+                    path.display(),
+                    f.message
+                ),
+            )
+            .with("file", path.display().to_string())
+            .with("index", i)
+            .with("path", at)
+            .with("entity", entity);
+            if let Some(id) = id {
+                err = err.with("id", id);
+            }
+            if faults.len() > 1 {
+                err = err.with_help(format!("{} more faults in this item", faults.len() - 1));
+            }
+            err = err.with_help("Fix the item and run the sync again; nothing was written.");
+            return Err(err);
+        }
+        if let Some(id) = id
+            && let Some(first) = seen.insert(id, i)
+        {
+            return Err(Error::new(
+                Code::SyncConflict,
+                format!(
+                    "`{}`: items {first} and {i} both have the id `{id}`; the host cannot tell \
+                     which is real. Give one of them a new id",
+                    path.display()
+                ),
+            )
+            .with("file", path.display().to_string())
+            .with("index", i)
+            .with("id", id)
+            .with("entity", entity));
+        }
+    }
+    Ok(())
+}
+
+/// One entity type's part of a sync.
+struct EntityPlan {
+    entity: String,
+    result: EntityResult,
+    writes: Vec<Write>,
+    conflicts: Vec<Conflict>,
+    plan: BTreeMap<String, DomainPlan>,
+}
+
+/// What is known of an attempt so far, for its failure record.
+struct Attempt {
+    now: chrono::DateTime<chrono::Utc>,
+    started: Instant,
+    sync_id: Option<String>,
+    req: Option<SyncRequest>,
+}

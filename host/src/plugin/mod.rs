@@ -1,0 +1,699 @@
+//! Entity plugins: the sandbox runtime ([`runtime`]), the set of plugins a sync
+//! can use ([`Registry`]: the built-in ones embedded in the binary plus those
+//! installed under `plugins/` and pinned in `plugins/plugins.lock`), and the
+//! checked batch calls ([`Plugin::map_filter`]) that re-verify what a plugin
+//! returns before the host trusts it.
+//!
+//! Architecture invariant: nothing a plugin returns reaches the merge before
+//! the host has checked it: same ids in the same order from `map`, every input
+//! id either kept or withheld by `filter`, and the policy's generic rules
+//! (withheld categories, stripped fields, reductions) holding on every kept
+//! item.
+
+pub mod runtime;
+
+use crate::error::{Code, Error, Result};
+use cds_policy::{Item, Policy};
+use runtime::{Instance, Runtime};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+}
+
+/// The built-in entity types, in the order syncs process them.
+pub fn builtin_names() -> Vec<&'static str> {
+    builtin::BUILTINS.iter().map(|b| b.0).collect()
+}
+
+/// Largest batch sent in one call, in bytes of JSON (keeps every call far
+/// below the memory cap) and in items.
+const BATCH_BYTES: usize = 4 << 20;
+const BATCH_ITEMS: usize = 5_000;
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Origin {
+    BuiltIn,
+    Installed { file: String },
+}
+
+/// What `plugins list` shows of one plugin.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginInfo {
+    pub entity_type: String,
+    pub plugin_version: String,
+    pub interface_version: String,
+    pub sha256: String,
+    pub origin: Origin,
+    pub id_field: String,
+}
+
+/// `plugins/plugins.lock`: the installed plugins and their digests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockFile {
+    pub version: u32,
+    pub plugins: Vec<LockEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockEntry {
+    pub entity_type: String,
+    pub file: String,
+    pub sha256: String,
+    pub plugin_version: String,
+    pub interface_version: String,
+    pub installed_at: String,
+}
+
+/// A loaded, checked plugin.
+pub struct Plugin {
+    pub info: PluginInfo,
+    pub instance: Instance,
+    pub schema: Value,
+    validator: jsonschema::Validator,
+    /// Pairs of fields whose values must not decrease (e.g. start ≤ end),
+    /// from the schema's `x-cds-ordered` annotation.
+    ordered: Vec<(String, String)>,
+}
+
+/// A field of an item that breaks the item schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaFault {
+    pub path: String,
+    pub message: String,
+}
+
+/// Items after map and filter, aligned with the input.
+#[derive(Debug, Clone, Default)]
+pub struct Crossed {
+    /// `None` where the policy withheld the item.
+    pub items: Vec<Option<Item>>,
+    pub withheld: usize,
+    pub redacted_fields: u64,
+}
+
+/// The field renames between two domains' shapes.
+pub struct Shapes<'a> {
+    pub from_domain: &'a str,
+    pub to_domain: &'a str,
+    /// `(canonical, local)` pairs of the sending domain.
+    pub from_fields: &'a [(String, String)],
+    /// `(canonical, local)` pairs of the receiving domain.
+    pub to_fields: &'a [(String, String)],
+}
+
+fn item_id<'a>(item: &'a Item, id_field: &str) -> &'a str {
+    item.get(id_field).and_then(Value::as_str).unwrap_or("")
+}
+
+fn is_valid_entity_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 64
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+}
+
+impl Plugin {
+    /// Checks a plugin's self-description and compiles its item schema.
+    fn new(
+        runtime: &Runtime,
+        instance: Instance,
+        sha256: String,
+        origin: Origin,
+    ) -> Result<Plugin> {
+        let d = runtime.describe(&instance)?;
+        let name = instance.name.clone();
+        if !is_valid_entity_name(&d.entity_type) {
+            return Err(Error::plugin(
+                &name,
+                format!(
+                    "describes its entity type as `{}`; an entity type is 1-64 characters of \
+                     a-z, 0-9, `_` and `-`, starting with a letter",
+                    d.entity_type
+                ),
+            ));
+        }
+        if !runtime::ACCEPTED_INTERFACE_VERSIONS.contains(&d.interface_version.as_str()) {
+            return Err(Error::plugin(
+                &name,
+                format!(
+                    "says it implements interface version {}, but this host accepts {} only",
+                    d.interface_version,
+                    runtime::accepted_list()
+                ),
+            ));
+        }
+        if semver::Version::parse(&d.plugin_version).is_err() {
+            return Err(Error::plugin(
+                &name,
+                format!("has version `{}`, which is not semver", d.plugin_version),
+            ));
+        }
+        let schema: Value = serde_json::from_str(&d.item_schema).map_err(|e| {
+            Error::plugin(
+                &name,
+                format!("describes an item schema that is not JSON: {e}"),
+            )
+        })?;
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&schema)
+            .map_err(|e| Error::plugin(&name, format!("describes an invalid item schema: {e}")))?;
+        let required: Vec<&str> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for field in [d.id_field.as_str(), "lastModified"] {
+            if !required.contains(&field) {
+                return Err(Error::plugin(
+                    &name,
+                    format!("item schema must require `{field}`"),
+                ));
+            }
+        }
+        let ordered = schema
+            .get("x-cds-ordered")
+            .and_then(Value::as_array)
+            .map(|pairs| {
+                pairs
+                    .iter()
+                    .filter_map(|p| {
+                        let a = p.get(0)?.as_str()?;
+                        let b = p.get(1)?.as_str()?;
+                        Some((a.to_string(), b.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut instance = instance;
+        instance.name = d.entity_type.clone();
+        Ok(Plugin {
+            info: PluginInfo {
+                entity_type: d.entity_type,
+                plugin_version: d.plugin_version,
+                interface_version: d.interface_version,
+                sha256,
+                origin,
+                id_field: d.id_field,
+            },
+            instance,
+            schema,
+            validator,
+            ordered,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.info.entity_type
+    }
+
+    pub fn id_field(&self) -> &str {
+        &self.info.id_field
+    }
+
+    /// Validates one item (canonical names) against the item schema; returns
+    /// every fault with its JSON path.
+    pub fn validate(&self, item: &Value) -> Vec<SchemaFault> {
+        let mut faults: Vec<SchemaFault> = self
+            .validator
+            .iter_errors(item)
+            .map(|e| SchemaFault {
+                path: json_path(&e.instance_path().to_string()),
+                message: e.to_string(),
+            })
+            .collect();
+        if faults.is_empty() {
+            for (a, b) in &self.ordered {
+                let (Some(x), Some(y)) = (
+                    item.get(a).and_then(Value::as_str),
+                    item.get(b).and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                if let (Ok(x), Ok(y)) = (
+                    chrono::DateTime::parse_from_rfc3339(x),
+                    chrono::DateTime::parse_from_rfc3339(y),
+                ) && y < x
+                {
+                    faults.push(SchemaFault {
+                        path: format!("$.{b}"),
+                        message: format!("`{b}` ({y}) is before `{a}` ({x})"),
+                    });
+                }
+            }
+        }
+        faults
+    }
+
+    /// Maps `items` into the receiving shape and filters them through
+    /// `policy` (receiving-shape names), checking everything the plugin
+    /// returns.
+    pub fn map_filter(
+        &self,
+        runtime: &Runtime,
+        shapes: &Shapes<'_>,
+        policy: &Policy,
+        items: &[&Item],
+    ) -> Result<Crossed> {
+        let mut out = Crossed {
+            items: Vec::with_capacity(items.len()),
+            ..Crossed::default()
+        };
+        let renames = |pairs: &[(String, String)]| -> Vec<runtime::Rename> {
+            pairs
+                .iter()
+                .map(|(c, l)| runtime::Rename {
+                    canonical: c.clone(),
+                    local: l.clone(),
+                })
+                .collect()
+        };
+        let from_fields = renames(shapes.from_fields);
+        let to_fields = renames(shapes.to_fields);
+        let policy_json = serde_json::to_string(policy)
+            .map_err(|e| Error::new(Code::PluginError, format!("cannot encode policy: {e}")))?;
+        let encoded: Vec<String> = items
+            .iter()
+            .map(|i| serde_json::to_string(i).unwrap_or_default())
+            .collect();
+        let mut start = 0;
+        while start < items.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < items.len() && end - start < BATCH_ITEMS {
+                if end > start && bytes + encoded[end].len() > BATCH_BYTES {
+                    break;
+                }
+                bytes += encoded[end].len();
+                end += 1;
+            }
+            self.map_filter_chunk(
+                runtime,
+                shapes,
+                (&from_fields, &to_fields),
+                (policy, &policy_json),
+                &items[start..end],
+                &encoded[start..end],
+                &mut out,
+            )?;
+            start = end;
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn map_filter_chunk(
+        &self,
+        runtime: &Runtime,
+        shapes: &Shapes<'_>,
+        (from_fields, to_fields): (&[runtime::Rename], &[runtime::Rename]),
+        (policy, policy_json): (&Policy, &str),
+        items: &[&Item],
+        encoded: &[String],
+        out: &mut Crossed,
+    ) -> Result<()> {
+        let name = self.name();
+        let idf = self.id_field();
+        let mapped = runtime.map_batch(
+            &self.instance,
+            &runtime::MapRequest {
+                from_domain: shapes.from_domain.into(),
+                to_domain: shapes.to_domain.into(),
+                from_fields: from_fields.to_vec(),
+                to_fields: to_fields.to_vec(),
+                items: encoded.to_vec(),
+            },
+        )?;
+        if mapped.len() != items.len() {
+            return Err(Error::plugin(
+                name,
+                format!(
+                    "returned {} items from `map-batch` for {} given; a plugin may not drop or \
+                     invent items",
+                    mapped.len(),
+                    items.len()
+                ),
+            ));
+        }
+        let mut mapped_items = Vec::with_capacity(mapped.len());
+        for (i, (s, input)) in mapped.iter().zip(items).enumerate() {
+            let item = parse_returned(name, "map-batch", i, s)?;
+            let (want, got) = (item_id(input, idf), item_id(&item, idf));
+            if want != got {
+                return Err(Error::plugin(
+                    name,
+                    format!(
+                        "changed the id of item {i} in `map-batch` from `{want}` to `{got}`; ids \
+                         must come back as given, in the same order"
+                    ),
+                )
+                .with("index", i));
+            }
+            mapped_items.push(item);
+        }
+        let filtered = runtime.filter_batch(
+            &self.instance,
+            &runtime::FilterRequest {
+                from_domain: shapes.from_domain.into(),
+                to_domain: shapes.to_domain.into(),
+                policy: policy_json.to_string(),
+                items: mapped.clone(),
+            },
+        )?;
+        // Every input id is either kept (in order) or withheld, exactly once.
+        let withheld: HashSet<&str> = filtered.withheld.iter().map(String::as_str).collect();
+        if withheld.len() != filtered.withheld.len() {
+            return Err(Error::plugin(
+                name,
+                "listed an id twice as withheld in `filter-batch`",
+            ));
+        }
+        let input_ids: HashSet<&str> = mapped_items.iter().map(|i| item_id(i, idf)).collect();
+        if let Some(bad) = filtered
+            .withheld
+            .iter()
+            .find(|w| !input_ids.contains(w.as_str()))
+        {
+            return Err(Error::plugin(
+                name,
+                format!("withheld an id it was not given in `filter-batch`: `{bad}`"),
+            ));
+        }
+        let mut kept = filtered.kept.iter().enumerate();
+        let mut withheld_here = 0;
+        for input in &mapped_items {
+            let id = item_id(input, idf);
+            if withheld.contains(id) {
+                out.items.push(None);
+                withheld_here += 1;
+                continue;
+            }
+            let Some((k, s)) = kept.next() else {
+                return Err(Error::plugin(
+                    name,
+                    format!(
+                        "dropped item `{id}` in `filter-batch`: it was neither kept nor withheld"
+                    ),
+                )
+                .with("id", id));
+            };
+            let item = parse_returned(name, "filter-batch", k, s)?;
+            let got = item_id(&item, idf);
+            if got != id {
+                return Err(Error::plugin(
+                    name,
+                    format!(
+                        "returned `{got}` where `{id}` was expected in `filter-batch`; kept items \
+                         must keep their ids and order"
+                    ),
+                )
+                .with("id", id));
+            }
+            if let Err(v) = policy.check(input, &item, idf) {
+                return Err(Error::plugin(
+                    name,
+                    format!(
+                        "broke the {}->{} policy on item `{}`: {}",
+                        shapes.from_domain, shapes.to_domain, v.id, v.what
+                    ),
+                )
+                .with("id", v.id));
+            }
+            out.items.push(Some(item));
+        }
+        if let Some((_, s)) = kept.next() {
+            let extra = serde_json::from_str::<Item>(s)
+                .ok()
+                .map(|i| item_id(&i, idf).to_string())
+                .unwrap_or_default();
+            return Err(Error::plugin(
+                name,
+                format!("returned an item it was not given in `filter-batch`: `{extra}`"),
+            ));
+        }
+        out.withheld += withheld_here;
+        out.redacted_fields += filtered.redacted_fields;
+        Ok(())
+    }
+}
+
+fn parse_returned(plugin: &str, call: &str, i: usize, s: &str) -> Result<Item> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Error::plugin(
+            plugin,
+            format!("returned item {i} from `{call}` that is not a JSON object"),
+        )),
+        Err(e) => Err(Error::plugin(
+            plugin,
+            format!("returned malformed JSON for item {i} from `{call}`: {e}"),
+        )),
+    }
+}
+
+/// `/a/0/b` → `$.a[0].b`.
+pub fn json_path(pointer: &str) -> String {
+    let mut out = String::from("$");
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else if seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !seg.is_empty() {
+            out.push('.');
+            out.push_str(&seg);
+        } else {
+            out.push_str(&format!("[{}]", Value::String(seg)));
+        }
+    }
+    out
+}
+
+/// The plugins a sync can use.
+pub struct Registry {
+    pub runtime: Runtime,
+    plugins_dir: PathBuf,
+    lock: LockFile,
+    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+}
+
+impl Registry {
+    pub fn open(runtime: Runtime, plugins_dir: &Path) -> Result<Registry> {
+        let lock = read_lock(plugins_dir)?;
+        Ok(Registry {
+            runtime,
+            plugins_dir: plugins_dir.to_path_buf(),
+            lock,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Every entity type a sync can name: built-in, then installed.
+    pub fn entity_types(&self) -> Vec<String> {
+        builtin_names()
+            .into_iter()
+            .map(String::from)
+            .chain(self.lock.plugins.iter().map(|p| p.entity_type.clone()))
+            .collect()
+    }
+
+    pub fn lock(&self) -> &LockFile {
+        &self.lock
+    }
+
+    /// Loads (once) the plugin for `entity`.
+    pub fn get(&self, entity: &str) -> Result<Arc<Plugin>> {
+        if let Some(p) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(entity)
+        {
+            return Ok(p.clone());
+        }
+        let plugin = Arc::new(self.load(entity)?);
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(entity.to_string(), plugin.clone());
+        Ok(plugin)
+    }
+
+    fn load(&self, entity: &str) -> Result<Plugin> {
+        if let Some((_, bytes, digest)) = builtin::BUILTINS.iter().find(|b| b.0 == entity) {
+            let inst = self.runtime.load(entity, bytes, digest)?;
+            return Plugin::new(&self.runtime, inst, digest.to_string(), Origin::BuiltIn);
+        }
+        let Some(entry) = self.lock.plugins.iter().find(|p| p.entity_type == entity) else {
+            return Err(Error::new(
+                Code::EntityTypeUnsupported,
+                format!("no installed plugin handles the entity type `{entity}`"),
+            )
+            .with_help(format!(
+                "Supported entity types: {}",
+                self.entity_types().join(", ")
+            ))
+            .with("entity", entity));
+        };
+        let path = self.plugins_dir.join(&entry.file);
+        let (bytes, digest) = runtime::read_plugin_file(&path)?;
+        if digest != entry.sha256 {
+            return Err(Error::plugin(
+                entity,
+                format!(
+                    "file `{}` changed since it was installed (sha256 {digest}, recorded {}); \
+                     it is refused. If the change is yours, install it again with \
+                     `cross-domain-sync plugins add {}`",
+                    path.display(),
+                    entry.sha256,
+                    path.display()
+                ),
+            )
+            .with("file", path.display().to_string()));
+        }
+        let inst = self.runtime.load(entity, &bytes, &digest)?;
+        let plugin = Plugin::new(
+            &self.runtime,
+            inst,
+            digest,
+            Origin::Installed {
+                file: entry.file.clone(),
+            },
+        )?;
+        if plugin.name() != entity {
+            return Err(Error::plugin(
+                entity,
+                format!(
+                    "file `{}` now describes entity type `{}`, not `{entity}`",
+                    path.display(),
+                    plugin.name()
+                ),
+            ));
+        }
+        Ok(plugin)
+    }
+
+    /// Validates the plugin at `file` and installs it into the plugins folder.
+    pub fn add(&mut self, file: &Path, now: &str) -> Result<PluginInfo> {
+        let (bytes, digest) = runtime::read_plugin_file(file)?;
+        let label = file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| file.display().to_string());
+        let inst = self.runtime.load(&label, &bytes, &digest)?;
+        let plugin = Plugin::new(
+            &self.runtime,
+            inst,
+            digest.clone(),
+            Origin::Installed {
+                file: String::new(),
+            },
+        )?;
+        let entity = plugin.name().to_string();
+        if builtin_names().contains(&entity.as_str()) {
+            return Err(Error::plugin(
+                &label,
+                format!("handles `{entity}`, which is built in; choose another entity type name"),
+            ));
+        }
+        let file_name = format!("{entity}.wasm");
+        let dest = self.plugins_dir.join(&file_name);
+        crate::store::atomic_write(&dest, &bytes)?;
+        self.lock.version = 1;
+        self.lock.plugins.retain(|p| p.entity_type != entity);
+        self.lock.plugins.push(LockEntry {
+            entity_type: entity.clone(),
+            file: file_name.clone(),
+            sha256: digest,
+            plugin_version: plugin.info.plugin_version.clone(),
+            interface_version: plugin.info.interface_version.clone(),
+            installed_at: now.to_string(),
+        });
+        self.lock
+            .plugins
+            .sort_by(|a, b| a.entity_type.cmp(&b.entity_type));
+        write_lock(&self.plugins_dir, &self.lock)?;
+        let mut info = plugin.info.clone();
+        info.origin = Origin::Installed { file: file_name };
+        Ok(info)
+    }
+
+    /// Every plugin's description (loads each).
+    pub fn list(&self) -> Vec<(String, Result<PluginInfo>)> {
+        self.entity_types()
+            .into_iter()
+            .map(|e| {
+                let r = self.get(&e).map(|p| p.info.clone());
+                (e, r)
+            })
+            .collect()
+    }
+
+    /// Digests of the plugins used, for the audit trail.
+    pub fn digests(&self, entities: &[String]) -> BTreeMap<String, String> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        entities
+            .iter()
+            .filter_map(|e| loaded.get(e).map(|p| (e.clone(), p.info.sha256.clone())))
+            .collect()
+    }
+}
+
+fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("plugins.lock")
+}
+
+fn read_lock(dir: &Path) -> Result<LockFile> {
+    let path = lock_path(dir);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(
+                Code::PluginError,
+                format!(
+                    "`{}` is not a valid plugin lock file: {e}; restore it or remove it and \
+                     reinstall your plugins",
+                    path.display()
+                ),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LockFile::default()),
+        Err(e) => Err(Error::storage("reading", &path, e)),
+    }
+}
+
+fn write_lock(dir: &Path, lock: &LockFile) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(lock).unwrap_or_default();
+    text.push('\n');
+    crate::store::atomic_write(&lock_path(dir), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_paths() {
+        assert_eq!(json_path(""), "$");
+        assert_eq!(json_path("/contacts/3/email"), "$.contacts[3].email");
+        assert_eq!(json_path("/a b"), "$[\"a b\"]");
+    }
+
+    #[test]
+    fn entity_names() {
+        assert!(is_valid_entity_name("notes"));
+        assert!(is_valid_entity_name("x-1_b"));
+        assert!(!is_valid_entity_name("../etc"));
+        assert!(!is_valid_entity_name("Notes"));
+        assert!(!is_valid_entity_name(""));
+    }
+}

@@ -1,0 +1,385 @@
+//! The WebAssembly sandbox: one wasmtime engine, the per-call limits, the
+//! on-disk cache of compiled components, and typed calls into a plugin.
+//!
+//! Architecture invariant: a plugin gets nothing ambient. The linker defines no
+//! imports at all, so a component that imports anything (WASI file system,
+//! clocks, sockets, ...) is refused at load, naming the import. Each call runs in
+//! a fresh store with a memory cap, a fuel budget (CPU) and an epoch deadline
+//! (wall clock); a trap poisons only that store, never the host.
+
+use crate::error::{Code, Error, Result};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "entity-plugin",
+});
+
+pub use exports::gold::entity::plugin::{
+    Descriptor, FilterRequest, FilterResult, MapRequest, Rename,
+};
+
+/// The WIT package every plugin exports.
+pub const INTERFACE_PACKAGE: &str = "gold:entity";
+/// The interface versions this host accepts (exactly these).
+pub const ACCEPTED_INTERFACE_VERSIONS: &[&str] = &["1.0.0"];
+
+/// How often the epoch ticks; the wall-clock limit is counted in these.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Per-call limits of the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Cap on the guest's linear memory, bytes.
+    pub memory_bytes: usize,
+    /// Fuel (about one unit per wasm instruction) per call: a fixed part...
+    pub fuel_base: u64,
+    /// ...plus this much per item in the batch.
+    pub fuel_per_item: u64,
+    /// Wall-clock limit per call.
+    pub wall: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 256 << 20,
+            fuel_base: 500_000_000,
+            fuel_per_item: 1_000_000,
+            wall: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The store's data: the limiter, which remembers why it refused growth.
+struct HostState {
+    memory_cap: usize,
+    memory_refused: bool,
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.memory_refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+    fn memories(&self) -> usize {
+        8
+    }
+    fn tables(&self) -> usize {
+        64
+    }
+}
+
+/// Ticks the engine's epoch while the runtime lives.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The sandbox: an engine configured for fuel and epochs, and the compiled
+/// component cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    cache_dir: Option<PathBuf>,
+    engine_key: String,
+    _ticker: Ticker,
+}
+
+/// A compiled, checked plugin ready to be instantiated per call.
+#[derive(Clone)]
+pub struct Instance {
+    /// Name used in messages: the entity type once known, else the file name.
+    pub name: String,
+    pre: EntityPluginPre<HostState>,
+    /// True when the compiled form came from the cache.
+    pub from_cache: bool,
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Runtime {
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Runtime> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)
+            .map_err(|e| Error::new(Code::PluginError, format!("cannot start wasmtime: {e}")))?;
+        let linker = Linker::new(&engine);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_key = format!("wasmtime48-{:016x}", h.finish());
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.clone();
+        let ticker_stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("cds-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| {
+                Error::new(Code::PluginError, format!("cannot start epoch ticker: {e}"))
+            })?;
+        Ok(Runtime {
+            engine,
+            linker,
+            limits,
+            cache_dir,
+            engine_key,
+            _ticker: Ticker {
+                stop,
+                handle: Some(handle),
+            },
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Where the compiled form of a component with this digest is cached.
+    pub fn cache_path(&self, digest: &str) -> Option<PathBuf> {
+        self.cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{digest}-{}.cwasm", self.engine_key)))
+    }
+
+    /// Compiles (or loads from cache) and checks a component: no imports, the
+    /// plugin interface at an accepted version.
+    pub fn load(&self, name: &str, bytes: &[u8], digest: &str) -> Result<Instance> {
+        let (component, from_cache) = self.compile_cached(name, bytes, digest)?;
+        let ty = component.component_type();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        if !imports.is_empty() {
+            return Err(Error::plugin(
+                name,
+                format!(
+                    "imports {}; plugins get nothing from the host (no file system, network, \
+                     environment, clock or randomness). Build it for wasm32-unknown-unknown \
+                     with the cds-plugin-sdk so that it imports nothing",
+                    imports
+                        .iter()
+                        .map(|i| format!("`{i}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .with("imports", imports));
+        }
+        let prefix = format!("{INTERFACE_PACKAGE}/plugin@");
+        let exported: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .filter(|n| n.starts_with(INTERFACE_PACKAGE))
+            .collect();
+        let Some(version) = exported.iter().find_map(|n| n.strip_prefix(&prefix)) else {
+            return Err(Error::plugin(
+                name,
+                format!(
+                    "does not export the interface `{INTERFACE_PACKAGE}/plugin`; it is not a \
+                     cross-domain-sync entity plugin (exports: {})",
+                    exported.join(", ")
+                ),
+            ));
+        };
+        if !ACCEPTED_INTERFACE_VERSIONS.contains(&version) {
+            return Err(Error::plugin(
+                name,
+                format!(
+                    "implements interface {INTERFACE_PACKAGE}@{version}, but this host accepts \
+                     {} only; rebuild the plugin against a matching cds-plugin-sdk",
+                    accepted_list()
+                ),
+            )
+            .with("interfaceVersion", version));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(EntityPluginPre::new)
+            .map_err(|e| Error::plugin(name, format!("cannot be prepared: {e:#}")))?;
+        Ok(Instance {
+            name: name.to_string(),
+            pre,
+            from_cache,
+        })
+    }
+
+    fn compile_cached(&self, name: &str, bytes: &[u8], digest: &str) -> Result<(Component, bool)> {
+        // One process compiles a given component at a time; the others wait
+        // and then load what it cached.
+        let _guard = self.cache_path(digest).and_then(|p| {
+            crate::store::lock_file(&p.with_extension("lock"), Duration::from_secs(120)).ok()
+        });
+        if let Some(path) = self.cache_path(digest)
+            && path.exists()
+        {
+            // SAFETY: the cache holds only artifacts this host serialised itself
+            // (written atomically below), keyed by the source's digest and the
+            // engine's compatibility hash; wasmtime also re-checks the engine
+            // settings and refuses a mismatched artifact cleanly.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => {
+                    tracing::warn!(plugin = name, cache = %path.display(), "cached component refused, recompiling: {e:#}");
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            Error::plugin(name, format!("is not a valid WebAssembly component: {e:#}"))
+        })?;
+        if let Some(path) = self.cache_path(digest) {
+            match component.serialize() {
+                Ok(art) => {
+                    if let Err(e) = crate::store::atomic_write(&path, &art) {
+                        tracing::warn!(plugin = name, "cannot cache compiled plugin: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!(plugin = name, "cannot serialise compiled plugin: {e:#}"),
+            }
+        }
+        Ok((component, false))
+    }
+
+    fn store(&self, items: usize) -> Result<Store<HostState>> {
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                memory_cap: self.limits.memory_bytes,
+                memory_refused: false,
+            },
+        );
+        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        let fuel = self
+            .limits
+            .fuel_base
+            .saturating_add(self.limits.fuel_per_item.saturating_mul(items as u64));
+        store
+            .set_fuel(fuel)
+            .map_err(|e| Error::new(Code::PluginError, format!("cannot set fuel: {e}")))?;
+        let ticks = (self.limits.wall.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    /// Runs `f` against a fresh instance of `plugin` under the limits, turning
+    /// every failure into a `PLUGIN_ERROR` that names the plugin and the cause.
+    fn call<T>(
+        &self,
+        plugin: &Instance,
+        what: &str,
+        items: usize,
+        f: impl FnOnce(&EntityPlugin, &mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T> {
+        let mut store = self.store(items)?;
+        let result = plugin
+            .pre
+            .instantiate(&mut store)
+            .and_then(|inst| f(&inst, &mut store));
+        result.map_err(|e| {
+            let cause = if store.data().memory_refused {
+                format!(
+                    "exceeded its memory limit of {} MiB in `{what}`",
+                    self.limits.memory_bytes >> 20
+                )
+            } else {
+                match e.downcast_ref::<Trap>() {
+                    Some(Trap::OutOfFuel) => format!(
+                        "ran out of its CPU budget in `{what}` ({} fuel for {items} items)",
+                        self.limits.fuel_base + self.limits.fuel_per_item * items as u64
+                    ),
+                    Some(Trap::Interrupt) => format!(
+                        "ran past its wall-clock limit of {} ms in `{what}`",
+                        self.limits.wall.as_millis()
+                    ),
+                    Some(trap) => format!("trapped in `{what}`: {trap}"),
+                    None => format!("failed in `{what}`: {e:#}"),
+                }
+            };
+            Error::plugin(&plugin.name, cause)
+        })
+    }
+
+    pub fn describe(&self, plugin: &Instance) -> Result<Descriptor> {
+        self.call(plugin, "describe", 0, |p, s| {
+            p.gold_entity_plugin().call_describe(s)
+        })
+    }
+
+    pub fn map_batch(&self, plugin: &Instance, req: &MapRequest) -> Result<Vec<String>> {
+        self.call(plugin, "map-batch", req.items.len(), |p, s| {
+            p.gold_entity_plugin().call_map_batch(s, req)
+        })?
+        .map_err(|msg| Error::plugin(&plugin.name, format!("refused to map the batch: {msg}")))
+    }
+
+    pub fn filter_batch(&self, plugin: &Instance, req: &FilterRequest) -> Result<FilterResult> {
+        self.call(plugin, "filter-batch", req.items.len(), |p, s| {
+            p.gold_entity_plugin().call_filter_batch(s, req)
+        })?
+        .map_err(|msg| Error::plugin(&plugin.name, format!("refused to filter the batch: {msg}")))
+    }
+}
+
+pub fn accepted_list() -> String {
+    ACCEPTED_INTERFACE_VERSIONS
+        .iter()
+        .map(|v| format!("{INTERFACE_PACKAGE}@{v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads a file for loading as a plugin, with its digest.
+pub fn read_plugin_file(path: &Path) -> Result<(Vec<u8>, String)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::storage("reading plugin", path, e))?;
+    let digest = sha256_hex(&bytes);
+    Ok((bytes, digest))
+}

@@ -1,0 +1,119 @@
+//! The sync record (CONTRACT §6): what one sync did, written to
+//! `data/sync-records/<syncId>.json`, printed by `--json`, and returned as MCP
+//! `structuredContent`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Counts for one entity type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityResult {
+    /// Items in the source domain before the sync.
+    pub source_count: usize,
+    /// Items in the target domain before the sync.
+    pub target_count: usize,
+    /// Distinct items across both domains after the sync.
+    pub merged_count: usize,
+    /// Items with at least one conflict (a value that lost is in the conflict log).
+    pub conflicts: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    /// Items a policy kept from crossing.
+    pub withheld: usize,
+    /// Field values a policy removed or replaced.
+    pub redacted_fields: u64,
+}
+
+/// The planned changes of one entity type in one domain (dry run only): ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainPlan {
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Success,
+    Failed,
+    DryRun,
+}
+
+/// One error of a failed sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "cross-domain-sync error")]
+pub struct ErrorObject {
+    pub code: crate::error::Code,
+    /// What went wrong, naming the file, item, path or plugin at fault.
+    pub message: String,
+    /// Further help lines (e.g. the valid values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub help: Vec<String>,
+    /// Details: `file`, `index`, `id`, `path`, `plugin`, `paths`, ...
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<&crate::error::Error> for ErrorObject {
+    fn from(e: &crate::error::Error) -> Self {
+        ErrorObject {
+            code: e.code,
+            message: e.message.clone(),
+            help: e.help.clone(),
+            details: e.details.clone(),
+        }
+    }
+}
+
+/// The sync record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "cross-domain-sync sync record")]
+pub struct SyncRecord {
+    /// `sync-YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`, ... when two syncs start
+    /// in the same second.
+    pub sync_id: String,
+    /// When the sync started (RFC 3339, UTC).
+    pub timestamp: String,
+    pub source_domain: String,
+    pub target_domain: String,
+    pub entities: Vec<String>,
+    pub sync_direction: String,
+    pub user: String,
+    pub session: String,
+    pub dry_run: bool,
+    pub duration_ms: u64,
+    /// Per entity type.
+    pub results: BTreeMap<String, EntityResult>,
+    /// Dry run only: the ids each domain would gain, change or lose.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plan: BTreeMap<String, BTreeMap<String, DomainPlan>>,
+    pub errors: Vec<ErrorObject>,
+    pub status: Status,
+}
+
+impl SyncRecord {
+    pub fn total(&self) -> EntityResult {
+        self.results
+            .values()
+            .fold(EntityResult::default(), |a, r| EntityResult {
+                source_count: a.source_count + r.source_count,
+                target_count: a.target_count + r.target_count,
+                merged_count: a.merged_count + r.merged_count,
+                conflicts: a.conflicts + r.conflicts,
+                added: a.added + r.added,
+                updated: a.updated + r.updated,
+                deleted: a.deleted + r.deleted,
+                unchanged: a.unchanged + r.unchanged,
+                withheld: a.withheld + r.withheld,
+                redacted_fields: a.redacted_fields + r.redacted_fields,
+            })
+    }
+}

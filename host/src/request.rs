@@ -1,0 +1,208 @@
+//! From raw arguments to a validated, resolved [`SyncRequest`].
+//!
+//! Both front ends (the command line and MCP) build the JSON form of an
+//! invocation ([`Invocation`], the seed's camelCase), which is validated
+//! against the invocation schema of this installation before anything runs;
+//! then [`resolve`] checks what a schema cannot (source ≠ target, the domain
+//! folders exist) and fixes every default. Nothing downstream sees raw input.
+
+use crate::config::Config;
+use crate::error::{Code, Error, Result};
+use crate::merge::Direction;
+use crate::schema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The invocation's JSON form (the MCP tool's arguments).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "gold.cross-domain-sync invocation")]
+pub struct Invocation {
+    /// The domain to sync from (its data wins conflicts, except with
+    /// `target_to_source`).
+    pub source: String,
+    /// The domain to sync to; must differ from `source`.
+    pub target: String,
+    /// Entity types to sync. Default: every installed type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
+    pub entities: Option<Vec<String>>,
+    /// Sync direction. Default: `source_to_target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
+    /// Plan only: report what would change and write nothing but the audit entry.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Do not carry deletions over to the other domain.
+    #[serde(default)]
+    pub no_delete: bool,
+    /// Allow a sync to delete more than half of the items both domains last
+    /// agreed on, or to run against a domain that lists no items.
+    #[serde(default)]
+    pub allow_mass_delete: bool,
+    /// The user the sync runs as (checked against the configured rights).
+    /// Default: the configured or calling user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub user: Option<String>,
+    /// The caller's session id, recorded in the audit trail. Default: a new UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub session: Option<String>,
+}
+
+/// A domain resolved to its folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Domain {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// A validated sync request: everything the pipeline needs, nothing raw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRequest {
+    pub source: Domain,
+    pub target: Domain,
+    pub entities: Vec<String>,
+    pub direction: Direction,
+    pub dry_run: bool,
+    pub no_delete: bool,
+    pub allow_mass_delete: bool,
+    pub user: String,
+    pub session: String,
+}
+
+/// The user name from the environment: `CDS_USER`, else the OS user.
+pub fn default_user() -> String {
+    ["CDS_USER", "USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Validates the JSON form of an invocation against this installation's
+/// schema and resolves it. Errors carry every failing JSON path.
+pub fn resolve(
+    raw: &Value,
+    config: &Config,
+    entity_types: &[String],
+    data_dir: &Path,
+    fallback_user: &str,
+) -> Result<SyncRequest> {
+    let domains = config.domain_names();
+    let schema = schema::invocation_schema(&domains, entity_types);
+    let violations = schema::violations(&schema, raw);
+    let structural: Vec<_> = violations
+        .iter()
+        .filter(|v| {
+            !(v.keyword == "enum"
+                && (v.path == "$.source"
+                    || v.path == "$.target"
+                    || v.path.starts_with("$.entities[")))
+        })
+        .collect();
+    if !structural.is_empty() {
+        let paths: Vec<String> = structural.iter().map(|v| v.path.clone()).collect();
+        let mut err = Error::invalid(format!(
+            "the invocation is not valid: at {}: {}",
+            structural[0].path, structural[0].message
+        ))
+        .with("paths", paths);
+        for v in structural.iter().skip(1) {
+            err = err.with_help(format!("also at {}: {}", v.path, v.message));
+        }
+        return Err(err);
+    }
+    for (side, label) in [("$.source", "Source"), ("$.target", "Target")] {
+        if violations.iter().any(|v| v.path == side) {
+            let name = raw
+                .get(&side[2..])
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Err(Error::new(Code::DomainNotFound, "Invalid domain specified")
+                .with_help(format!("Valid domains: {}", domains.join(", ")))
+                .with_help(format!("{label} domain '{name}' not found"))
+                .with("path", side)
+                .with("domain", name));
+        }
+    }
+    let bad_entities: Vec<String> = violations
+        .iter()
+        .filter(|v| v.path.starts_with("$.entities["))
+        .filter_map(|v| {
+            let i: usize = v
+                .path
+                .trim_start_matches("$.entities[")
+                .trim_end_matches(']')
+                .parse()
+                .ok()?;
+            raw.get("entities")?.get(i)?.as_str().map(String::from)
+        })
+        .collect();
+    if !bad_entities.is_empty() {
+        return Err(Error::new(
+            Code::EntityTypeUnsupported,
+            format!(
+                "entity type{} not supported: {}",
+                if bad_entities.len() > 1 { "s" } else { "" },
+                bad_entities.join(", ")
+            ),
+        )
+        .with_help(format!(
+            "Supported entity types: {}",
+            entity_types.join(", ")
+        ))
+        .with_help("Install a plugin for a new type with `cross-domain-sync plugins add FILE.wasm`")
+        .with("entities", bad_entities));
+    }
+    let inv: Invocation = serde_json::from_value(raw.clone())
+        .map_err(|e| Error::invalid(format!("the invocation is not valid: {e}")))?;
+    if inv.source == inv.target {
+        return Err(Error::invalid(format!(
+            "source and target are both `{}`; they must be different domains",
+            inv.source
+        ))
+        .with("paths", vec!["$.source", "$.target"]));
+    }
+    let mut resolved = Vec::with_capacity(2);
+    for (name, label) in [(&inv.source, "Source"), (&inv.target, "Target")] {
+        let rel = config.domain_path(name).unwrap_or_else(|| name.clone());
+        let dir = data_dir.join(&rel);
+        if !dir.is_dir() {
+            return Err(Error::new(Code::DomainNotFound, "Invalid domain specified")
+                .with_help(format!("Valid domains: {}", domains.join(", ")))
+                .with_help(format!(
+                    "{label} domain '{name}' not found: its folder `{}` does not exist; create \
+                     it (an empty folder is an empty domain) or pass the right --data-dir",
+                    dir.display()
+                ))
+                .with("domain", name.as_str())
+                .with("file", dir.display().to_string()));
+        }
+        resolved.push(Domain {
+            name: name.clone(),
+            dir,
+        });
+    }
+    let target = resolved.pop().unwrap_or_else(|| unreachable!());
+    let source = resolved.pop().unwrap_or_else(|| unreachable!());
+    let entities = inv.entities.unwrap_or_else(|| entity_types.to_vec());
+    Ok(SyncRequest {
+        source,
+        target,
+        entities,
+        direction: inv.direction.unwrap_or(Direction::SourceToTarget),
+        dry_run: inv.dry_run,
+        no_delete: inv.no_delete,
+        allow_mass_delete: inv.allow_mass_delete,
+        user: inv
+            .user
+            .or_else(|| config.mcp.default_user.clone())
+            .unwrap_or_else(|| fallback_user.to_string()),
+        session: inv
+            .session
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+    })
+}

@@ -1,0 +1,547 @@
+//! Storage: everything the host reads from or writes to disk.
+//!
+//! - [`atomic_write`]: temporary file in the same folder, fsync, rename, fsync
+//!   of the folder (the `tempfile` crate does the first three).
+//! - [`DataDir`]: the layout of a data folder (CONTRACT §2), its lock, entity
+//!   files, sync state, and the journalled transaction ([`DataDir::commit`])
+//!   that writes every file of a sync or none.
+//! - Retries with exponential backoff on transient I/O errors.
+//!
+//! Architecture invariant: a sync's files change only inside
+//! [`DataDir::commit`]. Its journal is written before anything is staged; the
+//! journal's switch to `committed` is the commit point. [`DataDir::recover`],
+//! run by every invocation after taking the lock, rolls a `prepared` journal
+//! back and a `committed` one forward, so a kill at any point leaves every
+//! domain exactly as before the sync or exactly as after it.
+
+use crate::error::{Code, Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fs::{self, File};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Attempts for an I/O operation that fails transiently.
+const ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::ResourceBusy
+    ) || faults::is_injected_transient(e)
+}
+
+/// Runs `op`, retrying transient failures with exponential backoff.
+pub fn retry<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut wait = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Err(e) if attempt < ATTEMPTS && transient(&e) => {
+                tracing::debug!("transient I/O error, retry {attempt} in {wait:?}: {e}");
+                std::thread::sleep(wait);
+                wait *= 2;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Test hooks: fault injection and kill points, switched on by environment
+/// variables that only the test suite sets.
+pub mod faults {
+    use std::io;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// `CDS_FAULT_KILL_AT=N`: the process kills itself with SIGKILL at the N-th
+    /// kill point it passes (1-based). Lets the crash tests stop a sync at
+    /// every step of its commit.
+    pub fn kill_point(name: &str) {
+        static PASSED: AtomicU32 = AtomicU32::new(0);
+        let Some(at) = std::env::var("CDS_FAULT_KILL_AT")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+        else {
+            return;
+        };
+        let n = PASSED.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == at {
+            eprintln!("cds: fault injection: SIGKILL at kill point {n} ({name})");
+            // SAFETY: kill(2) on our own pid; no memory is touched.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+
+    /// `CDS_FAULT_WRITE=MODE[:N]`: the N-th file write (default 1st) fails:
+    /// `enospc` (no space left), `eio`, `transient` (fails once, then works).
+    pub fn before_write(path: &std::path::Path) -> io::Result<()> {
+        static WRITES: AtomicU32 = AtomicU32::new(0);
+        let Ok(spec) = std::env::var("CDS_FAULT_WRITE") else {
+            return Ok(());
+        };
+        let (mode, nth) = match spec.split_once(':') {
+            Some((m, n)) => (m.to_string(), n.parse::<u32>().unwrap_or(1)),
+            None => (spec.clone(), 1),
+        };
+        let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
+        let hit = match mode.as_str() {
+            "transient" => n == nth,
+            _ => n >= nth,
+        };
+        if !hit {
+            return Ok(());
+        }
+        let what = path.display();
+        match mode.as_str() {
+            "enospc" => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
+            "transient" => Err(io::Error::other(format!("{TRANSIENT} writing {what}"))),
+            _ => Err(io::Error::from_raw_os_error(libc::EIO)),
+        }
+    }
+
+    const TRANSIENT: &str = "injected transient fault";
+
+    /// `CDS_FAULT_DELAY_MS=N`: each entity type's work takes N ms longer
+    /// (lets tests hit the sync's time limit and kill it mid-way).
+    pub fn delay() {
+        if let Some(ms) = std::env::var("CDS_FAULT_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+    }
+
+    pub fn is_injected_transient(e: &io::Error) -> bool {
+        e.kind() == io::ErrorKind::Other && e.to_string().starts_with(TRANSIENT)
+    }
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Writes `bytes` to `path` atomically: a reader sees the old file or the new
+/// one, never a mix, and the new one is on disk when this returns.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    retry(|| {
+        faults::before_write(path)?;
+        let dir = parent_of(path);
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".cds-tmp-")
+            .tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        fsync_dir(dir)
+    })
+    .map_err(|e| Error::storage("writing", path, e))
+}
+
+/// Appends one line to `path` and fsyncs it.
+pub fn append_line(path: &Path, line: &str) -> Result<()> {
+    retry(|| {
+        faults::before_write(path)?;
+        fs::create_dir_all(parent_of(path))?;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        f.write_all(line.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()
+    })
+    .map_err(|e| Error::storage("appending to", path, e))
+}
+
+/// Reads a file; `None` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match retry(|| fs::read(path)) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::storage("reading", path, e)),
+    }
+}
+
+/// Serialises JSON the way data files are written: 2-space indent, newline.
+pub fn to_pretty(value: &impl Serialize) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(value).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+/// One entity file: `{"<entity>": [item, ...]}` (other top-level keys kept).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntityFile {
+    pub items: Vec<Map<String, Value>>,
+    /// The rest of the top-level object, written back untouched.
+    pub rest: Map<String, Value>,
+    pub existed: bool,
+    /// Size on disk, for the bytes-per-sync limit.
+    pub bytes: usize,
+}
+
+/// Parses an entity file; errors name the file and where it is broken.
+pub fn parse_entity_file(path: &Path, entity: &str, bytes: &[u8]) -> Result<EntityFile> {
+    let bad = |msg: String, json_path: &str| {
+        Error::new(
+            Code::DataFormatInvalid,
+            format!("`{}`: {msg}", path.display()),
+        )
+        .with("file", path.display().to_string())
+        .with("path", json_path)
+    };
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        bad(
+            format!(
+                "not valid JSON at line {}, column {}: {e}",
+                e.line(),
+                e.column()
+            ),
+            "$",
+        )
+    })?;
+    let Value::Object(mut top) = value else {
+        return Err(bad(
+            format!("the top level must be an object {{\"{entity}\": [...]}}"),
+            "$",
+        ));
+    };
+    let items = match top.shift_remove(entity) {
+        None => Vec::new(),
+        Some(Value::Array(a)) => {
+            let mut items = Vec::with_capacity(a.len());
+            for (i, v) in a.into_iter().enumerate() {
+                match v {
+                    Value::Object(m) => items.push(m),
+                    _ => {
+                        return Err(bad(
+                            format!("item {i} is not a JSON object"),
+                            &format!("$.{entity}[{i}]"),
+                        )
+                        .with("index", i));
+                    }
+                }
+            }
+            items
+        }
+        Some(_) => {
+            return Err(bad(
+                format!("`{entity}` must be an array of items"),
+                &format!("$.{entity}"),
+            ));
+        }
+    };
+    Ok(EntityFile {
+        items,
+        rest: top,
+        existed: true,
+        bytes: bytes.len(),
+    })
+}
+
+/// Encodes an entity file for writing.
+pub fn encode_entity_file(entity: &str, file: &EntityFile) -> Vec<u8> {
+    let mut top = Map::new();
+    top.insert(
+        entity.to_string(),
+        Value::Array(file.items.iter().cloned().map(Value::Object).collect()),
+    );
+    for (k, v) in &file.rest {
+        top.insert(k.clone(), v.clone());
+    }
+    to_pretty(&Value::Object(top))
+}
+
+/// One file change within a transaction: new content, or `None` to delete.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub path: PathBuf,
+    pub content: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JournalFile {
+    /// Relative to the data folder.
+    path: String,
+    staged: String,
+    /// Where the previous content was saved; `None` when there was none.
+    backup: Option<String>,
+    delete: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Journal {
+    id: String,
+    state: String,
+    files: Vec<JournalFile>,
+    /// The audit entry to append once committed (without seq and hashes).
+    audit: Option<Value>,
+}
+
+/// What [`DataDir::recover`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recovery {
+    Nothing,
+    RolledBack { id: String, audit: Option<Value> },
+    RolledForward { id: String, audit: Option<Value> },
+}
+
+/// Takes an exclusive lock on `path` (created if needed), waiting up to
+/// `wait`. The standard library's `File::try_lock` (flock on Unix) does what
+/// a lock crate would; it is released when the process ends, even by SIGKILL.
+pub fn lock_file(path: &Path, wait: Duration) -> Result<DirLock> {
+    fs::create_dir_all(parent_of(path))
+        .map_err(|e| Error::storage("creating", parent_of(path), e))?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::storage("opening lock", path, e))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(DirLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::new(
+                    Code::SyncInProgress,
+                    format!("`{}` is locked by another process", path.display()),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::storage("locking", path, e)),
+        }
+    }
+}
+
+/// A data folder (`--data-dir`).
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+/// The data folder's lock, released on drop.
+pub struct DirLock {
+    _file: File,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> DataDir {
+        DataDir { root: root.into() }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".sync")
+    }
+    pub fn audit_path(&self) -> PathBuf {
+        self.root.join("audit").join("audit.jsonl")
+    }
+    pub fn record_path(&self, sync_id: &str) -> PathBuf {
+        self.root
+            .join("sync-records")
+            .join(format!("{sync_id}.json"))
+    }
+    pub fn records_dir(&self) -> PathBuf {
+        self.root.join("sync-records")
+    }
+    pub fn cache_dir(&self) -> PathBuf {
+        self.state_dir().join("cache")
+    }
+    pub fn backups_dir(&self, id: &str) -> PathBuf {
+        self.state_dir().join("backups").join(id)
+    }
+    pub fn conflicts_path(&self, sync_id: &str) -> PathBuf {
+        self.state_dir()
+            .join("conflicts")
+            .join(format!("{sync_id}.json"))
+    }
+    pub fn base_path(&self, pair: &str, entity: &str) -> PathBuf {
+        self.state_dir()
+            .join("base")
+            .join(pair)
+            .join(format!("{entity}.json"))
+    }
+    fn journal_path(&self) -> PathBuf {
+        self.state_dir().join("journal.json")
+    }
+
+    fn rel(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Takes the data folder's lock, waiting up to `wait`.
+    pub fn lock(&self, wait: Duration) -> Result<DirLock> {
+        lock_file(&self.state_dir().join("lock"), wait).map_err(|e| {
+            if e.code == Code::SyncInProgress {
+                Error::new(
+                    Code::SyncInProgress,
+                    format!(
+                        "another sync holds the lock on `{}` (waited {:.1} s); try again when \
+                         it has finished, or pass a longer --wait",
+                        self.root.display(),
+                        wait.as_secs_f64()
+                    ),
+                )
+                .with("file", self.state_dir().join("lock").display().to_string())
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Reads an entity file of a domain folder (absent: empty).
+    pub fn read_entity(&self, path: &Path, entity: &str) -> Result<EntityFile> {
+        match read_optional(path)? {
+            None => Ok(EntityFile::default()),
+            Some(bytes) => parse_entity_file(path, entity, &bytes),
+        }
+    }
+
+    /// Writes every file of `writes` or none (see the module docs). Previous
+    /// contents are saved under the backups folder of `id`. `audit` is
+    /// appended by `append_audit` once the commit point has passed.
+    pub fn commit(
+        &self,
+        id: &str,
+        writes: &[Write],
+        audit: Option<Value>,
+        append_audit: &dyn Fn(&DataDir, &Value) -> Result<()>,
+    ) -> Result<()> {
+        let backups = self.backups_dir(id);
+        let mut journal = Journal {
+            id: id.to_string(),
+            state: "prepared".into(),
+            files: Vec::with_capacity(writes.len()),
+            audit,
+        };
+        for w in writes {
+            let rel = self.rel(&w.path);
+            let existed = w.path.exists();
+            journal.files.push(JournalFile {
+                staged: format!("{rel}.cds-staged"),
+                backup: existed.then(|| self.rel(&backups.join(&rel))),
+                delete: w.content.is_none(),
+                path: rel,
+            });
+        }
+        atomic_write(&self.journal_path(), &to_pretty(&journal))?;
+        faults::kill_point("journal prepared");
+        let outcome = (|| -> Result<()> {
+            for (w, jf) in writes.iter().zip(&journal.files) {
+                if let Some(b) = &jf.backup {
+                    let dest = self.root.join(b);
+                    let old = read_optional(&w.path)?.unwrap_or_default();
+                    atomic_write(&dest, &old)?;
+                }
+                if let Some(content) = &w.content {
+                    atomic_write(&self.root.join(&jf.staged), content)?;
+                }
+                faults::kill_point("file staged");
+            }
+            Ok(())
+        })();
+        if let Err(e) = outcome {
+            self.roll_back(&journal);
+            return Err(e);
+        }
+        journal.state = "committed".into();
+        atomic_write(&self.journal_path(), &to_pretty(&journal))?;
+        faults::kill_point("journal committed");
+        self.roll_forward(&journal, append_audit)
+    }
+
+    fn roll_back(&self, journal: &Journal) {
+        for jf in &journal.files {
+            let _ = fs::remove_file(self.root.join(&jf.staged));
+        }
+        let _ = fs::remove_dir_all(self.backups_dir(&journal.id));
+        let _ = fs::remove_file(self.journal_path());
+    }
+
+    fn roll_forward(
+        &self,
+        journal: &Journal,
+        append_audit: &dyn Fn(&DataDir, &Value) -> Result<()>,
+    ) -> Result<()> {
+        for jf in &journal.files {
+            let path = self.root.join(&jf.path);
+            let staged = self.root.join(&jf.staged);
+            if jf.delete {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::storage("removing", &path, e)),
+                }
+            } else if staged.exists() {
+                retry(|| fs::rename(&staged, &path))
+                    .map_err(|e| Error::storage("renaming into place", &path, e))?;
+                let _ = fsync_dir(parent_of(&path));
+            }
+            faults::kill_point("file renamed");
+        }
+        if let Some(entry) = &journal.audit {
+            append_audit(self, entry)?;
+        }
+        faults::kill_point("audited");
+        let _ = fs::remove_file(self.journal_path());
+        Ok(())
+    }
+
+    /// Finishes whatever a killed sync left: a `prepared` journal is rolled
+    /// back, a `committed` one rolled forward.
+    pub fn recover(
+        &self,
+        append_audit: &dyn Fn(&DataDir, &Value) -> Result<()>,
+    ) -> Result<Recovery> {
+        let path = self.journal_path();
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(Recovery::Nothing);
+        };
+        let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(
+                Code::StorageError,
+                format!(
+                    "the sync journal `{}` is damaged ({e}); no domain file was changed by the \
+                     sync it describes unless its backups say so: inspect it, then remove it",
+                    path.display()
+                ),
+            )
+        })?;
+        if journal.state == "committed" {
+            self.roll_forward(&journal, append_audit)?;
+            Ok(Recovery::RolledForward {
+                id: journal.id,
+                audit: journal.audit,
+            })
+        } else {
+            self.roll_back(&journal);
+            Ok(Recovery::RolledBack {
+                id: journal.id,
+                audit: journal.audit,
+            })
+        }
+    }
+}

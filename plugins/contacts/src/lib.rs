@@ -1,0 +1,19 @@
+//! The built-in `contacts` plugin: a person's contact details.
+//! Its schema is `schema.json`; mapping and filtering are the SDK's, driven by
+//! the declarations below.
+
+use cds_plugin_sdk::EntityPlugin;
+
+pub struct Plugin;
+
+impl EntityPlugin for Plugin {
+    const ENTITY_TYPE: &'static str = "contacts";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const ITEM_SCHEMA: &'static str = include_str!("../schema.json");
+    const EMAIL_FIELDS: &'static [&'static str] = &["email"];
+    const PHONE_FIELDS: &'static [&'static str] = &["phone"];
+    const TIMESTAMP_FIELDS: &'static [&'static str] = &[];
+}
+
+#[cfg(target_arch = "wasm32")]
+cds_plugin_sdk::export_plugin!(Plugin);

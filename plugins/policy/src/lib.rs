@@ -1,0 +1,337 @@
+//! The sensitive-data policy of one crossing (e.g. `personal->business`) for one
+//! entity type, and its meaning.
+//!
+//! This crate is the single definition of what a policy does. Plugins call
+//! [`Policy::apply`] (through the guest SDK) to filter a batch; the host calls
+//! [`Policy::check`] on whatever a plugin returned, so that a faulty or hostile
+//! filter cannot leak what the policy forbids. Everything here is pure: no I/O.
+//!
+//! A policy has three parts, applied in this order:
+//! 1. `withhold`: an item matching any rule does not cross at all;
+//! 2. `reduce`: an item matching a reduction's `when` keeps only the `keep`
+//!    fields and gets the `set` values (a calendar "busy block");
+//! 3. `strip`: these fields are removed from every item that crosses.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A JSON object: one entity item.
+pub type Item = Map<String, Value>;
+
+/// The policy for one crossing and one entity type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    /// Items matching any of these rules are withheld.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withhold: Vec<Rule>,
+    /// Items matching a reduction are cut down to a few fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reduce: Vec<Reduction>,
+    /// Fields removed from every item that crosses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strip: Vec<String>,
+}
+
+/// `field`'s value is one of `in` (for an array field: any element is).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    pub field: String,
+    #[serde(rename = "in")]
+    pub values: Vec<Value>,
+}
+
+/// Items matching any rule of `when` keep only `keep` (and the id) and get `set`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reduction {
+    pub when: Vec<Rule>,
+    pub keep: Vec<String>,
+    #[serde(default)]
+    pub set: Map<String, Value>,
+}
+
+/// What became of one item under a policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The item may cross, as given (possibly reduced or stripped).
+    Kept(Item),
+    Withheld,
+}
+
+/// A broken policy rule in a plugin's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub id: String,
+    pub what: String,
+}
+
+impl Rule {
+    pub fn matches(&self, item: &Item) -> bool {
+        match item.get(&self.field) {
+            None => false,
+            Some(Value::Array(elems)) => elems.iter().any(|e| self.values.contains(e)),
+            Some(v) => self.values.contains(v),
+        }
+    }
+}
+
+impl Policy {
+    /// True when the policy changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.withhold.is_empty() && self.reduce.is_empty() && self.strip.is_empty()
+    }
+
+    pub fn withholds(&self, item: &Item) -> bool {
+        self.withhold.iter().any(|r| r.matches(item))
+    }
+
+    fn reduction_for(&self, item: &Item) -> Option<&Reduction> {
+        self.reduce
+            .iter()
+            .find(|red| red.when.iter().any(|r| r.matches(item)))
+    }
+
+    /// Applies the policy to one item; returns the outcome and how many field
+    /// values were removed or replaced.
+    pub fn apply(&self, mut item: Item, id_field: &str) -> (Outcome, u64) {
+        if self.withholds(&item) {
+            return (Outcome::Withheld, 0);
+        }
+        let mut redacted = 0u64;
+        if let Some(red) = self.reduction_for(&item) {
+            let before = item.len();
+            item.retain(|k, _| k == id_field || red.keep.iter().any(|f| f == k));
+            redacted += (before - item.len()) as u64;
+            for (k, v) in &red.set {
+                match item.get(k) {
+                    Some(old) if old == v => {}
+                    Some(_) => {
+                        redacted += 1;
+                        item.insert(k.clone(), v.clone());
+                    }
+                    None => {
+                        item.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        for field in &self.strip {
+            if field != id_field && item.shift_remove(field).is_some() {
+                redacted += 1;
+            }
+        }
+        (Outcome::Kept(item), redacted)
+    }
+
+    /// Checks that `output`, claimed to be this policy applied to `input`,
+    /// keeps the generic rules: no withheld item crossed, no stripped field
+    /// remains, reduced items hold only what the reduction allows.
+    pub fn check(&self, input: &Item, output: &Item, id_field: &str) -> Result<(), Violation> {
+        let id = output
+            .get(id_field)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        if self.withholds(input) {
+            return Err(Violation {
+                id,
+                what: "an item the policy withholds was returned as kept".into(),
+            });
+        }
+        if let Some(field) = self.strip.iter().find(|f| output.contains_key(f.as_str())) {
+            return Err(Violation {
+                id,
+                what: format!("field `{field}` is stripped by the policy but was returned"),
+            });
+        }
+        if let Some(red) = self.reduction_for(input) {
+            for (k, v) in output {
+                let allowed = k == id_field || red.keep.iter().any(|f| f == k);
+                match red.set.get(k) {
+                    Some(want) if want != v => {
+                        return Err(Violation {
+                            id,
+                            what: format!("reduced item must have `{k}` set by the policy"),
+                        });
+                    }
+                    Some(_) => {}
+                    None if !allowed => {
+                        return Err(Violation {
+                            id,
+                            what: format!("field `{k}` is not allowed in a reduced item"),
+                        });
+                    }
+                    None => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The same policy with field names passed through `rename` (used when a
+    /// domain stores fields under other names).
+    pub fn renamed(&self, rename: impl Fn(&str) -> String) -> Policy {
+        let rule = |r: &Rule| Rule {
+            field: rename(&r.field),
+            values: r.values.clone(),
+        };
+        Policy {
+            withhold: self.withhold.iter().map(rule).collect(),
+            reduce: self
+                .reduce
+                .iter()
+                .map(|red| Reduction {
+                    when: red.when.iter().map(rule).collect(),
+                    keep: red.keep.iter().map(|f| rename(f)).collect(),
+                    set: red
+                        .set
+                        .iter()
+                        .map(|(k, v)| (rename(k), v.clone()))
+                        .collect(),
+                })
+                .collect(),
+            strip: self.strip.iter().map(|f| rename(f)).collect(),
+        }
+    }
+}
+
+/// Renames the keys of `item` by `table` (pairs `(from, to)`), keeping order.
+pub fn rename_fields(item: Item, table: &[(&str, &str)]) -> Item {
+    if table.is_empty() {
+        return item;
+    }
+    item.into_iter()
+        .map(|(k, v)| match table.iter().find(|(from, _)| *from == k) {
+            Some((_, to)) => ((*to).to_string(), v),
+            None => (k, v),
+        })
+        .collect()
+}
+
+/// Shorthand for a rule, used by the default policies.
+pub fn rule(field: &str, values: &[&str]) -> Rule {
+    Rule {
+        field: field.into(),
+        values: values.iter().map(|v| Value::String((*v).into())).collect(),
+    }
+}
+
+/// The default policy of CONTRACT §5 for one crossing and entity type, when
+/// the configuration says nothing.
+pub fn default_policy(from: &str, to: &str, entity: &str) -> Policy {
+    let private = || rule("category", &["personal", "family"]);
+    let busy = |when: Vec<Rule>| Reduction {
+        when,
+        keep: ["id", "start", "end", "allDay", "lastModified"]
+            .map(String::from)
+            .to_vec(),
+        set: [("title".to_string(), Value::String("Busy".into()))]
+            .into_iter()
+            .collect(),
+    };
+    let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match (from, to, entity) {
+        ("personal", "business", "contacts") => Policy {
+            withhold: vec![private()],
+            strip: strs(&["birthday", "notes", "address"]),
+            ..Policy::default()
+        },
+        ("personal", "business", "calendar") => Policy {
+            reduce: vec![busy(vec![private(), rule("visibility", &["private"])])],
+            ..Policy::default()
+        },
+        ("personal", "business", "tasks") => Policy {
+            withhold: vec![private()],
+            strip: strs(&["notes"]),
+            ..Policy::default()
+        },
+        ("personal", "business", "documents") => Policy {
+            withhold: vec![private()],
+            ..Policy::default()
+        },
+        ("personal", "business", "communications") => Policy {
+            withhold: vec![private()],
+            strip: strs(&["body", "snippet", "attachments"]),
+            ..Policy::default()
+        },
+        ("business", "personal", "documents") => Policy {
+            withhold: vec![rule("classification", &["confidential", "restricted"])],
+            ..Policy::default()
+        },
+        ("business", "personal", "communications") => Policy {
+            strip: strs(&["body", "attachments"]),
+            ..Policy::default()
+        },
+        ("business", "personal", "calendar") => Policy {
+            reduce: vec![busy(vec![rule("visibility", &["confidential"])])],
+            ..Policy::default()
+        },
+        _ => Policy::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(v: Value) -> Item {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn withholds_private_contacts_and_strips_fields() {
+        let p = default_policy("personal", "business", "contacts");
+        let (out, n) = p.apply(item(json!({"id":"1","category":"family","name":"x"})), "id");
+        assert_eq!((out, n), (Outcome::Withheld, 0));
+        let (out, n) = p.apply(
+            item(json!({"id":"2","name":"x","notes":"n","birthday":"2000-01-01","x-custom":1})),
+            "id",
+        );
+        assert_eq!(n, 2);
+        assert_eq!(
+            out,
+            Outcome::Kept(item(json!({"id":"2","name":"x","x-custom":1})))
+        );
+    }
+
+    #[test]
+    fn busy_block_keeps_only_times() {
+        let p = default_policy("personal", "business", "calendar");
+        let input = item(json!({"id":"e","title":"Doctor","start":"a","end":"b",
+            "visibility":"private","location":"clinic","lastModified":"t"}));
+        let (out, n) = p.apply(input.clone(), "id");
+        let Outcome::Kept(out) = out else { panic!() };
+        assert_eq!(
+            out,
+            item(json!({"id":"e","title":"Busy","start":"a","end":"b","lastModified":"t"}))
+        );
+        assert_eq!(n, 3); // visibility, location removed; title replaced
+        assert!(p.check(&input, &out, "id").is_ok());
+        let mut leaky = out.clone();
+        leaky.insert("location".into(), json!("clinic"));
+        assert!(p.check(&input, &leaky, "id").is_err());
+    }
+
+    #[test]
+    fn check_catches_withheld_and_stripped() {
+        let p = default_policy("personal", "business", "contacts");
+        let fam = item(json!({"id":"1","category":"family","name":"x"}));
+        assert!(p.check(&fam, &fam, "id").is_err());
+        let biz = item(json!({"id":"2","name":"x","notes":"secret"}));
+        let err = p.check(&biz, &biz, "id").unwrap_err();
+        assert!(err.what.contains("notes"), "{err:?}");
+    }
+
+    #[test]
+    fn array_fields_match_any_element() {
+        let r = rule("tags", &["private"]);
+        assert!(r.matches(&item(json!({"tags":["a","private"]}))));
+        assert!(!r.matches(&item(json!({"tags":["a"]}))));
+    }
+}

@@ -1,0 +1,282 @@
+//! The guest SDK: everything an entity plugin needs except its own rules.
+//!
+//! A plugin implements [`EntityPlugin`] (its name, version, item schema and
+//! which fields hold emails, phones and timestamps) and calls
+//! [`export_plugin!`]. The SDK turns that into the WIT interface
+//! `gold:entity/plugin@1.0.0`: batch mapping (renames and normalisation) and
+//! batch filtering (the crossing's policy, see `cds-policy`).
+//!
+//! The batch functions [`map_batch`] and [`filter_batch`] are plain Rust, so the
+//! same plugin code can also be compiled natively (the host does that for its
+//! sandbox-cost benchmark).
+
+pub use cds_policy::{Item, Outcome, Policy, rename_fields};
+pub use serde_json::Value;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "entity-plugin",
+    pub_export_macro: true,
+    export_macro_name: "__export_entity_plugin",
+    default_bindings_module: "cds_plugin_sdk",
+});
+
+/// The interface version this SDK builds plugins for.
+pub const INTERFACE_VERSION: &str = "1.0.0";
+
+/// One entity type's rules. Everything has a sensible default except the
+/// identity and the schema.
+pub trait EntityPlugin {
+    /// The entity type, e.g. `contacts`; also the data file's name.
+    const ENTITY_TYPE: &'static str;
+    /// The plugin's own version.
+    const VERSION: &'static str;
+    /// JSON Schema (2020-12) of one item, in canonical field names.
+    const ITEM_SCHEMA: &'static str;
+    const ID_FIELD: &'static str = "id";
+    /// Fields holding an email address or an array of them: trimmed, lower-cased.
+    const EMAIL_FIELDS: &'static [&'static str] = &[];
+    /// Fields holding a phone number: reduced to `+` and digits.
+    const PHONE_FIELDS: &'static [&'static str] = &[];
+    /// Fields holding an RFC 3339 timestamp: converted to UTC with `Z`.
+    /// `lastModified` is always normalised.
+    const TIMESTAMP_FIELDS: &'static [&'static str] = &[];
+
+    /// Type-specific normalisation after the standard one (canonical names).
+    fn normalize(_item: &mut Item) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Filters one item (receiving-shape names). The default applies the
+    /// policy exactly; override only to be stricter.
+    fn filter(policy: &Policy, item: Item) -> (Outcome, u64) {
+        policy.apply(item, Self::ID_FIELD)
+    }
+}
+
+/// Lower-cases and trims an email address.
+pub fn normalize_email(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// Reduces a phone number to a leading `+` and digits, when it is made only of
+/// digits and the usual separators; anything else (an extension, letters) is
+/// left as written rather than guessed at.
+pub fn normalize_phone(s: &str) -> String {
+    let t = s.trim();
+    let mut out = String::with_capacity(t.len());
+    for (i, c) in t.chars().enumerate() {
+        match c {
+            '0'..='9' => out.push(c),
+            '+' if i == 0 => out.push(c),
+            ' ' | '-' | '.' | '(' | ')' | '/' => {}
+            _ => return t.to_string(),
+        }
+    }
+    if out.trim_start_matches('+').is_empty() {
+        t.to_string()
+    } else {
+        out
+    }
+}
+
+/// Converts an RFC 3339 timestamp to UTC with a `Z` suffix.
+pub fn normalize_timestamp(s: &str) -> Result<String, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map_err(|e| format!("`{s}` is not an RFC 3339 timestamp ({e})"))?;
+    Ok(t.with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+fn each_string(
+    v: &mut Value,
+    f: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<(), String> {
+    match v {
+        Value::String(s) => {
+            let n = f(s)?;
+            if *s != n {
+                *s = n;
+            }
+            Ok(())
+        }
+        Value::Array(a) => a.iter_mut().try_for_each(|e| each_string(e, f)),
+        _ => Ok(()),
+    }
+}
+
+/// The standard normalisation of one item in canonical names.
+pub fn normalize<P: EntityPlugin>(item: &mut Item) -> Result<(), String> {
+    for f in P::EMAIL_FIELDS {
+        if let Some(v) = item.get_mut(*f) {
+            each_string(v, &mut |s| Ok(normalize_email(s)))?;
+        }
+    }
+    for f in P::PHONE_FIELDS {
+        if let Some(v) = item.get_mut(*f) {
+            each_string(v, &mut |s| Ok(normalize_phone(s)))?;
+        }
+    }
+    for f in std::iter::once(&"lastModified").chain(P::TIMESTAMP_FIELDS) {
+        if let Some(v) = item.get_mut(*f) {
+            each_string(v, &mut |s| {
+                normalize_timestamp(s).map_err(|e| format!("{f}: {e}"))
+            })?;
+        }
+    }
+    P::normalize(item)
+}
+
+fn parse_item(s: &str, index: usize) -> Result<Item, String> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(format!("item {index} is not a JSON object")),
+        Err(e) => Err(format!("item {index} is not valid JSON: {e}")),
+    }
+}
+
+fn item_id<'a, P: EntityPlugin>(item: &'a Item) -> &'a str {
+    item.get(P::ID_FIELD).and_then(Value::as_str).unwrap_or("?")
+}
+
+/// Maps a batch: sending-local names → canonical, normalise, → receiving-local.
+/// `from_fields` and `to_fields` are `(canonical, local)` pairs.
+pub fn map_batch<P: EntityPlugin>(
+    from_fields: &[(&str, &str)],
+    to_fields: &[(&str, &str)],
+    items: &[String],
+) -> Result<Vec<String>, String> {
+    let to_canonical: Vec<(&str, &str)> = from_fields.iter().map(|(c, l)| (*l, *c)).collect();
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut item = rename_fields(parse_item(s, i)?, &to_canonical);
+            normalize::<P>(&mut item)
+                .map_err(|e| format!("item {i} (id {}): {e}", item_id::<P>(&item)))?;
+            let item = rename_fields(item, to_fields);
+            serde_json::to_string(&item).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// What [`filter_batch`] returns.
+#[derive(Debug, Default, PartialEq)]
+pub struct Filtered {
+    pub kept: Vec<String>,
+    pub withheld: Vec<String>,
+    pub redacted_fields: u64,
+}
+
+/// Filters a batch through `policy` (JSON text, receiving-shape names).
+pub fn filter_batch<P: EntityPlugin>(policy: &str, items: &[String]) -> Result<Filtered, String> {
+    let policy: Policy =
+        serde_json::from_str(policy).map_err(|e| format!("the policy is not valid: {e}"))?;
+    let mut out = Filtered::default();
+    for (i, s) in items.iter().enumerate() {
+        let item = parse_item(s, i)?;
+        let id = item_id::<P>(&item).to_string();
+        let (outcome, n) = P::filter(&policy, item);
+        out.redacted_fields += n;
+        match outcome {
+            Outcome::Kept(item) => out
+                .kept
+                .push(serde_json::to_string(&item).map_err(|e| e.to_string())?),
+            Outcome::Withheld => out.withheld.push(id),
+        }
+    }
+    Ok(out)
+}
+
+#[doc(hidden)]
+pub mod adapter {
+    //! Glue between the generated WIT bindings and [`EntityPlugin`].
+    use super::*;
+    use crate::exports::gold::entity::plugin as wit;
+
+    fn pairs(r: &[wit::Rename]) -> Vec<(&str, &str)> {
+        r.iter()
+            .map(|r| (r.canonical.as_str(), r.local.as_str()))
+            .collect()
+    }
+
+    pub fn describe<P: EntityPlugin>() -> wit::Descriptor {
+        wit::Descriptor {
+            entity_type: P::ENTITY_TYPE.into(),
+            plugin_version: P::VERSION.into(),
+            interface_version: INTERFACE_VERSION.into(),
+            item_schema: P::ITEM_SCHEMA.into(),
+            id_field: P::ID_FIELD.into(),
+        }
+    }
+
+    pub fn map<P: EntityPlugin>(req: wit::MapRequest) -> Result<Vec<String>, String> {
+        map_batch::<P>(&pairs(&req.from_fields), &pairs(&req.to_fields), &req.items)
+    }
+
+    pub fn filter<P: EntityPlugin>(req: wit::FilterRequest) -> Result<wit::FilterResult, String> {
+        let f = filter_batch::<P>(&req.policy, &req.items)?;
+        Ok(wit::FilterResult {
+            kept: f.kept,
+            withheld: f.withheld,
+            redacted_fields: f.redacted_fields,
+        })
+    }
+}
+
+/// Exports `$plugin` (a type implementing [`EntityPlugin`]) as the WIT
+/// interface `gold:entity/plugin@1.0.0`.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        struct __CdsGuest;
+        impl $crate::exports::gold::entity::plugin::Guest for __CdsGuest {
+            fn describe() -> $crate::exports::gold::entity::plugin::Descriptor {
+                $crate::adapter::describe::<$plugin>()
+            }
+            fn map_batch(
+                request: $crate::exports::gold::entity::plugin::MapRequest,
+            ) -> Result<Vec<String>, String> {
+                $crate::adapter::map::<$plugin>(request)
+            }
+            fn filter_batch(
+                request: $crate::exports::gold::entity::plugin::FilterRequest,
+            ) -> Result<$crate::exports::gold::entity::plugin::FilterResult, String> {
+                $crate::adapter::filter::<$plugin>(request)
+            }
+        }
+        $crate::__export_entity_plugin!(__CdsGuest with_types_in $crate);
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_emails_timestamps() {
+        assert_eq!(normalize_phone("+1-555-0100"), "+15550100");
+        assert_eq!(normalize_phone("(555) 010 0100"), "5550100100");
+        assert_eq!(normalize_phone("555-0100 ext 4"), "555-0100 ext 4");
+        assert_eq!(normalize_email("  John@Example.COM "), "john@example.com");
+        assert_eq!(
+            normalize_timestamp("2026-01-12T12:00:00+02:00").unwrap(),
+            "2026-01-12T10:00:00Z"
+        );
+        assert_eq!(
+            normalize_timestamp("2026-01-12T10:00:00.5Z").unwrap(),
+            "2026-01-12T10:00:00.500Z"
+        );
+        assert!(normalize_timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn rename_keeps_order() {
+        let item: Item = serde_json::from_str(r#"{"id":"1","company":"x","b":2}"#).unwrap();
+        let out = rename_fields(item, &[("company", "organization")]);
+        assert_eq!(
+            serde_json::to_string(&out).unwrap(),
+            r#"{"id":"1","organization":"x","b":2}"#
+        );
+    }
+}
