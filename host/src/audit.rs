@@ -129,7 +129,6 @@ pub fn verify(dir: &DataDir) -> Result<Verification> {
     let bytes = store::read_optional(&path)?.unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes);
     let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1u64;
     let mut count = 0u64;
     let fail = |line: u64, count: u64, problem: String| {
         Ok(Verification {
@@ -139,8 +138,8 @@ pub fn verify(dir: &DataDir) -> Result<Verification> {
             problem: Some(problem),
         })
     };
-    for (i, line) in text.lines().enumerate() {
-        let n = i as u64 + 1;
+    for (n, line) in (1u64..).zip(text.lines()) {
+        let expected_seq = count + 1;
         let Ok(Value::Object(e)) = serde_json::from_str::<Value>(line) else {
             return fail(n, count, format!("line {n} is not a JSON object: altered"));
         };
@@ -173,7 +172,6 @@ pub fn verify(dir: &DataDir) -> Result<Verification> {
             );
         }
         prev = stored.to_string();
-        expected_seq += 1;
         count += 1;
     }
     if let Some(head) =

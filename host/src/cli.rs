@@ -265,10 +265,18 @@ pub fn invocation_json(a: &SyncArgs, c: &Common) -> Value {
 /// when it is a terminal.
 struct HumanProgress {
     bar: Option<indicatif::ProgressBar>,
+    /// Printed once the request is valid and the first type starts.
+    header: std::sync::Mutex<Option<String>>,
 }
 
 impl Progress for HumanProgress {
     fn entity_started(&self, entity: &str, _index: usize, total: usize) {
+        if let Some(h) = self.header.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            match &self.bar {
+                Some(bar) => bar.println(h),
+                None => println!("{h}"),
+            }
+        }
         let line = format!("Syncing {entity} entities...");
         match &self.bar {
             Some(bar) => {
@@ -302,18 +310,14 @@ fn sync(a: &SyncArgs, c: &Common) -> i32 {
     };
     let raw = invocation_json(a, c);
     let user = c.user.clone().unwrap_or_else(crate::request::default_user);
-    if !c.json {
-        let (s, t) = (
-            a.source.as_deref().unwrap_or("?"),
-            a.target.as_deref().unwrap_or("?"),
-        );
-        match a.direction.as_deref() {
-            Some(d) if d != "source_to_target" => {
-                println!("Synchronizing data from {s} to {t} ({d})")
-            }
-            _ => println!("Synchronizing data from {s} to {t}"),
-        }
-    }
+    let (s, t) = (
+        a.source.as_deref().unwrap_or("?"),
+        a.target.as_deref().unwrap_or("?"),
+    );
+    let header = match a.direction.as_deref() {
+        Some(d) if d != "source_to_target" => format!("Synchronizing data from {s} to {t} ({d})"),
+        _ => format!("Synchronizing data from {s} to {t}"),
+    };
     let bar = (!c.json && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -323,7 +327,10 @@ fn sync(a: &SyncArgs, c: &Common) -> i32 {
         b.enable_steady_tick(Duration::from_millis(100));
         b
     });
-    let progress = HumanProgress { bar };
+    let progress = HumanProgress {
+        bar,
+        header: std::sync::Mutex::new(Some(header)),
+    };
     let record = if c.json {
         host.sync(&raw, &user, &crate::pipeline::Quiet, &Cancel::default())
     } else {
@@ -341,12 +348,12 @@ fn sync(a: &SyncArgs, c: &Common) -> i32 {
     }
     if record.status == Status::Failed {
         let e = &record.errors[0];
-        let err = Error {
+        let err = Error::from(crate::error::ErrorData {
             code: e.code,
             message: e.message.clone(),
             help: e.help.clone(),
             details: e.details.clone(),
-        };
+        });
         return report_error(false, &err);
     }
     print_human(&record);

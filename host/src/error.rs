@@ -81,9 +81,14 @@ impl fmt::Display for Code {
     }
 }
 
-/// A failure with its contract code.
+/// A failure with its contract code. Boxed, so that every `Result` stays one
+/// pointer wide; its fields are read through `Deref`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Error {
+pub struct Error(Box<ErrorData>);
+
+/// What an [`Error`] holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorData {
     pub code: Code,
     /// One line saying what went wrong, naming the thing at fault.
     pub message: String,
@@ -95,23 +100,36 @@ pub struct Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl std::ops::Deref for Error {
+    type Target = ErrorData;
+    fn deref(&self) -> &ErrorData {
+        &self.0
+    }
+}
+
+impl From<ErrorData> for Error {
+    fn from(d: ErrorData) -> Self {
+        Error(Box::new(d))
+    }
+}
+
 impl Error {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(ErrorData {
             code,
             message: message.into(),
             help: Vec::new(),
             details: Map::new(),
-        }
+        }))
     }
 
     pub fn with_help(mut self, line: impl Into<String>) -> Self {
-        self.help.push(line.into());
+        self.0.help.push(line.into());
         self
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.details.insert(key.to_string(), value.into());
+        self.0.details.insert(key.to_string(), value.into());
         self
     }
 

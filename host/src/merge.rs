@@ -113,6 +113,12 @@ pub struct SideInput<'a> {
     /// For a sending side: the view of the base item of each id whose current
     /// item differs from its base (see [`base_items_needing_views`]).
     pub base_views: &'a HashMap<String, Option<Item>>,
+    /// For a receiving side: its own items normalised in its own shape (the
+    /// plugin's map from this domain to itself), aligned with `items`; a value
+    /// that differs from an incoming one only in its writing (`+1-555-0100`
+    /// against `+15550100`) is then no change and no conflict. Empty: compare
+    /// as written.
+    pub normalized: &'a [Item],
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -329,15 +335,15 @@ impl<'a> Ctx<'a> {
         from: Side,
         d: &Delta,
         r: &mut Item,
+        r_norm: Option<&Item>,
         r_base: Option<&Item>,
         sender_item: &Item,
     ) -> bool {
-        let to = from.other();
         let sender_wins = self.input.direction.winner() == from;
         let mut changed = false;
         for (field, new) in d {
             let cur = r.get(field);
-            if cur == new.as_ref() {
+            if cur == new.as_ref() || r_norm.is_some_and(|n| n.get(field) == new.as_ref()) {
                 continue;
             }
             let receiver_changed = match r_base {
@@ -374,7 +380,6 @@ impl<'a> Ctx<'a> {
                 Value::String(self.direction_label(from)),
             );
         }
-        let _ = to;
         changed
     }
 
@@ -459,8 +464,8 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                     } else {
                         &mut new_s
                     };
-                    let _ = ri;
-                    ctx.apply(from, &d, r, r_base, sender_item);
+                    let r_norm = ctx.side(to).normalized.get(ri);
+                    ctx.apply(from, &d, r, r_norm, r_base, sender_item);
                     // One-way: the receiver's base advances by what it was
                     // sent, not by its own pending changes.
                     if !dir.sends(to)

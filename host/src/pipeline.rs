@@ -569,6 +569,7 @@ impl Host {
         let mut withheld = 0;
         let mut redacted = 0;
         let mut views: [Vec<Option<Item>>; 2] = [Vec::new(), Vec::new()];
+        let mut normalized: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
         let mut base_views: [HashMap<String, Option<Item>>; 2] = [HashMap::new(), HashMap::new()];
         for (side, from, to, items, from_fields, to_fields) in [
             (
@@ -593,6 +594,29 @@ impl Host {
             }
             if Instant::now() > deadline {
                 break;
+            }
+            // The receiving side's own items, normalised in its own shape (a
+            // map from the domain to itself, no policy).
+            let own = if to.name == req.source.name {
+                &src.items
+            } else {
+                &tgt.items
+            };
+            if !own.is_empty() {
+                let same = Shapes {
+                    from_domain: &to.name,
+                    to_domain: &to.name,
+                    from_fields: to_fields,
+                    to_fields,
+                };
+                let refs: Vec<&Item> = own.iter().collect();
+                let n = plugin.map_filter(
+                    &self.registry.runtime,
+                    &same,
+                    &cds_policy::Policy::default(),
+                    &refs,
+                )?;
+                normalized[side.other() as usize] = n.items.into_iter().flatten().collect();
             }
             let policy = self
                 .config
@@ -633,12 +657,14 @@ impl Host {
                 items: &src.items,
                 views: &views[0],
                 base_views: &base_views[0],
+                normalized: &normalized[0],
             },
             target: merge::SideInput {
                 domain: &req.target.name,
                 items: &tgt.items,
                 views: &views[1],
                 base_views: &base_views[1],
+                normalized: &normalized[1],
             },
             base: &base,
             direction: req.direction,

@@ -135,7 +135,7 @@ fn parse_item(s: &str, index: usize) -> Result<Item, String> {
     }
 }
 
-fn item_id<'a, P: EntityPlugin>(item: &'a Item) -> &'a str {
+fn item_id<P: EntityPlugin>(item: &Item) -> &str {
     item.get(P::ID_FIELD).and_then(Value::as_str).unwrap_or("?")
 }
 

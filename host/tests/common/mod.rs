@@ -1,0 +1,207 @@
+//! Helpers shared by the integration tests: scratch data folders, running the
+//! real binary, and building the plugins the tests install.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// All tests share one compiled-plugin cache, so each plugin is compiled once
+/// per test run (a debug host compiles slowly).
+pub fn cache_dir() -> PathBuf {
+    workspace().join("target").join("cds-test-cache")
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cross-domain-sync"))
+}
+
+/// A scratch working folder with `data/personal` and `data/business`.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for d in ["personal", "business"] {
+            std::fs::create_dir_all(dir.path().join("data").join(d)).unwrap();
+        }
+        Scratch { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.current_dir(self.path())
+            .env("CDS_CACHE_DIR", cache_dir())
+            .env("CDS_USER", "tester")
+            .env_remove("CDS_FAULT_KILL_AT")
+            .env_remove("CDS_FAULT_WRITE")
+            .env_remove("CDS_FAULT_DELAY_MS")
+            .env_remove("CDS_LOG")
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd()
+            .args(args)
+            .output()
+            .expect("run cross-domain-sync")
+    }
+
+    /// Runs with `--json` and parses the one JSON object on stdout.
+    pub fn run_json(&self, args: &[&str]) -> (i32, Value) {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.run(&a);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), v)
+    }
+
+    pub fn write(&self, domain: &str, entity: &str, items: Value) {
+        let path = self.data().join(domain).join(format!("{entity}.json"));
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&json!({ entity: items })).unwrap(),
+        )
+        .unwrap();
+    }
+
+    pub fn write_raw(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn items(&self, domain: &str, entity: &str) -> Vec<Value> {
+        let path = self.data().join(domain).join(format!("{entity}.json"));
+        match std::fs::read(&path) {
+            Ok(b) => {
+                let v: Value = serde_json::from_slice(&b).unwrap();
+                v[entity].as_array().cloned().unwrap_or_default()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn item(&self, domain: &str, entity: &str, id: &str) -> Option<Value> {
+        self.items(domain, entity)
+            .into_iter()
+            .find(|i| i["id"] == json!(id))
+    }
+
+    pub fn config(&self, v: Value) {
+        std::fs::write(
+            self.path().join("cross_domain_config.json"),
+            serde_json::to_string_pretty(&v).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Every file under the two domain folders, with its bytes.
+    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for d in ["personal", "business"] {
+            let dir = self.data().join(d);
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    out.push((
+                        format!("{d}/{}", e.file_name().to_string_lossy()),
+                        std::fs::read(e.path()).unwrap(),
+                    ));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    pub fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.data().join("audit/audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Builds a plugin project (outside the workspace) for wasm32-unknown-unknown
+/// and returns its .wasm file. Cargo's own locking makes this safe to call
+/// from tests running at once.
+pub fn build_plugin(project: &str, wasm: &str) -> PathBuf {
+    let root = workspace();
+    let target_dir = root.join("target").join("test-plugins");
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root.join(project))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building {project} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir
+        .join("wasm32-unknown-unknown")
+        .join("release")
+        .join(wasm)
+}
+
+pub fn notes_plugin() -> PathBuf {
+    build_plugin("examples/plugins/notes", "notes_plugin.wasm")
+}
+
+pub fn hostile_plugin() -> PathBuf {
+    build_plugin("tests/hostile", "hostile_plugin.wasm")
+}
+
+/// A contact item.
+pub fn contact(id: &str, name: &str, extra: Value) -> Value {
+    let mut v = json!({"id": id, "name": name, "lastModified": "2026-01-12T10:00:00Z"});
+    if let Value::Object(m) = extra {
+        for (k, x) in m {
+            v[k] = x;
+        }
+    }
+    v
+}

@@ -1,0 +1,288 @@
+//! The sandbox against hostile plugins (built by this test suite from
+//! tests/hostile/ and from WAT): each misbehaviour is stopped with its own
+//! PLUGIN_ERROR message, and the next call on a good plugin still works.
+
+mod common;
+
+use cds::Code;
+use cds::plugin::runtime::{Limits, Runtime};
+use cds::plugin::{Registry, Shapes};
+use cds_policy::{Policy, rule};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn registry(limits: Limits) -> (Registry, tempfile::TempDir) {
+    let rt = Runtime::new(limits, Some(common::cache_dir())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = Registry::open(rt, dir.path()).unwrap();
+    reg.add(&common::hostile_plugin(), "2026-01-12T10:00:00Z")
+        .unwrap();
+    (reg, dir)
+}
+
+fn small() -> Limits {
+    Limits {
+        memory_bytes: 64 << 20,
+        fuel_base: 50_000_000,
+        fuel_per_item: 100_000,
+        wall: Duration::from_secs(20),
+    }
+}
+
+fn policy() -> Policy {
+    Policy {
+        withhold: vec![rule("category", &["private"])],
+        strip: vec!["secret".into()],
+        ..Policy::default()
+    }
+}
+
+/// Runs a batch through the hostile plugin with `mode` in its first item.
+fn run(reg: &Registry, mode: &str) -> cds::Result<usize> {
+    let items: Vec<cds::merge::Item> = [
+        json!({"id": "a", "lastModified": "t", "mode": mode, "secret": "s3cret"}),
+        json!({"id": "b", "lastModified": "t", "category": "private"}),
+        json!({"id": "c", "lastModified": "t"}),
+    ]
+    .iter()
+    .map(|v| v.as_object().unwrap().clone())
+    .collect();
+    let refs: Vec<_> = items.iter().collect();
+    let none = Vec::new();
+    let shapes = Shapes {
+        from_domain: "personal",
+        to_domain: "business",
+        from_fields: &none,
+        to_fields: &none,
+    };
+    let p = reg.get("hostile")?;
+    p.map_filter(&reg.runtime, &shapes, &policy(), &refs)
+        .map(|c| c.items.iter().flatten().count())
+}
+
+/// The hostile plugin in a harmless mode, and a built-in plugin, both work.
+fn still_works(reg: &Registry) {
+    assert_eq!(
+        run(reg, "behave").unwrap(),
+        2,
+        "a good call after the failure"
+    );
+    let contacts = reg.get("contacts").unwrap();
+    let item = json!({"id": "x", "name": "n", "lastModified": "2026-01-12T10:00:00Z"});
+    let item = item.as_object().unwrap().clone();
+    let none = Vec::new();
+    let shapes = Shapes {
+        from_domain: "business",
+        to_domain: "personal",
+        from_fields: &none,
+        to_fields: &none,
+    };
+    let out = contacts
+        .map_filter(&reg.runtime, &shapes, &Policy::default(), &[&item])
+        .unwrap();
+    assert_eq!(out.items.len(), 1);
+}
+
+fn expect_plugin_error(reg: &Registry, mode: &str, needle: &str) {
+    let err = run(reg, mode).expect_err(mode);
+    assert_eq!(err.code, Code::PluginError, "{mode}: {err}");
+    assert!(
+        err.message.contains("plugin `hostile`") && err.message.contains(needle),
+        "{mode}: expected `{needle}` in: {}",
+        err.message
+    );
+    still_works(reg);
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel() {
+    let (reg, _d) = registry(small());
+    expect_plugin_error(&reg, "loop", "ran out of its CPU budget in `map-batch`");
+}
+
+#[test]
+fn infinite_loop_hits_the_wall_clock_limit() {
+    // Fuel that would last for minutes; the epoch deadline stops it.
+    let (reg, _d) = registry(Limits {
+        fuel_base: u64::MAX / 4,
+        wall: Duration::from_millis(300),
+        ..small()
+    });
+    expect_plugin_error(&reg, "loop", "ran past its wall-clock limit of 300 ms");
+}
+
+#[test]
+fn memory_bomb_hits_the_cap() {
+    let (reg, _d) = registry(small());
+    expect_plugin_error(&reg, "membomb", "exceeded its memory limit of 64 MiB");
+}
+
+#[test]
+fn trap_is_reported() {
+    let (reg, _d) = registry(small());
+    expect_plugin_error(&reg, "trap", "trapped in `map-batch`");
+}
+
+#[test]
+fn malformed_output_is_refused() {
+    let (reg, _d) = registry(small());
+    expect_plugin_error(
+        &reg,
+        "malformed",
+        "returned malformed JSON for item 0 from `map-batch`",
+    );
+}
+
+#[test]
+fn dropped_ids_are_refused() {
+    let (reg, _d) = registry(small());
+    expect_plugin_error(&reg, "drop", "dropped item `c` in `filter-batch`");
+}
+
+#[test]
+fn invented_ids_are_refused() {
+    let (reg, _d) = registry(small());
+    expect_plugin_error(
+        &reg,
+        "invent",
+        "returned 4 items from `map-batch` for 3 given",
+    );
+}
+
+#[test]
+fn swapped_ids_are_refused() {
+    let (reg, _d) = registry(small());
+    expect_plugin_error(
+        &reg,
+        "swap",
+        "changed the id of item 0 in `map-batch` from `a` to `b`",
+    );
+}
+
+#[test]
+fn renamed_ids_are_refused() {
+    let (reg, _d) = registry(small());
+    expect_plugin_error(&reg, "rename-id", "from `a` to `someone-else`");
+}
+
+#[test]
+fn a_leaking_filter_cannot_leak() {
+    let (reg, _d) = registry(small());
+    let err = run(&reg, "leak").unwrap_err();
+    assert_eq!(err.code, Code::PluginError);
+    // The first leak in input order: item `a` still carries `secret`.
+    assert!(
+        err.message
+            .contains("broke the personal->business policy on item `a`")
+            && err.message.contains("field `secret` is stripped"),
+        "{}",
+        err.message
+    );
+    assert!(
+        !err.message.contains("s3cret"),
+        "the message must not quote the value"
+    );
+    still_works(&reg);
+}
+
+fn load_wat(reg: &Registry, name: &str, wat: &str) -> cds::Error {
+    let bytes = wat::parse_str(wat).unwrap();
+    let digest = cds::plugin::runtime::sha256_hex(&bytes);
+    match reg.runtime.load(name, &bytes, &digest) {
+        Ok(_) => panic!("{name} must be refused"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn wasi_filesystem_import_is_refused_at_load() {
+    let (reg, _d) = registry(small());
+    let err = load_wat(
+        &reg,
+        "sneaky.wasm",
+        r#"(component (import "wasi:filesystem/preopens@0.2.0" (instance)))"#,
+    );
+    assert_eq!(err.code, Code::PluginError);
+    assert!(
+        err.message
+            .contains("plugin `sneaky.wasm` imports `wasi:filesystem/preopens@0.2.0`"),
+        "{}",
+        err.message
+    );
+    still_works(&reg);
+}
+
+#[test]
+fn other_interface_versions_are_refused_by_name() {
+    let (reg, _d) = registry(small());
+    let err = load_wat(
+        &reg,
+        "future.wasm",
+        r#"(component (instance $i) (export "gold:entity/plugin@2.0.0" (instance $i)))"#,
+    );
+    assert!(
+        err.message.contains(
+            "implements interface gold:entity@2.0.0, but this host accepts gold:entity@1.0.0 only"
+        ),
+        "{}",
+        err.message
+    );
+    let err = load_wat(&reg, "other.wasm", "(component)");
+    assert!(
+        err.message
+            .contains("does not export the interface `gold:entity/plugin`"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn not_a_component_is_refused() {
+    let (reg, _d) = registry(small());
+    let digest = cds::plugin::runtime::sha256_hex(b"hello");
+    let err = match reg.runtime.load("junk.wasm", b"hello", &digest) {
+        Ok(_) => panic!("junk must be refused"),
+        Err(e) => e,
+    };
+    assert!(
+        err.message.contains("is not a valid WebAssembly component"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn the_compiled_cache_is_used_on_the_second_load() {
+    let cache = tempfile::tempdir().unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    let first = Registry::open(
+        Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).unwrap(),
+        plugins.path(),
+    )
+    .unwrap();
+    assert!(
+        !first.get("tasks").unwrap().instance.from_cache,
+        "cold: compiled"
+    );
+    let artifacts: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "one compiled artifact cached");
+    let second = Registry::open(
+        Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).unwrap(),
+        plugins.path(),
+    )
+    .unwrap();
+    let p = second.get("tasks").unwrap();
+    assert!(p.instance.from_cache, "warm: loaded without compiling");
+    // And the cached plugin works.
+    assert_eq!(p.info.entity_type, "tasks");
+    // A cache made by an engine with other settings is refused by key, so
+    // the key carries the settings: different limits do not change it, the
+    // digest does.
+    let key = second.runtime.cache_path("abc").unwrap();
+    assert!(key.to_string_lossy().contains("abc-wasmtime48-"));
+    let _ = Value::Null;
+}
