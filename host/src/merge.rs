@@ -625,7 +625,15 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
     // Guard rails against an empty or re-pointed store.
     if !input.options.allow_mass_delete && !input.base.is_empty() {
         let n = input.base.len();
-        for side in [Side::Source, Side::Target] {
+        // An empty side is the likelier explanation, so it is named first.
+        let empty = [Side::Source, Side::Target]
+            .into_iter()
+            .find(|s| ctx.side(*s).items.is_empty());
+        let mass = [Side::Source, Side::Target].into_iter().find(|s| {
+            let gone = deletions[slot(*s)];
+            gone * 2 > n && gone > 10
+        });
+        for side in empty.into_iter().chain(mass) {
             let s = ctx.side(side);
             let gone = deletions[slot(side)];
             let why = if s.items.is_empty() {
@@ -633,14 +641,12 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                     "domain `{}` lists no items, but the last sync saw {n}",
                     s.domain
                 ))
-            } else if gone * 2 > n && gone > 10 {
+            } else {
                 Some(format!(
                     "the sync would delete {gone} of the {n} items both domains last agreed on \
                      from `{}`",
                     s.domain
                 ))
-            } else {
-                None
             };
             if let Some(why) = why {
                 return Err(Error::new(

@@ -1,0 +1,137 @@
+//! A new entity type end to end, without rebuilding the host: build the
+//! example `notes` plugin, install it with `plugins add`, list it, sync with
+//! it, and refuse it once its file changes.
+
+mod common;
+
+use common::Scratch;
+use serde_json::json;
+
+#[test]
+fn notes_installs_lists_syncs_and_is_pinned() {
+    let wasm = common::notes_plugin();
+    let s = Scratch::new();
+    s.config(json!({
+        "policies": {
+            "personal->business": {
+                "notes": {"withhold": [{"field": "category", "in": ["personal"]}], "strip": ["body"]}
+            }
+        }
+    }));
+
+    let out = s.run(&["plugins", "add", wasm.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(common::stdout(&out).contains("Installed plugin `notes` 1.0.0 (interface 1.0.0)"));
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.path().join("plugins/plugins.lock")).unwrap())
+            .unwrap();
+    let digest = cds::plugin::runtime::sha256_hex(&std::fs::read(&wasm).unwrap());
+    assert_eq!(lock["plugins"][0]["entityType"], "notes");
+    assert_eq!(lock["plugins"][0]["sha256"], digest);
+
+    let out = s.run(&["plugins", "list"]);
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{text}{}", common::stderr(&out));
+    for want in [
+        "contacts",
+        "built-in",
+        "notes",
+        &digest,
+        "plugins/notes.wasm",
+    ] {
+        assert!(text.contains(want), "`{want}` missing from:\n{text}");
+    }
+
+    // The new type is in the invocation schema and syncs.
+    let out = s.run(&["schema", "invocation"]);
+    assert!(common::stdout(&out).contains("\"notes\""));
+    s.write("personal", "notes", json!([
+        {"id": "n1", "title": " Buy milk ", "tags": ["Home", "home"], "category": "personal", "lastModified": "2026-01-12T10:00:00Z"},
+        {"id": "n2", "title": "Quarterly plan", "body": "draft numbers", "category": "business", "pinned": true, "lastModified": "2026-01-12T11:00:00+01:00"}
+    ]));
+    let (code, rec) = s.run_json(&[
+        "--source",
+        "personal",
+        "--target",
+        "business",
+        "--entities",
+        "notes",
+    ]);
+    assert_eq!(code, 0, "{rec}");
+    assert_eq!(rec["results"]["notes"]["added"], 1);
+    assert_eq!(rec["results"]["notes"]["withheld"], 1);
+    let b = s.items("business", "notes");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["id"], "n2");
+    assert!(
+        b[0].get("body").is_none(),
+        "body stripped by the configured policy"
+    );
+    assert_eq!(b[0]["lastModified"], "2026-01-12T10:00:00Z");
+    assert_eq!(b[0]["pinned"], true);
+    let audit = s.audit();
+    let sync = audit
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "DATA_SYNC")
+        .unwrap();
+    assert_eq!(sync["plugins"]["notes"], digest);
+
+    // Tampering with the installed file: refused, saying so.
+    let installed = s.path().join("plugins/notes.wasm");
+    let mut bytes = std::fs::read(&installed).unwrap();
+    bytes.push(0);
+    std::fs::write(&installed, bytes).unwrap();
+    let (code, rec) = s.run_json(&[
+        "--source",
+        "personal",
+        "--target",
+        "business",
+        "--entities",
+        "notes",
+    ]);
+    assert_eq!(code, 9, "{rec}");
+    assert_eq!(rec["errors"][0]["code"], "PLUGIN_ERROR");
+    let msg = rec["errors"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("changed since it was installed"), "{msg}");
+    // Built-in types are unaffected.
+    let (code, _) = s.run_json(&[
+        "--source",
+        "personal",
+        "--target",
+        "business",
+        "--entities",
+        "contacts",
+    ]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn plugins_add_refuses_bad_files() {
+    let s = Scratch::new();
+    s.write_raw("junk.wasm", "not wasm");
+    let (code, v) = s.run_json(&["plugins", "add", "junk.wasm"]);
+    assert_eq!(code, 9);
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid WebAssembly component")
+    );
+    let (code, v) = s.run_json(&["plugins", "add", "missing.wasm"]);
+    assert_eq!(code, 8, "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing.wasm")
+    );
+    // Both attempts are audited.
+    let installs: Vec<_> = s
+        .audit()
+        .into_iter()
+        .filter(|e| e["action"] == "PLUGIN_INSTALL")
+        .collect();
+    assert_eq!(installs.len(), 2);
+    assert!(installs.iter().all(|e| e["outcome"] == "failed"));
+}
