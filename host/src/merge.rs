@@ -399,6 +399,12 @@ impl<'a> Ctx<'a> {
     }
 }
 
+fn id_only(id_field: &str, id: &str) -> Item {
+    let mut m = Item::new();
+    m.insert(id_field.to_string(), Value::String(id.to_string()));
+    m
+}
+
 /// What happens to one side's copy of an id.
 enum Fate {
     Replace(Item),
@@ -448,34 +454,48 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                 let t_item = &input.target.items[ti];
                 let mut new_s = s_item.clone();
                 let mut new_t = t_item.clone();
-                let mut agreed = [None::<Item>, None::<Item>];
-                for (from, fi, ri) in [(Side::Source, si, ti), (Side::Target, ti, si)] {
-                    if !dir.sends(from) {
-                        continue;
+                // What each side sends (None: it sends nothing for this id,
+                // being a one-way receiver or withheld by policy).
+                let pos_of = |side: Side| if side == Side::Source { si } else { ti };
+                let deltas: [Option<Delta>; 2] = [Side::Source, Side::Target].map(|from| {
+                    if dir.sends(from) {
+                        ctx.sender_delta(from, pos_of(from), base)
+                    } else {
+                        None
                     }
-                    let to = from.other();
-                    let Some(d) = ctx.sender_delta(from, fi, base) else {
+                });
+                for from in [Side::Source, Side::Target] {
+                    let Some(d) = &deltas[slot(from)] else {
                         continue;
                     };
-                    let sender_item = &ctx.side(from).items[fi];
+                    let to = from.other();
+                    let sender_item = &ctx.side(from).items[pos_of(from)];
                     let r_base = base.map(|b| b.get(to));
+                    let r_norm = ctx.side(to).normalized.get(pos_of(to));
                     let r = if to == Side::Target {
                         &mut new_t
                     } else {
                         &mut new_s
                     };
-                    let r_norm = ctx.side(to).normalized.get(ri);
-                    ctx.apply(from, &d, r, r_norm, r_base, sender_item);
-                    // One-way: the receiver's base advances by what it was
-                    // sent, not by its own pending changes.
-                    if !dir.sends(to)
-                        && let Some(rb) = r_base
-                    {
-                        let mut a = rb.clone();
-                        for (f, v) in &d {
-                            set_field(&mut a, f, v.clone());
-                        }
-                        agreed[slot(to)] = Some(a);
+                    ctx.apply(from, d, r, r_norm, r_base, sender_item);
+                }
+                // A side that sent nothing agreed only to what it received:
+                // its base is the old one plus that, so that its own fields
+                // count as changes, and travel, once it sends.
+                let mut agreed = [None::<Item>, None::<Item>];
+                for side in [Side::Source, Side::Target] {
+                    if deltas[slot(side)].is_some() {
+                        continue;
+                    }
+                    let mut a = base.map_or_else(|| id_only(idf, id), |b| b.get(side).clone());
+                    for (f, v) in deltas[slot(side.other())].iter().flatten() {
+                        set_field(&mut a, f, v.clone());
+                    }
+                    // Store the item itself when it is what was agreed, so the
+                    // base does not churn on bookkeeping fields.
+                    let actual = if side == Side::Source { &new_s } else { &new_t };
+                    if !content_eq(&a, actual) {
+                        agreed[slot(side)] = Some(a);
                     }
                 }
                 let s_changed = !content_eq(&new_s, s_item);
@@ -701,4 +721,69 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
         conflicts: ctx.conflicts,
         displaced,
     })
+}
+
+/// Whether the merge changed an item that its sending side withheld when the
+/// views were made: its new content may cross, so the caller recomputes the
+/// views and merges once more (see [`combine`]).
+pub fn needs_another_round(input: &MergeInput<'_>, output: &MergeOutput) -> bool {
+    let idf = input.id_field;
+    [
+        (Side::Source, &output.source_items),
+        (Side::Target, &output.target_items),
+    ]
+    .into_iter()
+    .any(|(side, after)| {
+        let s = match side {
+            Side::Source => &input.source,
+            Side::Target => &input.target,
+        };
+        if !input.direction.sends(side) || s.views.is_empty() {
+            return false;
+        }
+        let after: HashMap<&str, &Item> = after.iter().map(|i| (id_of(i, idf), i)).collect();
+        s.items.iter().zip(s.views).any(|(item, view)| {
+            view.is_none()
+                && after
+                    .get(id_of(item, idf))
+                    .is_some_and(|n| !content_eq(n, item))
+        })
+    })
+}
+
+/// Joins two rounds of one sync: the second round's items and base, both
+/// rounds' conflicts, and the original versions that either round displaced.
+pub fn combine(first: MergeOutput, second: MergeOutput, id_field: &str) -> MergeOutput {
+    let mut displaced = first.displaced;
+    for d in second.displaced {
+        let id = id_of(&d.item, id_field);
+        // A version made by the first round was never on disk.
+        if !displaced
+            .iter()
+            .any(|x| x.side == d.side && id_of(&x.item, id_field) == id)
+        {
+            displaced.push(d);
+        }
+    }
+    let mut conflicts = first.conflicts;
+    conflicts.extend(second.conflicts);
+    let conflicted: HashSet<&str> = conflicts.iter().map(|c| c.item_id.as_str()).collect();
+    let stats = Stats {
+        added: first.stats.added + second.stats.added,
+        updated: first.stats.updated + second.stats.updated,
+        deleted: first.stats.deleted + second.stats.deleted,
+        unchanged: second.stats.unchanged,
+        conflicts: conflicted.len(),
+        merged: second.stats.merged,
+    };
+    MergeOutput {
+        source_changed: first.source_changed || second.source_changed,
+        target_changed: first.target_changed || second.target_changed,
+        source_items: second.source_items,
+        target_items: second.target_items,
+        base: second.base,
+        stats,
+        conflicts,
+        displaced,
+    }
 }

@@ -564,118 +564,32 @@ impl Host {
         let base = self.load_base(req, entity)?;
         let idf = plugin.id_field().to_string();
 
-        // What each sending side's items (and changed base items) look like
-        // on the other side.
-        let mut withheld = 0;
-        let mut redacted = 0;
-        let mut views: [Vec<Option<Item>>; 2] = [Vec::new(), Vec::new()];
-        let mut normalized: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
-        let mut base_views: [HashMap<String, Option<Item>>; 2] = [HashMap::new(), HashMap::new()];
-        for (side, from, to, items, from_fields, to_fields) in [
-            (
-                Side::Source,
-                &req.source,
-                &req.target,
-                &src.items,
-                &src_fields,
-                &tgt_fields,
-            ),
-            (
-                Side::Target,
-                &req.target,
-                &req.source,
-                &tgt.items,
-                &tgt_fields,
-                &src_fields,
-            ),
-        ] {
-            if !req.direction.sends(side) {
-                continue;
-            }
-            if Instant::now() > deadline {
-                break;
-            }
-            // The receiving side's own items, normalised in its own shape (a
-            // map from the domain to itself, no policy).
-            let own = if to.name == req.source.name {
-                &src.items
-            } else {
-                &tgt.items
-            };
-            if !own.is_empty() {
-                let same = Shapes {
-                    from_domain: &to.name,
-                    to_domain: &to.name,
-                    from_fields: to_fields,
-                    to_fields,
-                };
-                let refs: Vec<&Item> = own.iter().collect();
-                let n = plugin.map_filter(
-                    &self.registry.runtime,
-                    &same,
-                    &cds_policy::Policy::default(),
-                    &refs,
-                )?;
-                normalized[side.other() as usize] = n.items.into_iter().flatten().collect();
-            }
-            let policy = self
-                .config
-                .policy(&from.name, &to.name, entity)
-                .renamed(|f| {
-                    to_fields
-                        .iter()
-                        .find(|(c, _)| c == f)
-                        .map(|(_, l)| l.clone())
-                        .unwrap_or_else(|| f.to_string())
-                });
-            let shapes = Shapes {
-                from_domain: &from.name,
-                to_domain: &to.name,
-                from_fields,
-                to_fields,
-            };
-            let refs: Vec<&Item> = items.iter().collect();
-            let crossed = plugin.map_filter(&self.registry.runtime, &shapes, &policy, &refs)?;
-            withheld += crossed.withheld;
-            redacted += crossed.redacted_fields;
-            let k = side as usize;
-            views[k] = crossed.items;
-            let needing = merge::base_items_needing_views(items, &base, side, &idf);
-            if !needing.is_empty() {
-                let crossed =
-                    plugin.map_filter(&self.registry.runtime, &shapes, &policy, &needing)?;
-                base_views[k] = needing
-                    .iter()
-                    .zip(crossed.items)
-                    .map(|(b, v)| (merge_id(b, &idf), v))
-                    .collect();
-            }
-        }
-        let input = merge::MergeInput {
-            source: merge::SideInput {
-                domain: &req.source.name,
-                items: &src.items,
-                views: &views[0],
-                base_views: &base_views[0],
-                normalized: &normalized[0],
-            },
-            target: merge::SideInput {
-                domain: &req.target.name,
-                items: &tgt.items,
-                views: &views[1],
-                base_views: &base_views[1],
-                normalized: &normalized[1],
-            },
-            base: &base,
-            direction: req.direction,
-            options: merge::Options {
-                no_delete: req.no_delete,
-                allow_mass_delete: req.allow_mass_delete,
-            },
-            id_field: &idf,
+        let fields = [&src_fields, &tgt_fields];
+        let (mut out, again, withheld, redacted) = self.merge_round(
+            req,
+            &plugin,
+            entity,
+            [&src.items, &tgt.items],
+            fields,
+            &base,
             stamp,
-        };
-        let out = merge::merge(&input).map_err(|e| e.with("entity", entity))?;
+            deadline,
+        )?;
+        if again {
+            // The merge changed an item its sender withheld when the views
+            // were made; it may cross now, so views and merge run once more.
+            let (second, _, _, _) = self.merge_round(
+                req,
+                &plugin,
+                entity,
+                [&out.source_items, &out.target_items],
+                fields,
+                &out.base,
+                stamp,
+                deadline,
+            )?;
+            out = merge::combine(out, second, &idf);
+        }
         let result = EntityResult {
             source_count: src.items.len(),
             target_count: tgt.items.len(),
@@ -730,6 +644,133 @@ impl Host {
             conflicts: out.conflicts,
             plan,
         })
+    }
+
+    /// One round of views (plugins) and merge (pure) for one entity type.
+    /// Returns the merge, whether another round is needed, and the policy's
+    /// withheld-item and redacted-field counts.
+    #[allow(clippy::too_many_arguments)]
+    fn merge_round(
+        &self,
+        req: &SyncRequest,
+        plugin: &Plugin,
+        entity: &str,
+        [src_items, tgt_items]: [&Vec<Item>; 2],
+        [src_fields, tgt_fields]: [&Vec<(String, String)>; 2],
+        base: &Base,
+        stamp: &str,
+        deadline: Instant,
+    ) -> Result<(merge::MergeOutput, bool, usize, u64)> {
+        let idf = plugin.id_field().to_string();
+        let mut withheld = 0;
+        let mut redacted = 0;
+        let mut views: [Vec<Option<Item>>; 2] = [Vec::new(), Vec::new()];
+        let mut normalized: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
+        let mut base_views: [HashMap<String, Option<Item>>; 2] = [HashMap::new(), HashMap::new()];
+        for (side, from, to, items, own, from_fields, to_fields) in [
+            (
+                Side::Source,
+                &req.source,
+                &req.target,
+                src_items,
+                tgt_items,
+                src_fields,
+                tgt_fields,
+            ),
+            (
+                Side::Target,
+                &req.target,
+                &req.source,
+                tgt_items,
+                src_items,
+                tgt_fields,
+                src_fields,
+            ),
+        ] {
+            if !req.direction.sends(side) {
+                continue;
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            // The receiving side's own items, normalised in its own shape (a
+            // map from the domain to itself, no policy).
+            if !own.is_empty() {
+                let same = Shapes {
+                    from_domain: &to.name,
+                    to_domain: &to.name,
+                    from_fields: to_fields,
+                    to_fields,
+                };
+                let refs: Vec<&Item> = own.iter().collect();
+                let n = plugin.map_filter(
+                    &self.registry.runtime,
+                    &same,
+                    &cds_policy::Policy::default(),
+                    &refs,
+                )?;
+                normalized[side.other() as usize] = n.items.into_iter().flatten().collect();
+            }
+            let policy = self
+                .config
+                .policy(&from.name, &to.name, entity)
+                .renamed(|f| {
+                    to_fields
+                        .iter()
+                        .find(|(c, _)| c == f)
+                        .map(|(_, l)| l.clone())
+                        .unwrap_or_else(|| f.to_string())
+                });
+            let shapes = Shapes {
+                from_domain: &from.name,
+                to_domain: &to.name,
+                from_fields,
+                to_fields,
+            };
+            let refs: Vec<&Item> = items.iter().collect();
+            let crossed = plugin.map_filter(&self.registry.runtime, &shapes, &policy, &refs)?;
+            withheld += crossed.withheld;
+            redacted += crossed.redacted_fields;
+            let k = side as usize;
+            views[k] = crossed.items;
+            let needing = merge::base_items_needing_views(items, base, side, &idf);
+            if !needing.is_empty() {
+                let crossed =
+                    plugin.map_filter(&self.registry.runtime, &shapes, &policy, &needing)?;
+                base_views[k] = needing
+                    .iter()
+                    .zip(crossed.items)
+                    .map(|(b, v)| (merge_id(b, &idf), v))
+                    .collect();
+            }
+        }
+        let input = merge::MergeInput {
+            source: merge::SideInput {
+                domain: &req.source.name,
+                items: src_items,
+                views: &views[0],
+                base_views: &base_views[0],
+                normalized: &normalized[0],
+            },
+            target: merge::SideInput {
+                domain: &req.target.name,
+                items: tgt_items,
+                views: &views[1],
+                base_views: &base_views[1],
+                normalized: &normalized[1],
+            },
+            base,
+            direction: req.direction,
+            options: merge::Options {
+                no_delete: req.no_delete,
+                allow_mass_delete: req.allow_mass_delete,
+            },
+            id_field: &idf,
+            stamp,
+        };
+        let out = merge::merge(&input).map_err(|e| e.with("entity", entity))?;
+        let again = merge::needs_another_round(&input, &out);
+        Ok((out, again, withheld, redacted))
     }
 
     /// The stored base of this pair of domains and entity type, oriented as

@@ -1,0 +1,470 @@
+//! Property tests of the pure merge core (CONTRACT §4.1) over random bases,
+//! edits and deletions on both sides, with a policy that withholds items of
+//! category `private` and strips the field `secret` in both directions.
+
+use cds::merge::{
+    self, Base, Direction, Item, MergeInput, MergeOutput, Options, Side, SideInput, content_eq,
+};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+
+const STAMP: &str = "2026-02-01T00:00:00Z";
+
+/// What an item looks like on the other side.
+fn view(item: &Item) -> Option<Item> {
+    if item.get("category") == Some(&json!("private")) {
+        return None;
+    }
+    let mut v = item.clone();
+    v.shift_remove("secret");
+    Some(v)
+}
+
+fn id(i: &Item) -> String {
+    i["id"].as_str().unwrap().to_string()
+}
+
+#[derive(Clone, Debug)]
+struct State {
+    a: Vec<Item>,
+    b: Vec<Item>,
+    base: Base,
+}
+
+/// One sync, as the pipeline runs it: a second round when the first changed
+/// an item its sender withheld.
+fn run(s: &State, dir: Direction, opts: Options) -> Result<MergeOutput, cds::Error> {
+    let (first, again) = round(s, dir, opts)?;
+    if !again {
+        return Ok(first);
+    }
+    let next = State {
+        a: first.source_items.clone(),
+        b: first.target_items.clone(),
+        base: first.base.clone(),
+    };
+    let (second, _) = round(&next, dir, opts)?;
+    Ok(merge::combine(first, second, "id"))
+}
+
+fn round(s: &State, dir: Direction, opts: Options) -> Result<(MergeOutput, bool), cds::Error> {
+    let views = |items: &[Item], side: Side| -> Vec<Option<Item>> {
+        if dir.sends(side) {
+            items.iter().map(view).collect()
+        } else {
+            Vec::new()
+        }
+    };
+    let base_views = |items: &[Item], side: Side| -> HashMap<String, Option<Item>> {
+        merge::base_items_needing_views(items, &s.base, side, "id")
+            .into_iter()
+            .map(|b| (id(b), view(b)))
+            .collect()
+    };
+    let (va, vb) = (views(&s.a, Side::Source), views(&s.b, Side::Target));
+    let (ba, bb) = (
+        base_views(&s.a, Side::Source),
+        base_views(&s.b, Side::Target),
+    );
+    let input = MergeInput {
+        source: SideInput {
+            domain: "personal",
+            items: &s.a,
+            views: &va,
+            base_views: &ba,
+            normalized: &[],
+        },
+        target: SideInput {
+            domain: "business",
+            items: &s.b,
+            views: &vb,
+            base_views: &bb,
+            normalized: &[],
+        },
+        base: &s.base,
+        direction: dir,
+        options: opts,
+        id_field: "id",
+        stamp: STAMP,
+    };
+    let out = merge::merge(&input)?;
+    let again = merge::needs_another_round(&input, &out);
+    Ok((out, again))
+}
+
+fn apply(out: MergeOutput) -> State {
+    State {
+        a: out.source_items,
+        b: out.target_items,
+        base: out.base,
+    }
+}
+
+fn item_strategy(id: String) -> impl Strategy<Value = Item> {
+    (
+        proptest::option::of(0..3i64),
+        proptest::option::of(0..3i64),
+        proptest::option::of("[xy]{1}"),
+        prop_oneof![3 => Just("business"), 1 => Just("private")],
+        0..5u32,
+    )
+        .prop_map(move |(a, b, secret, cat, day)| {
+            let mut m = Item::new();
+            m.insert("id".into(), json!(id));
+            m.insert(
+                "lastModified".into(),
+                json!(format!("2026-01-0{}T00:00:00Z", day + 1)),
+            );
+            m.insert("category".into(), json!(cat));
+            if let Some(a) = a {
+                m.insert("a".into(), json!(a));
+            }
+            if let Some(b) = b {
+                m.insert("b".into(), json!(b));
+            }
+            if let Some(s) = secret {
+                m.insert("secret".into(), json!(s));
+            }
+            m
+        })
+}
+
+fn side_strategy() -> impl Strategy<Value = Vec<Item>> {
+    proptest::collection::btree_set(0..8u8, 0..7).prop_flat_map(|ids| {
+        ids.into_iter()
+            .map(|i| item_strategy(format!("i{i}")))
+            .collect::<Vec<_>>()
+    })
+}
+
+#[derive(Clone, Debug)]
+enum Edit {
+    Set(usize, &'static str, Value),
+    Remove(usize, &'static str),
+    Delete(usize),
+    Add(u8),
+}
+
+fn edits() -> impl Strategy<Value = Vec<Edit>> {
+    let field = prop_oneof![Just("a"), Just("b"), Just("secret"), Just("category")];
+    let value = prop_oneof![
+        (0..3i64).prop_map(|v| json!(v)),
+        Just(json!("private")),
+        Just(json!("business"))
+    ];
+    let edit = prop_oneof![
+        3 => (0..8usize, field.clone(), value).prop_map(|(i, f, v)| Edit::Set(i, f, v)),
+        1 => (0..8usize, field).prop_map(|(i, f)| Edit::Remove(i, f)),
+        1 => (0..8usize).prop_map(Edit::Delete),
+        1 => (8..12u8).prop_map(Edit::Add),
+    ];
+    proptest::collection::vec(edit, 0..5)
+}
+
+fn edit(items: &mut Vec<Item>, edits: &[Edit], side: &str) {
+    for e in edits {
+        let n = items.len();
+        match e {
+            Edit::Set(i, f, v) if n > 0 => {
+                let it = &mut items[i % n];
+                it.insert((*f).into(), v.clone());
+                it.insert("lastModified".into(), json!("2026-01-20T00:00:00Z"));
+            }
+            Edit::Remove(i, f) if n > 0 => {
+                items[i % n].shift_remove(*f);
+            }
+            Edit::Delete(i) if n > 0 => {
+                items.remove(i % n);
+            }
+            Edit::Add(k) => {
+                let new_id = format!("{side}-new{k}");
+                if !items.iter().any(|i| id(i) == new_id) {
+                    let mut m = Item::new();
+                    m.insert("id".into(), json!(new_id));
+                    m.insert("lastModified".into(), json!("2026-01-21T00:00:00Z"));
+                    m.insert("a".into(), json!(*k as i64));
+                    items.push(m);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn direction() -> impl Strategy<Value = Direction> {
+    prop_oneof![
+        Just(Direction::Bidirectional),
+        Just(Direction::SourceToTarget),
+        Just(Direction::TargetToSource)
+    ]
+}
+
+const FREE: Options = Options {
+    no_delete: false,
+    allow_mass_delete: true,
+};
+
+/// A synced pair, then edits on both sides since.
+fn scenario() -> impl Strategy<Value = (State, Direction, Direction)> {
+    (
+        side_strategy(),
+        side_strategy(),
+        direction(),
+        edits(),
+        edits(),
+        direction(),
+    )
+        .prop_map(|(a, b, d1, ea, eb, d2)| {
+            let first = run(
+                &State {
+                    a,
+                    b,
+                    base: Base::new(),
+                },
+                d1,
+                FREE,
+            )
+            .expect("first sync");
+            let mut s = apply(first);
+            edit(&mut s.a, &ea, "a");
+            edit(&mut s.b, &eb, "b");
+            (s, d1, d2)
+        })
+}
+
+fn ids(items: &[Item]) -> Vec<String> {
+    items.iter().map(id).collect()
+}
+
+fn without_meta(i: &Item) -> BTreeMap<String, Value> {
+    i.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "syncedAt" | "syncDirection" | "lastModified"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Running the same sync twice in a row changes nothing the second time.
+    #[test]
+    fn a_second_identical_sync_changes_nothing((s, _d1, d2) in scenario()) {
+        let Ok(out) = run(&s, d2, FREE) else { return Ok(()); };
+        let s2 = apply(out);
+        let again = run(&s2, d2, FREE).expect("second sync");
+        prop_assert!(!again.source_changed && !again.target_changed,
+            "second sync changed something: {:?}", again.stats);
+        prop_assert_eq!(again.stats.added + again.stats.updated + again.stats.deleted, 0);
+        prop_assert!(again.conflicts.is_empty());
+        // The base may still record what the first sync made visible (an
+        // item it un-withheld); from then on not even the base changes.
+        let s3 = apply(again);
+        let third = run(&s3, d2, FREE).expect("third sync");
+        prop_assert!(!third.source_changed && !third.target_changed);
+        prop_assert_eq!(&third.base, &s3.base);
+    }
+
+    /// After a bidirectional sync both sides hold the same items, up to what
+    /// the policy withholds or strips.
+    #[test]
+    fn bidirectional_sides_agree_up_to_policy((s, _d1, _d2) in scenario()) {
+        let out = run(&s, Direction::Bidirectional, FREE).expect("sync");
+        let s2 = apply(out);
+        let bmap: HashMap<String, &Item> = s2.b.iter().map(|i| (id(i), i)).collect();
+        let amap: HashMap<String, &Item> = s2.a.iter().map(|i| (id(i), i)).collect();
+        for (side_items, other, name) in [(&s2.a, &bmap, "source"), (&s2.b, &amap, "target")] {
+            for it in side_items.iter() {
+                let Some(v) = view(it) else { continue };
+                let Some(o) = other.get(&id(it)) else {
+                    return Err(TestCaseError::fail(format!("{name} item {} is missing on the other side", id(it))));
+                };
+                if view(o).is_none() { continue; }
+                let mut mine = without_meta(&v);
+                let mut theirs = without_meta(&view(o).unwrap());
+                mine.remove("secret");
+                theirs.remove("secret");
+                prop_assert_eq!(mine, theirs, "item {} differs", id(it));
+            }
+        }
+    }
+
+    /// Every value a sync overwrites or deletes is kept: the old item is in
+    /// the displaced versions (which go to backups), and every overwritten
+    /// field value of a conflict is in the conflict log.
+    #[test]
+    fn nothing_is_lost((s, _d1, d2) in scenario()) {
+        let Ok(out) = run(&s, d2, FREE) else { return Ok(()); };
+        for (before, after, side) in [(&s.a, &out.source_items, Side::Source), (&s.b, &out.target_items, Side::Target)] {
+            for old in before.iter() {
+                let kept = after.iter().any(|n| n == old);
+                let displaced = out.displaced.iter().any(|d| d.side == side && &d.item == old);
+                prop_assert!(kept || displaced, "{:?} item {} vanished", side, id(old));
+            }
+        }
+        for c in &out.conflicts {
+            prop_assert!(c.source_value.is_some() || c.target_value.is_some());
+        }
+    }
+
+    /// A→B→A keeps every field of A, stripped and withheld ones included.
+    #[test]
+    fn a_round_trip_keeps_every_field_of_a(a in side_strategy(), b in side_strategy()) {
+        // B's own items have other ids (an id both sides hold independently
+        // is a first-sync conflict, not a round trip).
+        let b: Vec<Item> = b.into_iter().map(|mut i| {
+            let new_id = format!("b-{}", id(&i));
+            i.insert("id".into(), json!(new_id));
+            i
+        }).collect();
+        let s = State { a: a.clone(), b, base: Base::new() };
+        let there = apply(run(&s, Direction::SourceToTarget, FREE).expect("A->B"));
+        let back = apply(run(&there, Direction::TargetToSource, FREE).expect("B->A"));
+        for orig in &a {
+            let now = back.a.iter().find(|i| id(i) == id(orig));
+            prop_assert!(now.is_some(), "{} lost", id(orig));
+            let now = now.unwrap();
+            for (k, v) in orig {
+                if k == "lastModified" { continue; }
+                prop_assert_eq!(now.get(k), Some(v), "field {} of {} changed", k, id(orig));
+            }
+        }
+    }
+
+    /// An item withheld by policy is never deleted because it is missing on
+    /// the other side.
+    #[test]
+    fn a_withheld_item_is_never_deleted((s, _d1, d2) in scenario()) {
+        let Ok(out) = run(&s, d2, FREE) else { return Ok(()); };
+        for (before, after) in [(&s.a, &out.source_items), (&s.b, &out.target_items)] {
+            for it in before.iter().filter(|i| view(i).is_none()) {
+                if s.base.contains_key(&id(it)) { continue; }
+                prop_assert!(ids(after).contains(&id(it)), "withheld {} deleted", id(it));
+            }
+        }
+    }
+
+    /// Without a base (first sync, or lost state) nothing is deleted.
+    #[test]
+    fn without_a_base_nothing_is_deleted(a in side_strategy(), b in side_strategy(), d in direction()) {
+        let s = State { a: a.clone(), b: b.clone(), base: Base::new() };
+        let out = run(&s, d, FREE).expect("sync");
+        prop_assert_eq!(out.stats.deleted, 0);
+        for (before, after) in [(&a, &out.source_items), (&b, &out.target_items)] {
+            for i in before { prop_assert!(ids(after).contains(&id(i))); }
+        }
+    }
+
+    /// One-way syncs write only the receiving side.
+    #[test]
+    fn one_way_writes_only_the_receiver((s, _d1, _d2) in scenario(), to_target in any::<bool>()) {
+        let d = if to_target { Direction::SourceToTarget } else { Direction::TargetToSource };
+        let Ok(out) = run(&s, d, FREE) else { return Ok(()); };
+        if to_target {
+            prop_assert!(!out.source_changed);
+            prop_assert_eq!(&out.source_items, &s.a);
+        } else {
+            prop_assert!(!out.target_changed);
+            prop_assert_eq!(&out.target_items, &s.b);
+        }
+    }
+}
+
+#[test]
+fn a_withheld_item_that_a_sync_makes_visible_crosses_in_that_sync() {
+    let item = |v: Value| v.as_object().unwrap().clone();
+    // Both sides know `x`; the target's copy is private (withheld) and has a
+    // field the source never saw. The source wins the category conflict.
+    let s = State {
+        a: vec![item(
+            json!({"id": "x", "lastModified": "2026-01-01T00:00:00Z", "category": "business"}),
+        )],
+        b: vec![item(
+            json!({"id": "x", "lastModified": "2026-01-01T00:00:00Z", "category": "private", "b": 1}),
+        )],
+        base: Base::new(),
+    };
+    let (first, again) = round(&s, Direction::Bidirectional, FREE).unwrap();
+    assert!(again, "the first round un-withheld the target's copy");
+    assert_eq!(first.target_items[0]["category"], json!("business"));
+    assert_eq!(first.source_items[0].get("b"), None, "not yet crossed");
+    let s1 = apply(run(&s, Direction::Bidirectional, FREE).unwrap());
+    assert_eq!(
+        s1.a[0].get("b"),
+        Some(&json!(1)),
+        "the field crossed in the same sync"
+    );
+    let again = run(&s1, Direction::Bidirectional, FREE).unwrap();
+    assert!(!again.source_changed && !again.target_changed);
+}
+
+#[test]
+fn only_a_change_on_both_sides_is_a_conflict() {
+    let it = |a: i64, b: i64| {
+        json!({"id": "x", "lastModified": "2026-01-01T00:00:00Z", "a": a, "b": b})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    let s = State {
+        a: vec![it(0, 0)],
+        b: vec![],
+        base: Base::new(),
+    };
+    let mut s = apply(run(&s, Direction::Bidirectional, FREE).unwrap());
+    // Source changes `a`, target changes `b`: both travel, no conflict.
+    s.a[0].insert("a".into(), json!(1));
+    s.b[0].insert("b".into(), json!(2));
+    let out = run(&s, Direction::Bidirectional, FREE).unwrap();
+    assert!(out.conflicts.is_empty(), "{:?}", out.conflicts);
+    assert!(content_eq(&out.source_items[0], &it(1, 2)));
+    assert!(content_eq(&out.target_items[0], &it(1, 2)));
+    // Both change `a`: a conflict, the source wins, the loser is logged.
+    let mut s = apply(out);
+    s.a[0].insert("a".into(), json!(5));
+    s.b[0].insert("a".into(), json!(6));
+    let out = run(&s, Direction::Bidirectional, FREE).unwrap();
+    assert_eq!(out.conflicts.len(), 1);
+    assert_eq!(out.conflicts[0].target_value, Some(json!(6)));
+    assert_eq!(out.target_items[0]["a"], json!(5));
+}
+
+#[test]
+fn a_change_beats_a_deletion() {
+    let it = |a: i64| {
+        json!({"id": "x", "lastModified": "2026-01-01T00:00:00Z", "a": a})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    let s = apply(
+        run(
+            &State {
+                a: vec![it(0)],
+                b: vec![],
+                base: Base::new(),
+            },
+            Direction::Bidirectional,
+            FREE,
+        )
+        .unwrap(),
+    );
+    let mut changed = s.clone();
+    changed.a[0].insert("a".into(), json!(9));
+    changed.b.clear();
+    let out = run(&changed, Direction::Bidirectional, FREE).unwrap();
+    assert_eq!(out.target_items.len(), 1, "copied back");
+    assert_eq!(out.conflicts.len(), 1);
+    assert_eq!(out.conflicts[0].field, None);
+    // Unchanged: the deletion is carried over.
+    let mut deleted = s.clone();
+    deleted.b.clear();
+    let out = run(&deleted, Direction::Bidirectional, FREE).unwrap();
+    assert!(out.source_items.is_empty());
+    assert_eq!(out.stats.deleted, 1);
+    assert!(
+        out.displaced
+            .iter()
+            .any(|d| d.deleted && d.side == Side::Source)
+    );
+}
