@@ -526,6 +526,18 @@ fn plugins(cmd: PluginsCmd, c: &Common) -> i32 {
 }
 
 fn audit_verify(c: &Common) -> i32 {
+    // Like every invocation, finish an interrupted sync first (it audits).
+    if c.data_dir.join(".sync").is_dir() {
+        let recovered = open(c).and_then(|host| {
+            let _lock = host
+                .data
+                .lock(Duration::from_secs_f64(c.wait.clamp(0.0, 3600.0)))?;
+            host.recover()
+        });
+        if let Err(e) = recovered {
+            return report_error(c.json, &e);
+        }
+    }
     let dir = crate::store::DataDir::new(&c.data_dir);
     match crate::audit::verify(&dir) {
         Ok(v) => {
