@@ -119,6 +119,22 @@ pub enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Review the values that lost a conflict, and choose otherwise.
+    #[command(subcommand)]
+    Conflicts(ConflictsCmd),
+    /// Put the items a sync changed back as they were before it, in both
+    /// domains. Refuses (naming them) when a later sync changed the same
+    /// items, unless --force.
+    Undo {
+        /// The sync's id, e.g. sync-20260112-100530.
+        sync_id: String,
+        /// Undo even over later changes to the same items.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List or prune the backups that undo uses.
+    #[command(subcommand)]
+    Backups(BackupsCmd),
     /// Print a JSON Schema (invocation, sync-record, error, config,
     /// entity-mappings), or write them all with --write.
     Schema {
@@ -140,6 +156,35 @@ pub enum PluginsCmd {
     Add {
         /// The plugin's .wasm component.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConflictsCmd {
+    /// The unresolved conflicts: sync, entity type, id, field, both values, which won.
+    List {
+        /// Include resolved ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Apply a choice to both domains (audited).
+    Resolve {
+        /// The conflict's id, as `conflicts list` shows it (SYNC_ID:N).
+        id: String,
+        /// Which value to keep.
+        #[arg(long, value_enum)]
+        keep: crate::review::Keep,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupsCmd {
+    /// Every sync (and resolution, undo) with its backups, oldest first.
+    List,
+    /// Delete all but the newest N backups; those syncs can no longer be undone.
+    Prune {
+        #[arg(long, value_name = "N")]
+        keep: usize,
     },
 }
 
@@ -215,6 +260,47 @@ pub fn run(argv: Vec<std::ffi::OsString>) -> i32 {
         None => sync(&cli.sync, &common),
         Some(Command::Plugins(cmd)) => plugins(cmd, &common),
         Some(Command::Audit(AuditCmd::Verify)) => audit_verify(&common),
+        Some(Command::Conflicts(cmd)) => conflicts(cmd, &common),
+        Some(Command::Undo { sync_id, force }) => with_host(&common, |h, user| {
+            let r = crate::review::undo(h, &sync_id, force, user)?;
+            let n: usize = r["restored"]
+                .as_object()
+                .map(|m| {
+                    m.values()
+                        .filter_map(|v| v.as_array())
+                        .map(|a| a.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            Ok((
+                r.clone(),
+                format!("Undid {sync_id}: {n} items put back as they were before it."),
+            ))
+        }),
+        Some(Command::Backups(BackupsCmd::List)) => with_host(&common, |h, _| {
+            let list = crate::review::list_backups(&h.data)?;
+            let mut text = format!(
+                "{:<40} {:<32} {:>6} {:>10}\n",
+                "ID", "COMMITTED", "FILES", "BYTES"
+            );
+            for b in &list {
+                text.push_str(&format!(
+                    "{:<40} {:<32} {:>6} {:>10}\n",
+                    b.id,
+                    b.committed_at,
+                    b.files.len(),
+                    b.bytes
+                ));
+            }
+            Ok((json!({"backups": list}), text.trim_end().to_string()))
+        }),
+        Some(Command::Backups(BackupsCmd::Prune { keep })) => with_host(&common, |h, user| {
+            let pruned = crate::review::prune_backups(h, keep, user)?;
+            Ok((
+                json!({"pruned": pruned}),
+                format!("Pruned {} backups; kept the newest {keep}.", pruned.len()),
+            ))
+        }),
         Some(Command::Schema { name, write }) => schema(name, write, &common),
     }
 }
@@ -422,7 +508,7 @@ fn print_human(r: &SyncRecord) {
     let _ = writeln!(out, "Sync ID: {}", r.sync_id);
     let _ = writeln!(
         out,
-        "Duration: {:.1} seconds",
+        "Duration: {:.2} seconds",
         r.duration_ms as f64 / 1000.0
     );
 }
@@ -522,6 +608,84 @@ fn plugins(cmd: PluginsCmd, c: &Common) -> i32 {
                 Err(e) => report_error(c.json, &e),
             }
         }
+    }
+}
+
+/// Runs an admin command against an opened host; prints its JSON or text.
+fn with_host(c: &Common, f: impl FnOnce(&Host, &str) -> Result<(Value, String), Error>) -> i32 {
+    let user = c.user.clone().unwrap_or_else(crate::request::default_user);
+    match open(c).and_then(|h| f(&h, &user)) {
+        Ok((v, text)) => {
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!("{text}");
+            }
+            0
+        }
+        Err(e) => report_error(c.json, &e),
+    }
+}
+
+fn conflicts(cmd: ConflictsCmd, c: &Common) -> i32 {
+    match cmd {
+        ConflictsCmd::List { all } => with_host(c, |h, _| {
+            let rows = crate::review::list_conflicts(&h.data, all)?;
+            let show = |v: &Value| match v {
+                Value::Null => "(absent)".to_string(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let mut text = String::new();
+            for r in &rows {
+                let e = &r.entry;
+                let field = e
+                    .get("field")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(whole item: changed vs deleted)");
+                text.push_str(&format!(
+                    "{}  {} `{}` {}\n    {}: {}\n    {}: {}\n    won: {}{}\n",
+                    r.id(),
+                    e.get("entity").and_then(Value::as_str).unwrap_or(""),
+                    e.get("itemId").and_then(Value::as_str).unwrap_or(""),
+                    field,
+                    e.get("sourceDomain")
+                        .and_then(Value::as_str)
+                        .unwrap_or("source"),
+                    show(e.get("sourceValue").unwrap_or(&Value::Null)),
+                    e.get("targetDomain")
+                        .and_then(Value::as_str)
+                        .unwrap_or("target"),
+                    show(e.get("targetValue").unwrap_or(&Value::Null)),
+                    e.get("winner").and_then(Value::as_str).unwrap_or(""),
+                    if r.is_resolved() {
+                        format!(" (resolved: {})", e["resolved"])
+                    } else {
+                        String::new()
+                    },
+                ));
+            }
+            if rows.is_empty() {
+                text.push_str("No unresolved conflicts.");
+            } else {
+                text.push_str("Resolve one with `cross-domain-sync conflicts resolve ID --keep source|target|base`.");
+            }
+            Ok((json!({"conflicts": rows}), text))
+        }),
+        ConflictsCmd::Resolve { id, keep } => with_host(c, |h, user| {
+            let r = crate::review::resolve(h, &id, keep, user)?;
+            Ok((
+                r.clone(),
+                format!(
+                    "Resolved {id}: kept the {} value in both domains.",
+                    match keep {
+                        crate::review::Keep::Source => "source",
+                        crate::review::Keep::Target => "target",
+                        crate::review::Keep::Base => "base",
+                    }
+                ),
+            ))
+        }),
     }
 }
 

@@ -156,6 +156,22 @@ impl Default for Config {
 pub struct EntityMappings(pub BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>);
 
 impl EntityMappings {
+    /// The canonical name of the field `local` in `domain`'s files.
+    pub fn canonical(&self, domain: &str, entity: &str, local: &str) -> String {
+        self.fields(domain, entity)
+            .into_iter()
+            .find(|(_, l)| l == local)
+            .map_or_else(|| local.to_string(), |(c, _)| c)
+    }
+
+    /// The name `domain`'s files use for the canonical field `canonical`.
+    pub fn local(&self, domain: &str, entity: &str, canonical: &str) -> String {
+        self.fields(domain, entity)
+            .into_iter()
+            .find(|(c, _)| c == canonical)
+            .map_or_else(|| canonical.to_string(), |(_, l)| l)
+    }
+
     /// `(canonical, local)` pairs for one domain and entity type.
     pub fn fields(&self, domain: &str, entity: &str) -> Vec<(String, String)> {
         self.0

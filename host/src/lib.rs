@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod record;
 pub mod request;
+pub mod review;
 pub mod schema;
 pub mod store;
 

@@ -577,14 +577,18 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                         // `lack` deleted it since the last sync.
                         let changed = !content_eq(item, b.get(have));
                         if changed && dir.sends(have) {
-                            // A change beats a deletion: it goes back.
+                            // A change beats a deletion: it goes back. The log
+                            // keeps what crossed (the view), never more.
+                            let crossed = view.clone().map(Value::Object);
                             ctx.record(Conflict {
                                 item_id: id.to_string(),
                                 field: None,
-                                source_value: (have == Side::Source)
-                                    .then(|| Value::Object(item.clone())),
-                                target_value: (have == Side::Target)
-                                    .then(|| Value::Object(item.clone())),
+                                source_value: if have == Side::Source {
+                                    crossed.clone()
+                                } else {
+                                    None
+                                },
+                                target_value: if have == Side::Target { crossed } else { None },
                                 base_value: Some(Value::Object(b.get(lack).clone())),
                                 winner: have,
                             });
@@ -607,15 +611,14 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                                 stats.unchanged += 1;
                             }
                         } else if changed {
-                            // `have` only receives; its change stays, logged.
+                            // `have` only receives; its change stays, logged
+                            // (by id only: its content never crossed).
                             ctx.record(Conflict {
                                 item_id: id.to_string(),
                                 field: None,
-                                source_value: (have == Side::Source)
-                                    .then(|| Value::Object(item.clone())),
-                                target_value: (have == Side::Target)
-                                    .then(|| Value::Object(item.clone())),
-                                base_value: Some(Value::Object(b.get(have).clone())),
+                                source_value: None,
+                                target_value: None,
+                                base_value: None,
                                 winner: have,
                             });
                             stats.unchanged += 1;

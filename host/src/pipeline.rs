@@ -463,6 +463,23 @@ impl Host {
             return Ok(record);
         }
 
+        // Another program may have written a domain file since it was read;
+        // committing would lose that change.
+        for p in &plans {
+            for (path, digest) in &p.read_digests {
+                if &store::file_digest(path)? != digest {
+                    return Err(Error::new(
+                        Code::StorageError,
+                        format!(
+                            "`{}` changed while the sync ran (another program wrote or removed \
+                             it); nothing was written. Run the sync again",
+                            path.display()
+                        ),
+                    )
+                    .with("file", path.display().to_string()));
+                }
+            }
+        }
         let mut writes: Vec<Write> = Vec::new();
         let mut conflicts = Vec::new();
         for p in &mut plans {
@@ -481,6 +498,20 @@ impl Host {
                     v["entity"] = json!(entity);
                     v["sourceDomain"] = json!(req.source.name);
                     v["targetDomain"] = json!(req.target.name);
+                    if let Some(field) = &c.field {
+                        // The values are in the losing (receiving) domain's
+                        // shape; name the field as each domain's files do.
+                        let loser = match c.winner {
+                            Side::Source => &req.target.name,
+                            Side::Target => &req.source.name,
+                        };
+                        let canonical = self.mappings.canonical(loser, entity, field);
+                        v["fields"] = json!({
+                            req.source.name.clone(): self.mappings.local(&req.source.name, entity, &canonical),
+                            req.target.name.clone(): self.mappings.local(&req.target.name, entity, &canonical),
+                        });
+                    }
+                    v["resolved"] = Value::Null;
                     v
                 })
                 .collect();
@@ -614,6 +645,7 @@ impl Host {
             );
         }
         let mut writes = Vec::new();
+        let mut read_digests = Vec::new();
         for (changed, path, file, items) in [
             (out.source_changed, &src_path, &src, out.source_items),
             (out.target_changed, &tgt_path, &tgt, out.target_items),
@@ -624,11 +656,13 @@ impl Host {
                     rest: file.rest.clone(),
                     existed: file.existed,
                     bytes: 0,
+                    digest: None,
                 };
                 writes.push(Write {
                     path: path.clone(),
                     content: Some(store::encode_entity_file(entity, &new)),
                 });
+                read_digests.push((path.clone(), file.digest.clone()));
             }
         }
         if out.base != base {
@@ -641,6 +675,7 @@ impl Host {
             entity: entity.to_string(),
             result,
             writes,
+            read_digests,
             conflicts: out.conflicts,
             plan,
         })
@@ -942,6 +977,8 @@ struct EntityPlan {
     entity: String,
     result: EntityResult,
     writes: Vec<Write>,
+    /// Each domain file this plan rewrites, with the digest of what was read.
+    read_digests: Vec<(PathBuf, Option<String>)>,
     conflicts: Vec<Conflict>,
     plan: BTreeMap<String, DomainPlan>,
 }

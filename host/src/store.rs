@@ -194,6 +194,14 @@ pub struct EntityFile {
     pub existed: bool,
     /// Size on disk, for the bytes-per-sync limit.
     pub bytes: usize,
+    /// SHA-256 of the bytes read (`None`: the file did not exist), to see
+    /// whether another program changed it before the commit.
+    pub digest: Option<String>,
+}
+
+/// SHA-256 of a file's current bytes (`None`: absent).
+pub fn file_digest(path: &Path) -> Result<Option<String>> {
+    Ok(read_optional(path)?.map(|b| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b))))
 }
 
 /// Parses an entity file; errors name the file and where it is broken.
@@ -252,6 +260,7 @@ pub fn parse_entity_file(path: &Path, entity: &str, bytes: &[u8]) -> Result<Enti
         rest: top,
         existed: true,
         bytes: bytes.len(),
+        digest: Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))),
     })
 }
 
@@ -450,6 +459,15 @@ impl DataDir {
         atomic_write(&self.journal_path(), &to_pretty(&journal))?;
         faults::kill_point("journal prepared");
         let outcome = (|| -> Result<()> {
+            // What this transaction wrote, for `undo` and the backup list.
+            let manifest = serde_json::json!({
+                "id": id,
+                "committedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                "files": journal.files.iter().map(|f| serde_json::json!({
+                    "path": f.path, "existed": f.backup.is_some(), "delete": f.delete,
+                })).collect::<Vec<_>>(),
+            });
+            atomic_write(&backups.join("manifest.json"), &to_pretty(&manifest))?;
             for (w, jf) in writes.iter().zip(&journal.files) {
                 if let Some(b) = &jf.backup {
                     let dest = self.root.join(b);

@@ -119,6 +119,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     limits: Limits,
+    interruption: Interruption,
     cache_dir: Option<PathBuf>,
     engine_key: String,
     _ticker: Ticker,
@@ -139,11 +140,36 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Which interruption mechanisms the engine compiles in. Both are always on
+/// in the product; switching them off exists to measure their cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interruption {
+    pub fuel: bool,
+    pub epoch: bool,
+}
+
 impl Runtime {
     pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Runtime> {
+        Self::with_interruption(
+            limits,
+            cache_dir,
+            Interruption {
+                fuel: true,
+                epoch: true,
+            },
+        )
+    }
+
+    /// A runtime with chosen interruption mechanisms (benchmarks only: without
+    /// them a plugin's CPU or wall-clock use is unbounded).
+    pub fn with_interruption(
+        limits: Limits,
+        cache_dir: Option<PathBuf>,
+        interruption: Interruption,
+    ) -> Result<Runtime> {
         let mut config = Config::new();
-        config.consume_fuel(true);
-        config.epoch_interruption(true);
+        config.consume_fuel(interruption.fuel);
+        config.epoch_interruption(interruption.epoch);
         let engine = Engine::new(&config)
             .map_err(|e| Error::new(Code::PluginError, format!("cannot start wasmtime: {e}")))?;
         let linker = Linker::new(&engine);
@@ -168,6 +194,7 @@ impl Runtime {
             engine,
             linker,
             limits,
+            interruption,
             cache_dir,
             engine_key,
             _ticker: Ticker {
@@ -301,12 +328,16 @@ impl Runtime {
             .limits
             .fuel_base
             .saturating_add(self.limits.fuel_per_item.saturating_mul(items as u64));
-        store
-            .set_fuel(fuel)
-            .map_err(|e| Error::new(Code::PluginError, format!("cannot set fuel: {e}")))?;
-        let ticks = (self.limits.wall.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        if self.interruption.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Error::new(Code::PluginError, format!("cannot set fuel: {e}")))?;
+        }
+        if self.interruption.epoch {
+            let ticks = (self.limits.wall.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+            store.set_epoch_deadline(ticks);
+            store.epoch_deadline_trap();
+        }
         Ok(store)
     }
 

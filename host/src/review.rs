@@ -1,0 +1,562 @@
+//! Reviewing and reversing what syncs did (CONTRACT §8): the conflict log
+//! (`conflicts list`, `conflicts resolve`), `undo SYNC_ID`, and the backups
+//! that make undo possible (`backups list`, `backups prune`).
+//!
+//! Every change here goes through the same journalled transaction as a sync
+//! (`DataDir::commit`), takes the data folder's lock, and is audited.
+//!
+//! Undo works item by item: for each file the sync wrote, the items it
+//! changed are those that differ between its backup (before) and the state
+//! right after it (the next backup of that file, or the file now). Those items
+//! go back to their version before the sync, in the domains and in the sync
+//! base; other items stay as they are now. If a later sync changed one of the
+//! same items, undo refuses, naming them, unless `--force`.
+
+use crate::error::{Code, Error, Result};
+use crate::pipeline::Host;
+use crate::store::{self, DataDir, Write};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn read_json(path: &Path) -> Result<Option<Value>> {
+    match store::read_optional(path)? {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            Error::new(
+                Code::StorageError,
+                format!("`{}` is damaged: {e}", path.display()),
+            )
+            .with("file", path.display().to_string())
+        }),
+    }
+}
+
+/// One conflict as stored in the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictRow {
+    #[serde(flatten)]
+    pub entry: Map<String, Value>,
+}
+
+impl ConflictRow {
+    fn get(&self, k: &str) -> &Value {
+        self.entry.get(k).unwrap_or(&Value::Null)
+    }
+    fn str(&self, k: &str) -> &str {
+        self.get(k).as_str().unwrap_or("")
+    }
+    pub fn id(&self) -> &str {
+        self.str("id")
+    }
+    pub fn is_resolved(&self) -> bool {
+        !self.get("resolved").is_null()
+    }
+}
+
+fn conflict_files(data: &DataDir) -> Vec<PathBuf> {
+    let dir = data.state_dir().join("conflicts");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Every logged conflict, oldest sync first.
+pub fn list_conflicts(data: &DataDir, all: bool) -> Result<Vec<ConflictRow>> {
+    let mut rows = Vec::new();
+    for f in conflict_files(data) {
+        let Some(v) = read_json(&f)? else { continue };
+        for c in v["conflicts"].as_array().into_iter().flatten() {
+            if let Value::Object(m) = c {
+                let row = ConflictRow { entry: m.clone() };
+                if all || !row.is_resolved() {
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Which value to keep when resolving a conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    Source,
+    Target,
+    Base,
+}
+
+fn domain_file(host: &Host, domain: &str, entity: &str) -> Result<PathBuf> {
+    let rel = host.config.domain_path(domain).ok_or_else(|| {
+        Error::new(
+            Code::DomainNotFound,
+            format!("domain `{domain}` is no longer configured"),
+        )
+    })?;
+    Ok(host.paths.data_dir.join(rel).join(format!("{entity}.json")))
+}
+
+fn check_write(host: &Host, user: &str, domains: &[&str], what: &str) -> Result<()> {
+    for d in domains {
+        if !host.config.allows(user, d, crate::config::Right::Write) {
+            return Err(Error::new(
+                Code::PermissionDenied,
+                format!("user `{user}` may not write domain `{d}`, which {what} needs"),
+            )
+            .with("domain", *d)
+            .with("user", user));
+        }
+    }
+    Ok(())
+}
+
+/// Applies the choice for one conflict to both domains.
+pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result<Value> {
+    let _lock = host.data.lock(host.wait)?;
+    host.recover()?;
+    let sync_id = conflict_id.split(':').next().unwrap_or("");
+    let log_path = host.data.conflicts_path(sync_id);
+    let not_found = || {
+        Error::invalid(format!(
+            "no conflict `{conflict_id}`; `cross-domain-sync conflicts list` shows their ids"
+        ))
+        .with("id", conflict_id)
+    };
+    if !crate::config::is_safe_relative(sync_id) || sync_id.contains('/') {
+        return Err(not_found());
+    }
+    let mut log = read_json(&log_path)?.ok_or_else(not_found)?;
+    let entries = log["conflicts"].as_array_mut().ok_or_else(not_found)?;
+    let idx = entries
+        .iter()
+        .position(|c| c["id"] == json!(conflict_id))
+        .ok_or_else(not_found)?;
+    let row = ConflictRow {
+        entry: entries[idx].as_object().cloned().unwrap_or_default(),
+    };
+    if row.is_resolved() {
+        return Err(Error::invalid(format!(
+            "conflict `{conflict_id}` was already resolved ({})",
+            row.get("resolved")
+        )));
+    }
+    let (src, tgt, entity, item_id) = (
+        row.str("sourceDomain").to_string(),
+        row.str("targetDomain").to_string(),
+        row.str("entity").to_string(),
+        row.str("itemId").to_string(),
+    );
+    check_write(host, user, &[&src, &tgt], "resolving a conflict")?;
+    let winner = row.str("winner");
+    let mut writes = Vec::new();
+    let mut changed_domains = Vec::new();
+    match row.get("field").as_str() {
+        Some(field) => {
+            let value = match keep {
+                Keep::Source => row.get("sourceValue").clone(),
+                Keep::Target => row.get("targetValue").clone(),
+                Keep::Base => row.get("baseValue").clone(),
+            };
+            for domain in [&src, &tgt] {
+                let name = row.get("fields")[domain.as_str()]
+                    .as_str()
+                    .unwrap_or(field)
+                    .to_string();
+                let path = domain_file(host, domain, &entity)?;
+                let mut file = host.data.read_entity(&path, &entity)?;
+                let Some(item) = file.items.iter_mut().find(|i| i["id"] == json!(item_id)) else {
+                    continue;
+                };
+                if item.get(&name) == (!value.is_null()).then_some(&value) {
+                    continue;
+                }
+                if value.is_null() {
+                    item.shift_remove(&name);
+                } else {
+                    item.insert(name, value.clone());
+                }
+                item.insert("lastModified".into(), json!(now()));
+                writes.push(Write {
+                    content: Some(store::encode_entity_file(&entity, &file)),
+                    path,
+                });
+                changed_domains.push(domain.clone());
+            }
+        }
+        None => {
+            // A change that beat a deletion. Keeping the side that changed it
+            // is what the sync did; keeping the side that deleted it deletes
+            // it from both domains (into the backups).
+            let deleter = if winner == "source" { &tgt } else { &src };
+            let keeps_deletion = match keep {
+                Keep::Source => deleter == &src,
+                Keep::Target => deleter == &tgt,
+                Keep::Base => {
+                    return Err(Error::invalid(format!(
+                        "conflict `{conflict_id}` is between a change and a deletion; keep \
+                         `source` or `target`"
+                    )));
+                }
+            };
+            if keeps_deletion {
+                for domain in [&src, &tgt] {
+                    let path = domain_file(host, domain, &entity)?;
+                    let mut file = host.data.read_entity(&path, &entity)?;
+                    let before = file.items.len();
+                    file.items.retain(|i| i["id"] != json!(item_id));
+                    if file.items.len() != before {
+                        writes.push(Write {
+                            content: Some(store::encode_entity_file(&entity, &file)),
+                            path,
+                        });
+                        changed_domains.push(domain.clone());
+                    }
+                }
+            }
+        }
+    }
+    let resolution = json!({"keep": keep, "by": user, "at": now()});
+    entries[idx]["resolved"] = resolution.clone();
+    writes.push(Write {
+        path: log_path,
+        content: Some(store::to_pretty(&log)),
+    });
+    let txn = format!("resolve-{}", conflict_id.replace(':', "-"));
+    let entry = json!({
+        "timestamp": now(),
+        "category": "CROSS_DOMAIN",
+        "action": "CONFLICT_RESOLVE",
+        "syncId": sync_id,
+        "conflictId": conflict_id,
+        "user": user,
+        "sourceDomain": src,
+        "targetDomain": tgt,
+        "entityTypes": [entity],
+        "itemId": item_id,
+        "keep": keep,
+        "changedDomains": changed_domains,
+        "outcome": "success",
+    });
+    commit(host, &txn, &writes, entry)?;
+    Ok(json!({"conflict": conflict_id, "keep": keep, "changedDomains": changed_domains}))
+}
+
+fn commit(host: &Host, txn: &str, writes: &[Write], entry: Value) -> Result<()> {
+    let append = |dir: &DataDir, e: &Value| {
+        let _g = store::lock_file(&dir.state_dir().join("audit.lock"), Duration::from_secs(30))?;
+        crate::audit::append(dir, e)
+    };
+    host.data.commit(txn, writes, Some(entry), &append)
+}
+
+/// A transaction's backup manifest.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupInfo {
+    pub id: String,
+    pub committed_at: String,
+    pub files: Vec<String>,
+    pub bytes: u64,
+}
+
+/// Every transaction with backups, oldest first.
+pub fn list_backups(data: &DataDir) -> Result<Vec<BackupInfo>> {
+    let root = data.state_dir().join("backups");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        let Some(m) = read_json(&e.path().join("manifest.json")).ok().flatten() else {
+            continue;
+        };
+        let bytes = walk_size(&e.path());
+        out.push(BackupInfo {
+            id: m["id"].as_str().unwrap_or("").to_string(),
+            committed_at: m["committedAt"].as_str().unwrap_or("").to_string(),
+            files: m["files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["path"].as_str().map(String::from))
+                .collect(),
+            bytes,
+        });
+    }
+    out.sort_by(|a, b| a.committed_at.cmp(&b.committed_at));
+    Ok(out)
+}
+
+fn walk_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk_size(&path)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+/// Removes all but the newest `keep` backups (those syncs can no longer be
+/// undone). Audited.
+pub fn prune_backups(host: &Host, keep: usize, user: &str) -> Result<Vec<String>> {
+    let _lock = host.data.lock(host.wait)?;
+    host.recover()?;
+    let all = list_backups(&host.data)?;
+    let cut = all.len().saturating_sub(keep);
+    let mut pruned = Vec::new();
+    for b in &all[..cut] {
+        let dir = host.data.backups_dir(&b.id);
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::storage("removing", &dir, e))?;
+        pruned.push(b.id.clone());
+    }
+    host.audit(json!({
+        "timestamp": now(),
+        "category": "CROSS_DOMAIN",
+        "action": "BACKUPS_PRUNE",
+        "user": user,
+        "pruned": pruned,
+        "kept": keep,
+        "outcome": "success",
+    }))?;
+    Ok(pruned)
+}
+
+/// Items of an entity file or a base file, by id, in order.
+fn items_of(path_rel: &str, bytes: Option<&[u8]>) -> Result<(Vec<(String, Value)>, Value)> {
+    let Some(bytes) = bytes else {
+        return Ok((Vec::new(), Value::Null));
+    };
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+        Error::new(
+            Code::StorageError,
+            format!("`{path_rel}` cannot be read for undo: {e}"),
+        )
+    })?;
+    let key = array_key(path_rel, &v);
+    let items = v[&key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| (i["id"].as_str().unwrap_or("").to_string(), i.clone()))
+        .collect();
+    Ok((items, v))
+}
+
+/// The key of the item array: `items` in a base file, else the entity name.
+fn array_key(path_rel: &str, v: &Value) -> String {
+    if v.get("items").is_some() && path_rel.starts_with(".sync/base/") {
+        "items".into()
+    } else {
+        Path::new(path_rel)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn changed_ids(a: &[(String, Value)], b: &[(String, Value)]) -> HashSet<String> {
+    let am: HashMap<&str, &Value> = a.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let bm: HashMap<&str, &Value> = b.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut out = HashSet::new();
+    for (k, v) in &am {
+        if bm.get(k) != Some(v) {
+            out.insert(k.to_string());
+        }
+    }
+    for k in bm.keys() {
+        if !am.contains_key(k) {
+            out.insert(k.to_string());
+        }
+    }
+    out
+}
+
+/// Puts the items `sync_id` changed back as they were before it.
+pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value> {
+    let _lock = host.data.lock(host.wait)?;
+    host.recover()?;
+    let unknown = || {
+        Error::invalid(format!(
+            "no backups for `{sync_id}`: it is not a sync that changed data (dry runs and \
+             failed syncs change nothing), or its backups were pruned; `cross-domain-sync \
+             backups list` shows what can be undone"
+        ))
+        .with("syncId", sync_id)
+    };
+    if sync_id.contains('/') || sync_id.contains("..") || sync_id.is_empty() {
+        return Err(unknown());
+    }
+    let backups = list_backups(&host.data)?;
+    let pos = backups
+        .iter()
+        .position(|b| b.id == sync_id)
+        .ok_or_else(unknown)?;
+    if host.data.backups_dir(sync_id).join("undone").exists() {
+        return Err(Error::invalid(format!("`{sync_id}` was already undone")));
+    }
+    let manifest =
+        read_json(&host.data.backups_dir(sync_id).join("manifest.json"))?.ok_or_else(unknown)?;
+    let mut writes = Vec::new();
+    let mut restored: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut blocked: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in manifest["files"].as_array().into_iter().flatten() {
+        let rel = f["path"].as_str().unwrap_or("");
+        let is_domain = !rel.starts_with(".sync/") && !rel.starts_with("sync-records/");
+        let is_base = rel.starts_with(".sync/base/");
+        if !(is_domain || is_base) {
+            continue;
+        }
+        let backup_path = host.data.backups_dir(sync_id).join(rel);
+        let before_bytes = if f["existed"].as_bool() == Some(true) {
+            store::read_optional(&backup_path)?
+        } else {
+            None
+        };
+        // The state right after the sync: the next backup of this file by a
+        // later transaction, or the file as it is now.
+        let live = host.data.root.join(rel);
+        let now_bytes = store::read_optional(&live)?;
+        let after_bytes = backups[pos + 1..]
+            .iter()
+            .find(|b| b.files.iter().any(|p| p == rel))
+            .map(|b| store::read_optional(&host.data.backups_dir(&b.id).join(rel)))
+            .transpose()?
+            .flatten()
+            .or_else(|| now_bytes.clone());
+        let (before, _) = items_of(rel, before_bytes.as_deref())?;
+        let (after, _) = items_of(rel, after_bytes.as_deref())?;
+        let (current, current_doc) = items_of(rel, now_bytes.as_deref())?;
+        let touched = changed_ids(&before, &after);
+        if touched.is_empty() {
+            continue;
+        }
+        let later = changed_ids(&after, &current);
+        let mut clash: Vec<String> = touched.intersection(&later).cloned().collect();
+        clash.sort();
+        if !clash.is_empty() && !force {
+            blocked.insert(rel.to_string(), clash);
+            continue;
+        }
+        // Current items, with the touched ones put back as they were.
+        let before_map: HashMap<&str, &Value> =
+            before.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let mut out: Vec<Value> = Vec::new();
+        let mut seen = HashSet::new();
+        for (id, item) in &current {
+            seen.insert(id.clone());
+            if touched.contains(id) {
+                if let Some(old) = before_map.get(id.as_str()) {
+                    out.push((*old).clone());
+                }
+            } else {
+                out.push(item.clone());
+            }
+        }
+        for (id, old) in &before {
+            if touched.contains(id) && !seen.contains(id) {
+                out.push(old.clone());
+            }
+        }
+        let mut doc = match current_doc {
+            Value::Object(m) => Value::Object(m),
+            _ => {
+                let (_, before_doc) = items_of(rel, before_bytes.as_deref())?;
+                match before_doc {
+                    Value::Object(m) => Value::Object(m),
+                    _ => json!({}),
+                }
+            }
+        };
+        let key = array_key(rel, &doc);
+        let key = if key.is_empty() {
+            "items".to_string()
+        } else {
+            key
+        };
+        doc[key.as_str()] = Value::Array(out);
+        let content = if is_base {
+            let mut v = serde_json::to_vec(&doc).unwrap_or_default();
+            v.push(b'\n');
+            v
+        } else {
+            store::to_pretty(&doc)
+        };
+        writes.push(Write {
+            path: live,
+            content: Some(content),
+        });
+        if is_domain {
+            let mut ids: Vec<String> = touched.into_iter().collect();
+            ids.sort();
+            restored.insert(rel.to_string(), ids);
+        }
+    }
+    if !blocked.is_empty() {
+        let what: Vec<String> = blocked
+            .iter()
+            .map(|(f, ids)| format!("{f}: {}", ids.join(", ")))
+            .collect();
+        return Err(Error::new(
+            Code::SyncConflict,
+            format!(
+                "a later change touched items that `{sync_id}` changed ({}); undo refused so as \
+                 not to lose that change. Run again with --force to put those items back as \
+                 they were before `{sync_id}` anyway",
+                what.join("; ")
+            ),
+        )
+        .with("syncId", sync_id));
+    }
+    let domains: Vec<String> = restored
+        .keys()
+        .filter_map(|f| f.split('/').next().map(String::from))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    for rel in &domains {
+        // The folder name is the domain's path; find the domain it belongs to.
+        if let Some(d) = host
+            .config
+            .domain_names()
+            .into_iter()
+            .find(|d| host.config.domain_path(d).as_deref() == Some(rel.as_str()))
+        {
+            check_write(host, user, &[&d], "undoing this sync")?;
+        }
+    }
+    writes.push(Write {
+        path: host.data.backups_dir(sync_id).join("undone"),
+        content: Some(store::to_pretty(&json!({"by": user, "at": now()}))),
+    });
+    let txn = format!("undo-{sync_id}");
+    let entry = json!({
+        "timestamp": now(),
+        "category": "CROSS_DOMAIN",
+        "action": "UNDO",
+        "syncId": sync_id,
+        "user": user,
+        "forced": force,
+        "restored": restored.iter().map(|(f, ids)| (f.clone(), json!(ids.len()))).collect::<Map<String, Value>>(),
+        "outcome": "success",
+    });
+    commit(host, &txn, &writes, entry)?;
+    Ok(json!({"syncId": sync_id, "restored": restored}))
+}
