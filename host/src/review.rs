@@ -455,6 +455,20 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
             blocked.insert(rel.to_string(), clash);
             continue;
         }
+        if later.is_empty() && now_bytes == after_bytes {
+            // Nothing changed since: put the exact bytes back (or remove a
+            // file the sync created).
+            writes.push(Write {
+                path: live,
+                content: before_bytes.clone(),
+            });
+            if is_domain {
+                let mut ids: Vec<String> = touched.into_iter().collect();
+                ids.sort();
+                restored.insert(rel.to_string(), ids);
+            }
+            continue;
+        }
         // Current items, with the touched ones put back as they were.
         let before_map: HashMap<&str, &Value> =
             before.iter().map(|(k, v)| (k.as_str(), v)).collect();

@@ -80,8 +80,9 @@ pub mod faults {
         }
     }
 
-    /// `CDS_FAULT_WRITE=MODE[:N]`: the N-th file write (default 1st) fails:
-    /// `enospc` (no space left), `eio`, `transient` (fails once, then works).
+    /// `CDS_FAULT_WRITE=MODE[:N]`: the N-th file write (default 1st) fails,
+    /// once: `enospc` (no space left), `erofs` (read-only file system), `eio`,
+    /// or `transient` (which the retry loop retries, and then succeeds).
     pub fn before_write(path: &std::path::Path) -> io::Result<()> {
         static WRITES: AtomicU32 = AtomicU32::new(0);
         let Ok(spec) = std::env::var("CDS_FAULT_WRITE") else {
@@ -92,16 +93,13 @@ pub mod faults {
             None => (spec.clone(), 1),
         };
         let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
-        let hit = match mode.as_str() {
-            "transient" => n == nth,
-            _ => n >= nth,
-        };
-        if !hit {
+        if n != nth {
             return Ok(());
         }
         let what = path.display();
         match mode.as_str() {
             "enospc" => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
+            "erofs" => Err(io::Error::from_raw_os_error(libc::EROFS)),
             "transient" => Err(io::Error::other(format!("{TRANSIENT} writing {what}"))),
             _ => Err(io::Error::from_raw_os_error(libc::EIO)),
         }
@@ -486,9 +484,21 @@ impl DataDir {
             return Err(e);
         }
         journal.state = "committed".into();
-        atomic_write(&self.journal_path(), &to_pretty(&journal))?;
+        if let Err(e) = atomic_write(&self.journal_path(), &to_pretty(&journal)) {
+            self.roll_back(&journal);
+            return Err(e);
+        }
         faults::kill_point("journal committed");
-        self.roll_forward(&journal, append_audit)
+        // Past the commit point the sync has happened. A failure to finish
+        // here (rename, audit) leaves the journal for the next invocation to
+        // roll forward; it does not make the sync a failure.
+        if let Err(e) = self.roll_forward(&journal, append_audit) {
+            tracing::error!(
+                "sync {id} is committed but could not be finished ({e}); the next invocation \
+                 finishes it"
+            );
+        }
+        Ok(())
     }
 
     fn roll_back(&self, journal: &Journal) {
