@@ -26,7 +26,7 @@ fn many(n: usize) -> Value {
     )
 }
 
-/// 1. An empty or re-pointed store read as "delete everything".
+/// Failure mode 1: An empty or re-pointed store read as "delete everything".
 /// Naive: a three-way sync that trusts an empty listing deletes every item on
 /// the other side. Here the guard refuses and nothing changes.
 #[test]
@@ -45,7 +45,7 @@ fn an_emptied_store_is_not_read_as_delete_everything() {
     assert_eq!(s.items("personal", "contacts").len(), 20);
 }
 
-/// 2. A filtered listing read as deletions.
+/// Failure mode 2: A filtered listing read as deletions.
 /// Naive: items the policy keeps from business are missing there, so a
 /// bidirectional sync "sees" business deleted them and deletes them from
 /// personal. Here withheld items never reach the base as shared items.
@@ -68,7 +68,7 @@ fn a_filtered_listing_is_not_read_as_deletions() {
     assert_eq!(s.items("business", "contacts").len(), 1);
 }
 
-/// 3. Lost sync state.
+/// Failure mode 3: Lost sync state.
 /// Naive (with a base): losing the base makes every item look new or deleted.
 /// Here, without a base nothing is deleted and differences are conflicts.
 #[test]
@@ -101,7 +101,7 @@ fn lost_sync_state_deletes_nothing() {
     );
 }
 
-/// 4. Delete against modify.
+/// Failure mode 4: Delete against modify.
 /// Naive: the deletion wins and the edit is gone. Here a change beats a
 /// deletion: the edited item comes back, and the conflict is logged.
 #[test]
@@ -125,7 +125,7 @@ fn a_change_beats_a_deletion() {
     assert_eq!(s.items("personal", "contacts").len(), 3);
 }
 
-/// 5. A winner that throws the loser away.
+/// Failure mode 5: A winner that throws the loser away.
 /// Naive: "source always wins" overwrites the target's value and it is gone.
 /// Here the losing value is in the conflict log and the previous file in the
 /// backups.
@@ -159,7 +159,7 @@ fn the_losing_value_is_kept() {
     assert_eq!(s.item("business", "contacts", "c").unwrap()["title"], "CTO");
 }
 
-/// 6. Duplicate or rewritten ids.
+/// Failure mode 6: Duplicate or rewritten ids.
 /// Naive: a map keyed by id keeps the last duplicate and silently drops the
 /// other; a plugin that rewrites ids makes one item overwrite another. Here
 /// duplicates are a SYNC_CONFLICT and rewritten ids a PLUGIN_ERROR, and
@@ -203,7 +203,7 @@ fn duplicate_and_rewritten_ids_are_refused() {
     assert!(!s.data().join("business/hostile.json").exists());
 }
 
-/// 7. Lossy round trips.
+/// Failure mode 7: Lossy round trips.
 /// Naive: business receives a contact without its stripped birthday and
 /// notes; syncing back overwrites personal's copy with the stripped one. Here
 /// stripped fields are never erased on the way back.
@@ -253,8 +253,8 @@ fn a_round_trip_loses_no_field() {
     assert_eq!(p["phone"], "+15550100", "the business edit arrived");
 }
 
-/// 8a. Interrupted runs: see crash.rs (SIGKILL at every commit step).
-/// 8b. Concurrent runs.
+/// Failure mode 8a: Interrupted runs: see crash.rs (SIGKILL at every commit step).
+/// Failure mode 8b: Concurrent runs.
 /// Naive: two syncs read the same files, each writes its own result, and the
 /// second silently overwrites the first's changes. Here the lock serialises
 /// them, each reads what the previous one wrote, and no update is lost.
