@@ -200,6 +200,8 @@ fn paths(c: &Common) -> Paths {
         config: c.config.clone(),
         mappings: c.mappings.clone(),
         plugins_dir: c.plugins_dir.clone(),
+        // CDS_CACHE_DIR moves the compiled-plugin cache (the tests share one).
+        cache_dir: std::env::var_os("CDS_CACHE_DIR").map(PathBuf::from),
     }
 }
 
@@ -629,8 +631,8 @@ fn with_host(c: &Common, f: impl FnOnce(&Host, &str) -> Result<(Value, String), 
 
 fn conflicts(cmd: ConflictsCmd, c: &Common) -> i32 {
     match cmd {
-        ConflictsCmd::List { all } => with_host(c, |h, _| {
-            let rows = crate::review::list_conflicts(&h.data, all)?;
+        ConflictsCmd::List { all } => with_host(c, |h, user| {
+            let rows = crate::review::visible_conflicts(h, user, all)?;
             let show = |v: &Value| match v {
                 Value::Null => "(absent)".to_string(),
                 Value::String(s) => s.clone(),

@@ -35,6 +35,8 @@ pub struct Paths {
     pub config: PathBuf,
     pub mappings: PathBuf,
     pub plugins_dir: PathBuf,
+    /// The compiled-plugin cache; `None`: `<data-dir>/.sync/cache`.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Told about each entity type as the sync works (CLI progress, MCP
@@ -86,12 +88,7 @@ impl Host {
         let config = Config::load(&paths.config)?;
         let mappings = EntityMappings::load(&paths.mappings)?;
         let data = DataDir::new(&paths.data_dir);
-        // CDS_CACHE_DIR moves the compiled-plugin cache (tests share one).
-        let cache = Some(
-            std::env::var_os("CDS_CACHE_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| data.cache_dir()),
-        );
+        let cache = Some(paths.cache_dir.clone().unwrap_or_else(|| data.cache_dir()));
         let runtime = crate::plugin::runtime::Runtime::new(config.limits.plugin_limits(), cache)?;
         let registry = Registry::open(runtime, &paths.plugins_dir)?;
         Ok(Host {

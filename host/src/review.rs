@@ -74,6 +74,25 @@ fn conflict_files(data: &DataDir) -> Vec<PathBuf> {
     files
 }
 
+/// The conflicts `user` may see: a value from a domain the user may not read
+/// is replaced by a note saying so (the log holds both domains' values).
+pub fn visible_conflicts(host: &Host, user: &str, all: bool) -> Result<Vec<ConflictRow>> {
+    let mut rows = list_conflicts(&host.data, all)?;
+    for row in &mut rows {
+        for (domain_key, value_key) in [("sourceDomain", "sourceValue"), ("targetDomain", "targetValue")] {
+            let domain = row.str(domain_key).to_string();
+            if !host.config.allows(user, &domain, crate::config::Right::Read) {
+                row.entry.insert(
+                    value_key.into(),
+                    json!(format!("(hidden: user `{user}` may not read domain `{domain}`)")),
+                );
+                row.entry.insert("baseValue".into(), Value::Null);
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// Every logged conflict, oldest sync first.
 pub fn list_conflicts(data: &DataDir, all: bool) -> Result<Vec<ConflictRow>> {
     let mut rows = Vec::new();

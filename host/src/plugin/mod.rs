@@ -655,17 +655,31 @@ fn lock_path(dir: &Path) -> PathBuf {
 
 fn read_lock(dir: &Path) -> Result<LockFile> {
     let path = lock_path(dir);
+    let bad = |why: String| {
+        Error::new(
+            Code::PluginError,
+            format!(
+                "`{}` is not a valid plugin lock file: {why}; restore it or remove it and \
+                 reinstall your plugins",
+                path.display()
+            ),
+        )
+    };
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Error::new(
-                Code::PluginError,
-                format!(
-                    "`{}` is not a valid plugin lock file: {e}; restore it or remove it and \
-                     reinstall your plugins",
-                    path.display()
-                ),
-            )
-        }),
+        Ok(bytes) => {
+            let lock: LockFile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+            // Entries name files inside the plugins folder, nothing else.
+            for p in &lock.plugins {
+                if !is_valid_entity_name(&p.entity_type) || p.file != format!("{}.wasm", p.entity_type) {
+                    return Err(bad(format!(
+                        "entry `{}` (file `{}`) is not a plugin name and its file in the \
+                         plugins folder",
+                        p.entity_type, p.file
+                    )));
+                }
+            }
+            Ok(lock)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LockFile::default()),
         Err(e) => Err(Error::storage("reading", &path, e)),
     }
