@@ -113,6 +113,9 @@ pub struct Common {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the skill over MCP (JSON-RPC 2.0, one message per line on
+    /// stdin/stdout) until end of input. Logs go to stderr.
+    Serve,
     /// Manage entity-type plugins.
     #[command(subcommand)]
     Plugins(PluginsCmd),
@@ -260,6 +263,19 @@ pub fn run(argv: Vec<std::ffi::OsString>) -> i32 {
     let common = cli.common.clone();
     match cli.command {
         None => sync(&cli.sync, &common),
+        Some(Command::Serve) => match open(&common) {
+            Ok(host) => {
+                let user = common
+                    .user
+                    .clone()
+                    .unwrap_or_else(crate::request::default_user);
+                crate::mcp::serve(host, user)
+            }
+            Err(e) => {
+                tracing::error!("cannot start the MCP server: {e}");
+                e.code.exit_code()
+            }
+        },
         Some(Command::Plugins(cmd)) => plugins(cmd, &common),
         Some(Command::Audit(AuditCmd::Verify)) => audit_verify(&common),
         Some(Command::Conflicts(cmd)) => conflicts(cmd, &common),
@@ -318,6 +334,7 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

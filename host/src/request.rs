@@ -104,13 +104,15 @@ pub fn resolve(
         })
         .collect();
     if !structural.is_empty() {
-        let paths: Vec<String> = structural.iter().map(|v| v.path.clone()).collect();
+        // Every failing path, the domain and entity ones too, so that a caller
+        // can correct all of them at once.
+        let paths: Vec<String> = violations.iter().map(|v| v.path.clone()).collect();
         let mut err = Error::invalid(format!(
             "the invocation is not valid: at {}: {}",
             structural[0].path, structural[0].message
         ))
         .with("paths", paths);
-        for v in structural.iter().skip(1) {
+        for v in violations.iter().filter(|v| v.path != structural[0].path) {
             err = err.with_help(format!("also at {}: {}", v.path, v.message));
         }
         return Err(err);

@@ -79,12 +79,20 @@ fn conflict_files(data: &DataDir) -> Vec<PathBuf> {
 pub fn visible_conflicts(host: &Host, user: &str, all: bool) -> Result<Vec<ConflictRow>> {
     let mut rows = list_conflicts(&host.data, all)?;
     for row in &mut rows {
-        for (domain_key, value_key) in [("sourceDomain", "sourceValue"), ("targetDomain", "targetValue")] {
+        for (domain_key, value_key) in [
+            ("sourceDomain", "sourceValue"),
+            ("targetDomain", "targetValue"),
+        ] {
             let domain = row.str(domain_key).to_string();
-            if !host.config.allows(user, &domain, crate::config::Right::Read) {
+            if !host
+                .config
+                .allows(user, &domain, crate::config::Right::Read)
+            {
                 row.entry.insert(
                     value_key.into(),
-                    json!(format!("(hidden: user `{user}` may not read domain `{domain}`)")),
+                    json!(format!(
+                        "(hidden: user `{user}` may not read domain `{domain}`)"
+                    )),
                 );
                 row.entry.insert("baseValue".into(), Value::Null);
             }
@@ -111,7 +119,17 @@ pub fn list_conflicts(data: &DataDir, all: bool) -> Result<Vec<ConflictRow>> {
 }
 
 /// Which value to keep when resolving a conflict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Keep {
     Source,

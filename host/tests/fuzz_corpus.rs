@@ -15,19 +15,35 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
         ".{0,12}".prop_map(Value::String),
-        prop_oneof![Just("personal"), Just("business"), Just("contacts"), Just("bidirectional"),
-            Just("2026-01-12T10:00:00Z"), Just("id"), Just("../x")].prop_map(|s| json!(s)),
+        prop_oneof![
+            Just("personal"),
+            Just("business"),
+            Just("contacts"),
+            Just("bidirectional"),
+            Just("2026-01-12T10:00:00Z"),
+            Just("id"),
+            Just("../x")
+        ]
+        .prop_map(|s| json!(s)),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             proptest::collection::btree_map(
                 prop_oneof![
-                    Just("source".to_string()), Just("target".to_string()), Just("entities".to_string()),
-                    Just("direction".to_string()), Just("dryRun".to_string()), Just("id".to_string()),
-                    Just("name".to_string()), Just("lastModified".to_string()), Just("contacts".to_string()),
+                    Just("source".to_string()),
+                    Just("target".to_string()),
+                    Just("entities".to_string()),
+                    Just("direction".to_string()),
+                    Just("dryRun".to_string()),
+                    Just("id".to_string()),
+                    Just("name".to_string()),
+                    Just("lastModified".to_string()),
+                    Just("contacts".to_string()),
                     "[a-z]{1,6}",
                 ],
                 inner,

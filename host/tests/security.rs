@@ -26,8 +26,16 @@ fn host(s: &Scratch) -> Host {
 #[test]
 fn permission_matrix() {
     let s = Scratch::new();
-    s.write("personal", "contacts", json!([contact("c", "A", json!({"category": "business"}))]));
-    s.write("business", "contacts", json!([contact("d", "B", json!({}))]));
+    s.write(
+        "personal",
+        "contacts",
+        json!([contact("c", "A", json!({"category": "business"}))]),
+    );
+    s.write(
+        "business",
+        "contacts",
+        json!([contact("d", "B", json!({}))]),
+    );
     let rights = [vec![], vec!["read"], vec!["write"], vec!["read", "write"]];
     let mut users = serde_json::Map::new();
     for (i, p) in rights.iter().enumerate() {
@@ -81,13 +89,33 @@ fn path_traversal_and_odd_names_are_refused() {
     let s = Scratch::new();
     std::fs::create_dir_all(s.path().join("outside")).unwrap();
     // Domains on the command line must be configured ones.
-    for bad in ["../outside", "/etc", "personal/../business", "", "PERSONAL", "pérsonal"] {
+    for bad in [
+        "../outside",
+        "/etc",
+        "personal/../business",
+        "",
+        "PERSONAL",
+        "pérsonal",
+    ] {
         let (code, v) = s.run_json(&["--source", bad, "--target", "business"]);
         assert!(code == 3 || code == 2, "{bad:?}: {v}");
     }
     // Entity types must be installed ones.
-    for bad in ["../contacts", "contacts/../../x", "contacts.json", "Contacts", "con tacts"] {
-        let (code, v) = s.run_json(&["--source", "personal", "--target", "business", "--entities", bad]);
+    for bad in [
+        "../contacts",
+        "contacts/../../x",
+        "contacts.json",
+        "Contacts",
+        "con tacts",
+    ] {
+        let (code, v) = s.run_json(&[
+            "--source",
+            "personal",
+            "--target",
+            "business",
+            "--entities",
+            bad,
+        ]);
         assert_eq!(code, 5, "{bad:?}: {v}");
     }
     // Domain names and folders in the configuration.
@@ -103,21 +131,53 @@ fn path_traversal_and_odd_names_are_refused() {
     }
     std::fs::remove_file(s.path().join("cross_domain_config.json")).unwrap();
     // A plugin lock that points outside the plugins folder.
-    s.write_raw("plugins/plugins.lock", &json!({"version": 1, "plugins": [{"entityType": "evil",
+    s.write_raw(
+        "plugins/plugins.lock",
+        &json!({"version": 1, "plugins": [{"entityType": "evil",
         "file": "../outside/evil.wasm", "sha256": "00", "pluginVersion": "1.0.0",
-        "interfaceVersion": "1.0.0", "installedAt": "x"}]}).to_string());
+        "interfaceVersion": "1.0.0", "installedAt": "x"}]})
+        .to_string(),
+    );
     let (code, v) = s.run_json(&["--source", "personal", "--target", "business"]);
     assert_eq!(code, 9, "{v}");
-    assert!(v["errors"][0]["message"].as_str().unwrap().contains("not a plugin name"), "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a plugin name"),
+        "{v}"
+    );
     std::fs::remove_file(s.path().join("plugins/plugins.lock")).unwrap();
     // Undo and conflict ids are not paths.
     assert_eq!(s.run_json(&["undo", "../../outside"]).0, 2);
-    assert_eq!(s.run_json(&["conflicts", "resolve", "../x:1", "--keep", "source"]).0, 2);
+    assert_eq!(
+        s.run_json(&["conflicts", "resolve", "../x:1", "--keep", "source"])
+            .0,
+        2
+    );
     // Item ids never become paths.
-    s.write("personal", "contacts", json!([contact("../../outside/pwned", "A", json!({"category": "business"}))]));
-    let (code, _) = s.run_json(&["--source", "personal", "--target", "business", "--entities", "contacts"]);
+    s.write(
+        "personal",
+        "contacts",
+        json!([contact(
+            "../../outside/pwned",
+            "A",
+            json!({"category": "business"})
+        )]),
+    );
+    let (code, _) = s.run_json(&[
+        "--source",
+        "personal",
+        "--target",
+        "business",
+        "--entities",
+        "contacts",
+    ]);
     assert_eq!(code, 0);
-    assert_eq!(std::fs::read_dir(s.path().join("outside")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(s.path().join("outside")).unwrap().count(),
+        0
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -235,12 +295,31 @@ proptest! {
 
 fn tamper(edit: impl FnOnce(&mut Vec<String>)) -> (i32, Value) {
     let s = Scratch::new();
-    s.write("personal", "contacts", json!([contact("c", "A", json!({"category": "business"}))]));
+    s.write(
+        "personal",
+        "contacts",
+        json!([contact("c", "A", json!({"category": "business"}))]),
+    );
     for _ in 0..4 {
-        assert_eq!(s.run_json(&["--source", "personal", "--target", "business", "--entities", "contacts"]).0, 0);
+        assert_eq!(
+            s.run_json(&[
+                "--source",
+                "personal",
+                "--target",
+                "business",
+                "--entities",
+                "contacts"
+            ])
+            .0,
+            0
+        );
     }
     let path = s.data().join("audit/audit.jsonl");
-    let mut lines: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().map(String::from).collect();
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     assert_eq!(lines.len(), 4);
     edit(&mut lines);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
@@ -250,17 +329,34 @@ fn tamper(edit: impl FnOnce(&mut Vec<String>)) -> (i32, Value) {
 #[test]
 fn audit_tampering_is_caught_and_named() {
     // Editing a count in entry 2.
-    let (code, v) = tamper(|l| *l = l.iter().enumerate().map(|(i, x)| if i == 1 { x.replace("\"added\":0", "\"added\":9") } else { x.clone() }).collect());
+    let (code, v) = tamper(|l| {
+        *l = l
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                if i == 1 {
+                    x.replace("\"added\":0", "\"added\":9")
+                } else {
+                    x.clone()
+                }
+            })
+            .collect()
+    });
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["firstBadLine"], 2);
     assert!(v["problem"].as_str().unwrap().contains("altered"));
     // Deleting entry 2.
-    let (code, v) = tamper(|l| { l.remove(1); });
+    let (code, v) = tamper(|l| {
+        l.remove(1);
+    });
     assert_eq!(code, 1);
     assert_eq!(v["firstBadLine"], 2);
     assert!(v["problem"].as_str().unwrap().contains("removed"), "{v}");
     // Inserting a copy of entry 1 after it.
-    let (code, v) = tamper(|l| { let c = l[0].clone(); l.insert(1, c); });
+    let (code, v) = tamper(|l| {
+        let c = l[0].clone();
+        l.insert(1, c);
+    });
     assert_eq!(code, 1);
     assert_eq!(v["firstBadLine"], 2);
     assert!(v["problem"].as_str().unwrap().contains("inserted"), "{v}");
@@ -269,7 +365,9 @@ fn audit_tampering_is_caught_and_named() {
     assert_eq!(code, 1);
     assert_eq!(v["firstBadLine"], 2);
     // Cutting off the last entry.
-    let (code, v) = tamper(|l| { l.pop(); });
+    let (code, v) = tamper(|l| {
+        l.pop();
+    });
     assert_eq!(code, 1);
     assert_eq!(v["firstBadLine"], 4);
     assert!(v["problem"].as_str().unwrap().contains("removed"), "{v}");

@@ -670,7 +670,9 @@ fn read_lock(dir: &Path) -> Result<LockFile> {
             let lock: LockFile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
             // Entries name files inside the plugins folder, nothing else.
             for p in &lock.plugins {
-                if !is_valid_entity_name(&p.entity_type) || p.file != format!("{}.wasm", p.entity_type) {
+                if !is_valid_entity_name(&p.entity_type)
+                    || p.file != format!("{}.wasm", p.entity_type)
+                {
                     return Err(bad(format!(
                         "entry `{}` (file `{}`) is not a plugin name and its file in the \
                          plugins folder",

@@ -1,0 +1,553 @@
+//! `cross-domain-sync serve`: the skill over MCP (JSON-RPC 2.0, one message per
+//! line on stdin/stdout), on the official Rust SDK (rmcp).
+//!
+//! rmcp does the protocol: the `initialize` handshake of 2025-11-25 (and the
+//! older revisions), the handshake-free 2026-07-28 with per-request metadata,
+//! tools/list, tools/call, progress and cancellation tokens. Two behaviours the
+//! contract asks for differ from rmcp's, so a thin stdio bridge sits between
+//! the pipes and rmcp:
+//!
+//! - a line that is not JSON is answered with `-32700` and `id: null` (rmcp
+//!   ignores such lines);
+//! - a request the client cancelled (`notifications/cancelled`) gets no
+//!   response (rmcp sends whatever the handler returns).
+//!
+//! Every tool validates its arguments with `jsonschema` before anything runs
+//! and answers a bad call with `isError: true`, the contract's error code and
+//! each failing JSON path. The sync tool calls the same `Host::sync` as the
+//! command line. Architecture invariant: stdout carries protocol messages
+//! only; the bridge's single writer task is the only code that writes it.
+
+use crate::error::{Code, Error};
+use crate::pipeline::{Cancel, Host, Progress};
+use crate::record::{EntityResult, Status};
+use rmcp::handler::server::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, Tool, ToolAnnotations,
+};
+use rmcp::service::{Peer, RequestContext, RoleServer};
+use rmcp::{ErrorData as McpError, ServiceExt};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// The skill's tool name; `gold_cross-domain-sync` with `mcp.underscoreToolName`.
+pub const TOOL: &str = "gold.cross-domain-sync";
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "List conflicts")]
+struct ConflictsListArgs {
+    /// Include resolved conflicts.
+    #[serde(default)]
+    all: bool,
+    /// Who asks; values of a domain this user may not read are hidden.
+    #[serde(default)]
+    user: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "Resolve a conflict")]
+struct ResolveArgs {
+    /// The conflict's id (`SYNC_ID:N`), from the conflicts tool.
+    id: String,
+    /// Which value to keep in both domains.
+    keep: crate::review::Keep,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "Undo a sync")]
+struct UndoArgs {
+    /// The sync's id, e.g. `sync-20260112-100530`.
+    sync_id: String,
+    /// Undo even over later changes to the same items.
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+fn object(v: Value) -> Arc<JsonObject> {
+    Arc::new(match v {
+        Value::Object(m) => m,
+        _ => JsonObject::new(),
+    })
+}
+
+fn schema_of<T: JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null)
+}
+
+/// The MCP server: the host plus the names and schemas of its tools.
+pub struct Server {
+    host: Arc<Host>,
+    fallback_user: String,
+    names: Names,
+    description: String,
+}
+
+struct Names {
+    sync: String,
+    conflicts: String,
+    resolve: String,
+    undo: String,
+}
+
+impl Names {
+    fn new(underscore: bool) -> Names {
+        let base = if underscore {
+            "gold_cross-domain-sync"
+        } else {
+            TOOL
+        };
+        let sep = if underscore { "_" } else { "." };
+        Names {
+            sync: base.to_string(),
+            conflicts: format!("{base}{sep}conflicts"),
+            resolve: format!("{base}{sep}resolve-conflict"),
+            undo: format!("{base}{sep}undo"),
+        }
+    }
+}
+
+/// The `description` of skill.md's frontmatter (compiled in).
+fn skill_description() -> String {
+    include_str!("../../skill.md")
+        .lines()
+        .find_map(|l| l.strip_prefix("description: "))
+        .unwrap_or("Synchronise data between the personal and business domains.")
+        .to_string()
+}
+
+impl Server {
+    pub fn new(host: Host, fallback_user: String) -> Server {
+        let names = Names::new(host.config.mcp.underscore_tool_name);
+        Server {
+            host: Arc::new(host),
+            fallback_user,
+            names,
+            description: skill_description(),
+        }
+    }
+
+    pub fn tools(&self) -> Vec<Tool> {
+        let ann = |title: &str, read_only: bool, destructive: bool, idempotent: bool| {
+            let mut a = ToolAnnotations::new()
+                .read_only(read_only)
+                .destructive(destructive)
+                .idempotent(idempotent)
+                .open_world(false);
+            a.title = Some(title.to_string());
+            a
+        };
+        vec![
+            Tool::new(
+                self.names.sync.clone(),
+                format!(
+                    "{} Returns the sync record; when it reports conflicts, review them with \
+                     `{}`.",
+                    self.description, self.names.conflicts
+                ),
+                object(self.host.invocation_schema()),
+            )
+            .with_title("Cross-Domain Sync")
+            .with_raw_output_schema(object(crate::schema::record_schema()))
+            // Overwrites and (guarded) deletions; a repeated sync changes
+            // nothing; touches only local files.
+            .with_annotations(ann("Cross-Domain Sync", false, true, true)),
+            Tool::new(
+                self.names.conflicts.clone(),
+                "List the conflicts syncs resolved automatically: sync, entity type, item id, \
+                 field, both domains' values, which won. Values of a domain the user may not \
+                 read are hidden.",
+                object(schema_of::<ConflictsListArgs>()),
+            )
+            .with_title("List sync conflicts")
+            .with_annotations(ann("List sync conflicts", true, false, true)),
+            Tool::new(
+                self.names.resolve.clone(),
+                "Resolve one conflict by keeping the source, target or base value in both domains \
+                 (audited).",
+                object(schema_of::<ResolveArgs>()),
+            )
+            .with_title("Resolve a sync conflict")
+            .with_annotations(ann("Resolve a sync conflict", false, true, false)),
+            Tool::new(
+                self.names.undo.clone(),
+                "Put the items a sync changed back as they were before it, in both domains. \
+                 Refuses, naming the items, when a later sync changed the same items, unless \
+                 `force` is true (audited).",
+                object(schema_of::<UndoArgs>()),
+            )
+            .with_title("Undo a sync")
+            .with_annotations(ann("Undo a sync", false, true, false)),
+        ]
+    }
+
+    fn user(&self, given: Option<String>) -> String {
+        given
+            .or_else(|| self.host.config.mcp.default_user.clone())
+            .unwrap_or_else(|| self.fallback_user.clone())
+    }
+}
+
+/// A tool error the model can correct: `isError`, the code and the paths.
+fn tool_error(e: &Error) -> CallToolResult {
+    let v = json!({"status": "failed", "errors": [e.to_json()]});
+    CallToolResult::structured_error(v)
+}
+
+/// Validates `args` against `schema`; a failure is an `INVALID_ARGUMENT`
+/// naming every failing path.
+fn validated<T: serde::de::DeserializeOwned>(schema: &Value, args: &Value) -> Result<T, Error> {
+    let v = crate::schema::violations(schema, args);
+    if let Some(first) = v.first() {
+        let paths: Vec<String> = v.iter().map(|x| x.path.clone()).collect();
+        let mut err = Error::invalid(format!(
+            "the arguments are not valid: at {}: {}",
+            first.path, first.message
+        ))
+        .with("paths", paths);
+        for more in v.iter().skip(1) {
+            err = err.with_help(format!("also at {}: {}", more.path, more.message));
+        }
+        return Err(err);
+    }
+    serde_json::from_value(args.clone())
+        .map_err(|e| Error::invalid(format!("the arguments are not valid: {e}")))
+}
+
+/// Sends `notifications/progress` per entity type.
+struct McpProgress {
+    peer: Peer<RoleServer>,
+    token: rmcp::model::ProgressToken,
+    handle: tokio::runtime::Handle,
+    done: AtomicUsize,
+    total: AtomicUsize,
+}
+
+impl McpProgress {
+    fn send(&self, progress: usize, total: usize, message: String) {
+        let p = ProgressNotificationParam::new(self.token.clone(), progress as f64)
+            .with_total(total as f64)
+            .with_message(message);
+        // Called from the pipeline's worker threads (not runtime threads), so
+        // blocking here keeps notifications ahead of the response.
+        let peer = self.peer.clone();
+        let _ = self
+            .handle
+            .block_on(async move { peer.notify_progress(p).await });
+    }
+}
+
+impl Progress for McpProgress {
+    fn entity_started(&self, entity: &str, _index: usize, total: usize) {
+        self.total.store(total, Ordering::SeqCst);
+        let n = self.done.load(Ordering::SeqCst);
+        self.send(n, total, format!("Syncing {entity} entities..."));
+    }
+    fn entity_done(&self, entity: &str, r: &EntityResult) {
+        let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        let total = self.total.load(Ordering::SeqCst).max(n);
+        self.send(
+            n,
+            total,
+            format!(
+                "Synced {entity}: {} added, {} updated, {} deleted",
+                r.added, r.updated, r.deleted
+            ),
+        );
+    }
+}
+
+impl ServerHandler for Server {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "cross-domain-sync",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(format!(
+                "Tool `{}` synchronises the personal and business domains; see its description. \
+                 Follow-up tools review conflicts and undo syncs.",
+                self.names.sync
+            ))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let args = Value::Object(request.arguments.clone().unwrap_or_default());
+        let name = request.name.as_ref();
+        if name == self.names.sync {
+            return Ok(self.call_sync(args, context).await.into());
+        }
+        let host = self.host.clone();
+        let result: Result<Value, Error> = if name == self.names.conflicts {
+            validated::<ConflictsListArgs>(&schema_of::<ConflictsListArgs>(), &args).and_then(|a| {
+                let rows = crate::review::visible_conflicts(&host, &self.user(a.user), a.all)?;
+                Ok(json!({"conflicts": rows}))
+            })
+        } else if name == self.names.resolve {
+            match validated::<ResolveArgs>(&schema_of::<ResolveArgs>(), &args) {
+                Ok(a) => {
+                    let user = self.user(a.user);
+                    tokio::task::spawn_blocking(move || {
+                        crate::review::resolve(&host, &a.id, a.keep, &user)
+                    })
+                    .await
+                    .map_err(|e| McpError::internal_error(e.to_string(), None))?
+                }
+                Err(e) => Err(e),
+            }
+        } else if name == self.names.undo {
+            match validated::<UndoArgs>(&schema_of::<UndoArgs>(), &args) {
+                Ok(a) => {
+                    let user = self.user(a.user);
+                    tokio::task::spawn_blocking(move || {
+                        crate::review::undo(&host, &a.sync_id, a.force, &user)
+                    })
+                    .await
+                    .map_err(|e| McpError::internal_error(e.to_string(), None))?
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            return Err(McpError::invalid_params(
+                format!(
+                    "unknown tool `{name}`; this server offers {}, {}, {} and {}",
+                    self.names.sync, self.names.conflicts, self.names.resolve, self.names.undo
+                ),
+                None,
+            ));
+        };
+        Ok(match result {
+            Ok(v) => CallToolResult::structured(v),
+            Err(e) => tool_error(&e),
+        }
+        .into())
+    }
+}
+
+impl Server {
+    async fn call_sync(&self, args: Value, context: RequestContext<RoleServer>) -> CallToolResult {
+        let cancel = Cancel::default();
+        let watcher = {
+            let cancel = cancel.clone();
+            let ct = context.ct.clone();
+            tokio::spawn(async move {
+                ct.cancelled().await;
+                cancel.cancel();
+            })
+        };
+        let progress = context.meta.get_progress_token().map(|token| McpProgress {
+            peer: context.peer.clone(),
+            token,
+            handle: tokio::runtime::Handle::current(),
+            done: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+        });
+        let host = self.host.clone();
+        let user = self.fallback_user.clone();
+        let record = tokio::task::spawn_blocking(move || match &progress {
+            Some(p) => host.sync(&args, &user, p, &cancel),
+            None => host.sync(&args, &user, &crate::pipeline::Quiet, &cancel),
+        })
+        .await;
+        watcher.abort();
+        match record {
+            Ok(rec) => {
+                let failed = rec.status == Status::Failed;
+                let v = serde_json::to_value(&rec).unwrap_or(Value::Null);
+                if failed {
+                    CallToolResult::structured_error(v)
+                } else {
+                    CallToolResult::structured(v)
+                }
+            }
+            Err(e) => tool_error(&Error::new(
+                Code::StorageError,
+                format!("the sync task failed: {e}"),
+            )),
+        }
+    }
+}
+
+/// The parse-error answer for a line that is not JSON.
+fn parse_error(e: &serde_json::Error) -> String {
+    json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("Parse error: {e}")}})
+        .to_string()
+}
+
+/// A `tools/call` whose params are not `{name: string, arguments?: object}` is
+/// invalid params (-32602); rmcp would call it an unknown method.
+fn malformed_tool_call(v: &Value) -> Option<String> {
+    if v.get("method").and_then(Value::as_str) != Some("tools/call") {
+        return None;
+    }
+    let id = v.get("id")?;
+    let params = v.get("params");
+    let why = match params {
+        Some(Value::Object(p)) => {
+            if !p.get("name").is_some_and(Value::is_string) {
+                Some("`params.name` must be the tool's name (a string)")
+            } else if p
+                .get("arguments")
+                .is_some_and(|a| !a.is_object() && !a.is_null())
+            {
+                Some("`params.arguments` must be an object")
+            } else {
+                None
+            }
+        }
+        _ => Some("`params` must be an object with the tool's `name` and `arguments`"),
+    }?;
+    Some(
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": format!("Invalid params: {why}")}})
+            .to_string(),
+    )
+}
+
+/// Runs the server on stdin/stdout until end of input. Returns the exit status.
+pub fn serve(host: Host, fallback_user: String) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let code = rt.block_on(run(Server::new(host, fallback_user)));
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
+}
+
+async fn run(server: Server) -> i32 {
+    let (mut to_rmcp, rmcp_in) = tokio::io::duplex(1 << 20);
+    let (rmcp_out, from_rmcp) = tokio::io::duplex(1 << 20);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let cancelled: Arc<Mutex<HashSet<String>>> = Arc::default();
+
+    // The one writer of stdout.
+    let writer = tokio::spawn(async move {
+        let mut out = tokio::io::stdout();
+        while let Some(line) = rx.recv().await {
+            if out.write_all(line.as_bytes()).await.is_err()
+                || out.write_all(b"\n").await.is_err()
+                || out.flush().await.is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    // rmcp's output: drop responses to cancelled requests, pass the rest.
+    let pass = {
+        let tx = tx.clone();
+        let cancelled = cancelled.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(from_rmcp).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && (v.get("result").is_some() || v.get("error").is_some())
+                    && let Some(id) = v.get("id")
+                    && cancelled
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains(&id.to_string())
+                {
+                    tracing::info!("dropping the response to cancelled request {id}");
+                    continue;
+                }
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+
+    // stdin: answer non-JSON lines, note cancellations, feed rmcp.
+    let feed = {
+        let tx = tx.clone();
+        let cancelled = cancelled.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(tokio::io::stdin()).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<Value>(&line) {
+                    Err(e) => {
+                        let _ = tx.send(parse_error(&e));
+                        continue;
+                    }
+                    Ok(v) => {
+                        if let Some(reply) = malformed_tool_call(&v) {
+                            let _ = tx.send(reply);
+                            continue;
+                        }
+                        if v.get("method").and_then(Value::as_str)
+                            == Some("notifications/cancelled")
+                            && let Some(id) = v.pointer("/params/requestId")
+                        {
+                            cancelled
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(id.to_string());
+                        }
+                    }
+                }
+                if to_rmcp.write_all(line.as_bytes()).await.is_err()
+                    || to_rmcp.write_all(b"\n").await.is_err()
+                {
+                    break;
+                }
+            }
+            // End of input: closing rmcp's input ends the service.
+            let _ = to_rmcp.shutdown().await;
+        })
+    };
+
+    let code = match server.serve((rmcp_in, rmcp_out)).await {
+        Ok(service) => match service.waiting().await {
+            Ok(_) => 0,
+            Err(e) => {
+                tracing::error!("the MCP service failed: {e}");
+                1
+            }
+        },
+        Err(e) => {
+            tracing::error!("the MCP handshake failed: {e}");
+            1
+        }
+    };
+    feed.abort();
+    let _ = pass.await;
+    drop(tx);
+    let _ = writer.await;
+    code
+}

@@ -1,0 +1,512 @@
+//! `cross-domain-sync serve` over real pipes (issue 5): both handshake
+//! revisions, tools/list, valid and invalid calls, an unknown tool, a non-JSON
+//! line, progress, cancellation with roll-back, end of input, follow-up tools,
+//! and stdout holding nothing but JSON-RPC.
+
+mod common;
+
+use common::{Scratch, contact};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Session {
+    fn start(s: &Scratch, env: &[(&str, &str)]) -> Session {
+        let mut cmd: Command = s.cmd();
+        cmd.arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Session {
+            child,
+            stdin,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, v: Value) {
+        self.raw(&v.to_string());
+    }
+
+    fn raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next message; every stdout line must be a JSON-RPC 2.0 message.
+    fn next(&mut self, timeout: Duration) -> Option<Value> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => {
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                assert_eq!(v["jsonrpc"], "2.0", "not JSON-RPC 2.0: {line}");
+                self.seen.push(line);
+                Some(v)
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Waits for the response with `id`, collecting notifications before it.
+    fn response(&mut self, id: i64) -> (Value, Vec<Value>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut notes = Vec::new();
+        while Instant::now() < deadline {
+            if let Some(v) = self.next(Duration::from_secs(60)) {
+                if v["id"] == json!(id) {
+                    return (v, notes);
+                }
+                notes.push(v);
+            }
+        }
+        panic!("no response to {id}");
+    }
+
+    fn request(&mut self, id: i64, method: &str, params: Value) -> Value {
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.response(id).0
+    }
+
+    fn initialize(&mut self, version: &str) -> Value {
+        let r = self.request(
+            1,
+            "initialize",
+            json!({"protocolVersion": version, "capabilities": {},
+            "clientInfo": {"name": "cds-test", "version": "0"}}),
+        );
+        self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        r
+    }
+
+    fn call(&mut self, id: i64, name: &str, args: Value) -> Value {
+        self.request(id, "tools/call", json!({"name": name, "arguments": args}))
+    }
+
+    /// Closes stdin and waits for a clean exit.
+    fn finish(mut self) -> (i32, String) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                while self.next(Duration::from_millis(50)).is_some() {}
+                return (status.code().unwrap_or(-1), err);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit on end of input"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn scratch() -> Scratch {
+    let s = Scratch::new();
+    s.write(
+        "personal",
+        "contacts",
+        json!([
+            contact(
+                "c1",
+                "Ann",
+                json!({"category": "business", "notes": "private"})
+            ),
+            contact("c2", "Mum", json!({"category": "family"}))
+        ]),
+    );
+    s
+}
+
+#[test]
+fn handshake_in_the_revision_asked_for() {
+    let s = scratch();
+    for version in ["2025-11-25", "2025-06-18"] {
+        let mut m = Session::start(&s, &[]);
+        let r = m.initialize(version);
+        assert_eq!(r["result"]["protocolVersion"], version, "{r}");
+        assert_eq!(r["result"]["serverInfo"]["name"], "cross-domain-sync");
+        assert!(r["result"]["capabilities"]["tools"].is_object());
+        let (code, _) = m.finish();
+        assert_eq!(code, 0);
+    }
+}
+
+#[test]
+fn the_newest_revision_without_a_handshake() {
+    // 2026-07-28 (the SDK's newest) has no initialize: each request carries
+    // its version and capabilities in _meta.
+    let s = scratch();
+    let mut m = Session::start(&s, &[]);
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    let r = m.request(2, "tools/list", json!({"_meta": meta}));
+    assert!(r["result"]["tools"].as_array().is_some(), "{r}");
+    let r = m.request(
+        3,
+        "tools/call",
+        json!({"_meta": meta, "name": "gold.cross-domain-sync",
+        "arguments": {"source": "personal", "target": "business", "entities": ["contacts"]}}),
+    );
+    assert_eq!(r["result"]["structuredContent"]["status"], "success", "{r}");
+    assert_eq!(
+        r["result"]["resultType"], "complete",
+        "answered in 2026-07-28 form: {r}"
+    );
+    // An initialize naming 2026-07-28 is answered with the newest handshake revision.
+    let r = m.initialize("2026-07-28");
+    assert_eq!(r["result"]["protocolVersion"], "2025-11-25", "{r}");
+    m.finish();
+}
+
+#[test]
+fn tools_list_describes_the_skill() {
+    let s = scratch();
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    let r = m.request(2, "tools/list", json!({}));
+    let tools = r["result"]["tools"].as_array().unwrap();
+    let sync = tools
+        .iter()
+        .find(|t| t["name"] == "gold.cross-domain-sync")
+        .unwrap();
+    assert_eq!(sync["title"], "Cross-Domain Sync");
+    assert!(
+        sync["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Synchronise contacts")
+    );
+    let input = &sync["inputSchema"];
+    assert_eq!(
+        input["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert_eq!(input["additionalProperties"], false);
+    assert_eq!(
+        input["properties"]["source"]["enum"],
+        json!(["personal", "business"])
+    );
+    assert_eq!(
+        input["properties"]["entities"]["items"]["enum"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        sync["outputSchema"]["title"],
+        "cross-domain-sync sync record"
+    );
+    let ann = &sync["annotations"];
+    assert_eq!(
+        (
+            ann["readOnlyHint"].as_bool(),
+            ann["destructiveHint"].as_bool(),
+            ann["idempotentHint"].as_bool(),
+            ann["openWorldHint"].as_bool()
+        ),
+        (Some(false), Some(true), Some(true), Some(false))
+    );
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "gold.cross-domain-sync",
+            "gold.cross-domain-sync.conflicts",
+            "gold.cross-domain-sync.resolve-conflict",
+            "gold.cross-domain-sync.undo"
+        ]
+    );
+    m.finish();
+}
+
+#[test]
+fn the_underscore_switch_renames_the_tools() {
+    let s = scratch();
+    s.config(json!({"mcp": {"underscoreToolName": true}}));
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    let r = m.request(2, "tools/list", json!({}));
+    let names: Vec<&str> = r["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], "gold_cross-domain-sync");
+    assert!(names.iter().all(|n| !n.contains('.')), "{names:?}");
+    let r = m.call(
+        3,
+        "gold_cross-domain-sync",
+        json!({"source": "personal", "target": "business", "dryRun": true}),
+    );
+    assert_eq!(r["result"]["structuredContent"]["status"], "dry_run");
+    m.finish();
+}
+
+#[test]
+fn a_valid_call_syncs_with_progress_and_audit() {
+    let s = scratch();
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    m.send(
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "gold.cross-domain-sync", "_meta": {"progressToken": "tok-1"},
+        "arguments": {"source": "personal", "target": "business", "entities": ["contacts", "tasks"],
+                      "user": "mcp-user", "session": "conversation-42"}}}),
+    );
+    let (r, notes) = m.response(5);
+    let result = &r["result"];
+    assert_eq!(result["isError"], false, "{r}");
+    let rec = &result["structuredContent"];
+    assert_eq!(rec["status"], "success");
+    assert_eq!(rec["results"]["contacts"]["added"], 1);
+    assert_eq!(rec["results"]["contacts"]["withheld"], 1);
+    let text: Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(&text, rec, "the JSON text is the same record");
+    // Progress per entity type, with the caller's token, before the response.
+    let progress: Vec<&Value> = notes
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .collect();
+    assert!(progress.len() >= 4, "{notes:?}");
+    assert!(
+        progress
+            .iter()
+            .all(|p| p["params"]["progressToken"] == "tok-1")
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|p| p["params"]["message"] == "Syncing contacts entities...")
+    );
+    assert_eq!(progress.last().unwrap()["params"]["progress"], 2.0);
+    assert_eq!(s.items("business", "contacts").len(), 1);
+    assert!(
+        s.item("business", "contacts", "c1")
+            .unwrap()
+            .get("notes")
+            .is_none()
+    );
+    let entry = s.audit().pop().unwrap();
+    assert_eq!(
+        (entry["user"].as_str(), entry["session"].as_str()),
+        (Some("mcp-user"), Some("conversation-42"))
+    );
+    let (code, stderr) = m.finish();
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn an_invalid_call_is_a_tool_error_with_every_path() {
+    let s = scratch();
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    let r = m.call(
+        2,
+        "gold.cross-domain-sync",
+        json!({"source": "personal", "target": "mars",
+        "direction": "sideways", "colour": "blue"}),
+    );
+    let result = &r["result"];
+    assert_eq!(result["isError"], true, "{r}");
+    let err = &result["structuredContent"]["errors"][0];
+    assert_eq!(err["code"], "INVALID_ARGUMENT");
+    let paths: Vec<&str> = err["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for p in ["$.direction", "$.target", "$"] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    // Follow-up tools validate too.
+    let r = m.call(3, "gold.cross-domain-sync.undo", json!({"force": "yes"}));
+    assert_eq!(r["result"]["isError"], true);
+    assert_eq!(
+        r["result"]["structuredContent"]["errors"][0]["code"],
+        "INVALID_ARGUMENT"
+    );
+    // Nothing ran, but the refused sync is audited like on the command line.
+    assert!(!s.data().join("business/contacts.json").exists());
+    assert_eq!(
+        s.audit().pop().unwrap()["errors"][0]["code"],
+        "INVALID_ARGUMENT"
+    );
+    m.finish();
+}
+
+#[test]
+fn protocol_faults_get_json_rpc_errors() {
+    let s = scratch();
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    m.raw("this is not json {");
+    let r = m.next(Duration::from_secs(10)).unwrap();
+    assert_eq!(r["id"], Value::Null);
+    assert_eq!(r["error"]["code"], -32700);
+    let r = m.call(2, "no.such.tool", json!({}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown tool `no.such.tool`")
+    );
+    let r = m.request(3, "no/such/method", json!({}));
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+    let r = m.request(4, "tools/call", json!({"arguments": 5}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    // Still serving.
+    let r = m.request(5, "ping", json!({}));
+    assert!(r["result"].is_object(), "{r}");
+    m.finish();
+}
+
+#[test]
+fn cancellation_rolls_back_and_sends_no_response() {
+    let s = scratch();
+    let before = s.snapshot();
+    let mut m = Session::start(&s, &[("CDS_FAULT_DELAY_MS", "1500")]);
+    m.initialize("2025-11-25");
+    m.send(
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "gold.cross-domain-sync",
+        "arguments": {"source": "personal", "target": "business", "entities": ["contacts"]}}}),
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    m.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 7, "reason": "the user changed their mind"}}),
+    );
+    // The server answers a later request, but never request 7.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (r, notes) = m.ping_response(8);
+    assert!(r["result"].is_object());
+    assert!(
+        notes.iter().all(|n| n["id"] != json!(7)),
+        "a response to the cancelled request: {notes:?}"
+    );
+    assert_eq!(s.snapshot(), before, "rolled back: no domain changed");
+    let entry = s.audit().pop().unwrap();
+    assert_eq!(entry["outcome"], "failed");
+    assert_eq!(entry["errors"][0]["code"], "TIMEOUT");
+    let (code, _) = m.finish();
+    assert_eq!(code, 0);
+    let _ = r;
+}
+
+impl Session {
+    fn ping_response(&mut self, id: i64) -> (Value, Vec<Value>) {
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": "ping"}));
+        self.response(id)
+    }
+}
+
+#[test]
+fn follow_up_tools_review_and_undo() {
+    let s = Scratch::new();
+    s.write(
+        "personal",
+        "contacts",
+        json!([contact(
+            "c",
+            "Ann",
+            json!({"title": "CTO", "category": "business"})
+        )]),
+    );
+    s.write(
+        "business",
+        "contacts",
+        json!([contact("c", "Ann", json!({"title": "VP"}))]),
+    );
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    let r = m.call(
+        2,
+        "gold.cross-domain-sync",
+        json!({"source": "personal", "target": "business",
+        "direction": "bidirectional", "entities": ["contacts"]}),
+    );
+    let rec = &r["result"]["structuredContent"];
+    assert_eq!(rec["results"]["contacts"]["conflicts"], 1);
+    let sync_id = rec["syncId"].as_str().unwrap().to_string();
+    let r = m.call(3, "gold.cross-domain-sync.conflicts", json!({}));
+    let conflicts = r["result"]["structuredContent"]["conflicts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0]["targetValue"], "VP");
+    let r = m.call(
+        4,
+        "gold.cross-domain-sync.resolve-conflict",
+        json!({"id": conflicts[0]["id"], "keep": "target"}),
+    );
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    assert_eq!(s.item("personal", "contacts", "c").unwrap()["title"], "VP");
+    // Undo of the sync is refused: the resolution changed the same item.
+    let r = m.call(5, "gold.cross-domain-sync.undo", json!({"syncId": sync_id}));
+    assert_eq!(r["result"]["isError"], true);
+    assert_eq!(
+        r["result"]["structuredContent"]["errors"][0]["code"],
+        "SYNC_CONFLICT"
+    );
+    let r = m.call(
+        6,
+        "gold.cross-domain-sync.undo",
+        json!({"syncId": sync_id, "force": true}),
+    );
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    m.finish();
+}
+
+#[test]
+fn end_of_input_exits_cleanly_and_stdout_is_only_json_rpc() {
+    let s = scratch();
+    let mut m = Session::start(&s, &[("CDS_LOG", "debug")]);
+    m.initialize("2025-11-25");
+    m.call(
+        2,
+        "gold.cross-domain-sync",
+        json!({"source": "personal", "target": "business"}),
+    );
+    let (code, stderr) = m.finish();
+    assert_eq!(code, 0);
+    assert!(stderr.contains("DEBUG"), "logs go to stderr");
+}
