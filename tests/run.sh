@@ -8,3 +8,13 @@ rustup target add wasm32-unknown-unknown >/dev/null
 cargo test --workspace --locked
 # The example plugin's own unit tests (it is a project of its own).
 cargo test --manifest-path examples/plugins/notes/Cargo.toml --locked
+
+# A real MCP client this project did not write: the official Python SDK,
+# in a virtual environment of its own, against the binary cargo test built.
+venv="$root/target/mcp-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==2.3.0"
+CDS_CACHE_DIR="$root/target/cds-test-cache" \
+  "$venv/bin/python" tests/mcp_python/test_python_sdk.py "$root/target/debug/cross-domain-sync"
