@@ -138,6 +138,9 @@ pub enum Command {
     /// List or prune the backups that undo uses.
     #[command(subcommand)]
     Backups(BackupsCmd),
+    /// Generate deterministic test data (benchmarks, load tests).
+    #[command(subcommand)]
+    Generate(GenerateCmd),
     /// Print a JSON Schema (invocation, sync-record, error, config,
     /// entity-mappings), or write them all with --write.
     Schema {
@@ -159,6 +162,34 @@ pub enum PluginsCmd {
     Add {
         /// The plugin's .wasm component.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCmd {
+    /// Write data/{personal,business}/<type>.json for the five built-in types.
+    Data {
+        /// The folder to write into (its data/ is created).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Items per entity type per domain (the limit is 10,000).
+        #[arg(long, default_value_t = 1000)]
+        items: usize,
+        /// Share of items present in both domains, 0 to 1.
+        #[arg(long, default_value_t = 0.5)]
+        overlap: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Change a share of each domain's items in place, as users would between syncs.
+    Edit {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Share of items to change per type and domain, 0 to 1.
+        #[arg(long, default_value_t = 0.01)]
+        fraction: f64,
+        #[arg(long, default_value_t = 2)]
+        seed: u64,
     },
 }
 
@@ -279,6 +310,33 @@ pub fn run(argv: Vec<std::ffi::OsString>) -> i32 {
         Some(Command::Plugins(cmd)) => plugins(cmd, &common),
         Some(Command::Audit(AuditCmd::Verify)) => audit_verify(&common),
         Some(Command::Conflicts(cmd)) => conflicts(cmd, &common),
+        Some(Command::Generate(GenerateCmd::Data {
+            out,
+            items,
+            overlap,
+            seed,
+        })) => match crate::generate::data(&out, items, overlap, seed) {
+            Ok(bytes) => {
+                println!(
+                    "wrote {items} items per type per domain, {:.1} MB, into {}",
+                    bytes as f64 / 1e6,
+                    out.join("data").display()
+                );
+                0
+            }
+            Err(e) => report_error(common.json, &Error::storage("generating into", &out, e)),
+        },
+        Some(Command::Generate(GenerateCmd::Edit {
+            out,
+            fraction,
+            seed,
+        })) => match crate::generate::edit(&out, fraction, seed) {
+            Ok(n) => {
+                println!("changed {n} items in {}", out.join("data").display());
+                0
+            }
+            Err(e) => report_error(common.json, &Error::storage("editing", &out, e)),
+        },
         Some(Command::Undo { sync_id, force }) => with_host(&common, |h, user| {
             let r = crate::review::undo(h, &sync_id, force, user)?;
             let n: usize = r["restored"]

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod generate;
 pub mod mcp;
 pub mod merge;
 pub mod pipeline;

@@ -303,7 +303,16 @@ proptest! {
             }
         }
         for c in &out.conflicts {
-            prop_assert!(c.source_value.is_some() || c.target_value.is_some());
+            match &c.field {
+                // A field conflict logs the value that lost (or the winner's).
+                Some(_) => prop_assert!(c.source_value.is_some() || c.target_value.is_some()),
+                // A change against a deletion logs only what crossed; the
+                // changed item itself is kept on the side that changed it.
+                None => prop_assert!(
+                    ids(&out.source_items).contains(&c.item_id) || ids(&out.target_items).contains(&c.item_id),
+                    "{} lost", c.item_id
+                ),
+            }
         }
     }
 

@@ -12,6 +12,9 @@
 
 pub mod runtime;
 
+#[cfg(feature = "native-plugins")]
+pub mod native;
+
 use crate::error::{Code, Error, Result};
 use cds_policy::{Item, Policy};
 use runtime::{Instance, Runtime};
@@ -531,6 +534,13 @@ impl Registry {
 
     fn load(&self, entity: &str) -> Result<Plugin> {
         if let Some((_, bytes, digest)) = builtin::BUILTINS.iter().find(|b| b.0 == entity) {
+            #[cfg(feature = "native-plugins")]
+            if std::env::var_os("CDS_NATIVE_PLUGINS").is_some()
+                && let Some(p) = native::find(entity)
+            {
+                let inst = runtime::Instance::native(p);
+                return Plugin::new(&self.runtime, inst, digest.to_string(), Origin::BuiltIn);
+            }
             let inst = self.runtime.load(entity, bytes, digest)?;
             return Plugin::new(&self.runtime, inst, digest.to_string(), Origin::BuiltIn);
         }

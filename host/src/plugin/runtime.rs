@@ -130,9 +130,31 @@ pub struct Runtime {
 pub struct Instance {
     /// Name used in messages: the entity type once known, else the file name.
     pub name: String,
-    pre: EntityPluginPre<HostState>,
+    backend: Backend,
     /// True when the compiled form came from the cache.
     pub from_cache: bool,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Wasm(EntityPluginPre<HostState>),
+    /// The same plugin code compiled into the host (benchmarks only).
+    #[cfg(feature = "native-plugins")]
+    Native(&'static super::native::NativePlugin),
+}
+
+impl Instance {
+    /// A built-in plugin's code running natively, unsandboxed: only for
+    /// measuring what the sandbox costs (`--features native-plugins`,
+    /// `CDS_NATIVE_PLUGINS=1`).
+    #[cfg(feature = "native-plugins")]
+    pub fn native(p: &'static super::native::NativePlugin) -> Instance {
+        Instance {
+            name: p.name.to_string(),
+            backend: Backend::Native(p),
+            from_cache: true,
+        }
+    }
 }
 
 /// Lowercase hex SHA-256 of `bytes`.
@@ -274,7 +296,7 @@ impl Runtime {
             .map_err(|e| Error::plugin(name, format!("cannot be prepared: {e:#}")))?;
         Ok(Instance {
             name: name.to_string(),
-            pre,
+            backend: Backend::Wasm(pre),
             from_cache,
         })
     }
@@ -350,9 +372,13 @@ impl Runtime {
         items: usize,
         f: impl FnOnce(&EntityPlugin, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T> {
+        // Irrefutable unless the benchmark-only native backend is built in.
+        #[allow(irrefutable_let_patterns)]
+        let Backend::Wasm(pre) = &plugin.backend else {
+            unreachable!("native plugins are called directly");
+        };
         let mut store = self.store(items)?;
-        let result = plugin
-            .pre
+        let result = pre
             .instantiate(&mut store)
             .and_then(|inst| f(&inst, &mut store));
         result.map_err(|e| {
@@ -380,12 +406,20 @@ impl Runtime {
     }
 
     pub fn describe(&self, plugin: &Instance) -> Result<Descriptor> {
+        #[cfg(feature = "native-plugins")]
+        if let Backend::Native(p) = &plugin.backend {
+            return Ok((p.describe)());
+        }
         self.call(plugin, "describe", 0, |p, s| {
             p.gold_entity_plugin().call_describe(s)
         })
     }
 
     pub fn map_batch(&self, plugin: &Instance, req: &MapRequest) -> Result<Vec<String>> {
+        #[cfg(feature = "native-plugins")]
+        if let Backend::Native(p) = &plugin.backend {
+            return (p.map)(req).map_err(|m| Error::plugin(&plugin.name, m));
+        }
         self.call(plugin, "map-batch", req.items.len(), |p, s| {
             p.gold_entity_plugin().call_map_batch(s, req)
         })?
@@ -393,6 +427,10 @@ impl Runtime {
     }
 
     pub fn filter_batch(&self, plugin: &Instance, req: &FilterRequest) -> Result<FilterResult> {
+        #[cfg(feature = "native-plugins")]
+        if let Backend::Native(p) = &plugin.backend {
+            return (p.filter)(req).map_err(|m| Error::plugin(&plugin.name, m));
+        }
         self.call(plugin, "filter-batch", req.items.len(), |p, s| {
             p.gold_entity_plugin().call_filter_batch(s, req)
         })?

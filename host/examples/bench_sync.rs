@@ -1,0 +1,293 @@
+//! The sync benchmark suite (issue 6), one run for every row so that ratios
+//! are taken within the same run on this shared, noisy machine:
+//!
+//! - B1: a full bidirectional sync of all five types at `--items` per type and
+//!   domain (first sync), and a re-sync after 1% of items changed on each side;
+//! - B2: B1's first sync with the plugins compiled natively into the host
+//!   (`--native BIN`, a build with `--features native-plugins`);
+//! - B3: the floor: reading, parsing, serialising and atomically writing the
+//!   same files with no logic at all;
+//! - B4: start-up at the seed's example-1 scale (contacts, ~270 items), with
+//!   the compiled-plugin cache cold and warm;
+//! - B5: peak resident memory of B1's first sync against the data's size;
+//! - B6: B1's first sync at a tenth of `--items` against `--items`.
+//!
+//! Run everything with `bench/run.sh`; this program prints the Markdown rows.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Args {
+    items: usize,
+    bin: PathBuf,
+    native: Option<PathBuf>,
+    repeat: usize,
+}
+
+fn args() -> Args {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut a = Args {
+        items: 10_000,
+        bin: root.join("target/release/cross-domain-sync"),
+        native: None,
+        repeat: 3,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().unwrap_or_default();
+        match k.as_str() {
+            "--items" => a.items = v.parse().expect("--items N"),
+            "--bin" => a.bin = std::fs::canonicalize(&v).expect("--bin names an existing binary"),
+            "--native" => {
+                a.native =
+                    Some(std::fs::canonicalize(&v).expect("--native names an existing binary"))
+            }
+            "--repeat" => a.repeat = v.parse().expect("--repeat N"),
+            _ => panic!("unknown argument {k}"),
+        }
+    }
+    a
+}
+
+/// Runs a sync; returns wall time and the child's peak resident memory (KiB).
+// The child is reaped by wait4, which also gives its peak memory.
+#[allow(clippy::zombie_processes)]
+fn sync(
+    bin: &Path,
+    dir: &Path,
+    cache: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Duration, u64) {
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--source",
+        "personal",
+        "--target",
+        "business",
+        "--direction",
+        "bidirectional",
+        "--json",
+        "--user",
+        "bench",
+    ])
+    .args(extra)
+    .current_dir(dir)
+    .env("CDS_CACHE_DIR", cache)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let t = Instant::now();
+    let child = cmd.spawn().expect("run the binary");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be filled by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, filling status and usage.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let wall = t.elapsed();
+    assert!(
+        pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "sync failed (status {status})"
+    );
+    (wall, usage.ru_maxrss as u64)
+}
+
+fn data_bytes(dir: &Path) -> u64 {
+    ["personal", "business"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(dir.join("data").join(d))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+fn fresh(items: usize) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    cds::generate::data(d.path(), items, 0.5, 7).unwrap();
+    d
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// B3: read, parse, serialise and atomically write every data file.
+fn floor(dir: &Path) -> Duration {
+    let t = Instant::now();
+    for d in ["personal", "business"] {
+        for e in std::fs::read_dir(dir.join("data").join(d))
+            .unwrap()
+            .flatten()
+        {
+            let bytes = std::fs::read(e.path()).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let mut out = serde_json::to_vec_pretty(&v).unwrap();
+            out.push(b'\n');
+            let mut tmp = tempfile::NamedTempFile::new_in(dir.join("data").join(d)).unwrap();
+            tmp.write_all(&out).unwrap();
+            tmp.as_file().sync_all().unwrap();
+            tmp.persist(e.path()).unwrap();
+        }
+    }
+    t.elapsed()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let a = args();
+    let cache = tempfile::tempdir().unwrap();
+    // Warm the compiled-plugin cache once (B4 measures the cold case).
+    {
+        let d = fresh(10);
+        sync(&a.bin, d.path(), cache.path(), &[], &[]);
+    }
+    let mut first = Vec::new();
+    let mut resync = Vec::new();
+    let mut floors = Vec::new();
+    let mut rss = 0;
+    let mut bytes = 0;
+    for _ in 0..a.repeat {
+        let d = fresh(a.items);
+        bytes = data_bytes(d.path());
+        floors.push(floor(d.path()));
+        let (t, m) = sync(&a.bin, d.path(), cache.path(), &[], &[]);
+        first.push(t);
+        rss = rss.max(m);
+        cds::generate::edit(d.path(), 0.01, 3).unwrap();
+        resync.push(sync(&a.bin, d.path(), cache.path(), &[], &[]).0);
+    }
+    let (first, resync, floor_t) = (median(first), median(resync), median(floors));
+    let native = a.native.as_ref().map(|nb| {
+        let mut t = Vec::new();
+        for _ in 0..a.repeat {
+            let d = fresh(a.items);
+            t.push(
+                sync(
+                    nb,
+                    d.path(),
+                    cache.path(),
+                    &[],
+                    &[("CDS_NATIVE_PLUGINS", "1")],
+                )
+                .0,
+            );
+        }
+        median(t)
+    });
+    let tenth = {
+        let mut t = Vec::new();
+        for _ in 0..a.repeat {
+            let d = fresh(a.items / 10);
+            t.push(sync(&a.bin, d.path(), cache.path(), &[], &[]).0);
+        }
+        median(t)
+    };
+    // B4: example-1 scale, cold then warm cache.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let example = || {
+        let d = tempfile::tempdir().unwrap();
+        let src = root.join("examples/data");
+        for dom in ["personal", "business"] {
+            std::fs::create_dir_all(d.path().join("data").join(dom)).unwrap();
+            std::fs::copy(
+                src.join(dom).join("contacts.json"),
+                d.path().join("data").join(dom).join("contacts.json"),
+            )
+            .unwrap();
+        }
+        d
+    };
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for _ in 0..a.repeat {
+        let empty = tempfile::tempdir().unwrap();
+        cold.push(
+            sync(
+                &a.bin,
+                example().path(),
+                empty.path(),
+                &["--entities", "contacts"],
+                &[],
+            )
+            .0,
+        );
+        warm.push(
+            sync(
+                &a.bin,
+                example().path(),
+                empty.path(),
+                &["--entities", "contacts"],
+                &[],
+            )
+            .0,
+        );
+    }
+    let (cold, warm) = (median(cold), median(warm));
+
+    let mb = bytes as f64 / 1e6;
+    println!(
+        "Data: {} items per type per domain, {mb:.1} MB in 10 files; median of {} runs.\n",
+        a.items, a.repeat
+    );
+    println!("| figure | measured | target |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| B1 first sync, bidirectional, 5 types | {} | ≤ 2.0 s |",
+        ms(first)
+    );
+    println!(
+        "| B1 re-sync, 1% changed on each side | {} | ≤ 1.0 s |",
+        ms(resync)
+    );
+    match native {
+        Some(n) => println!(
+            "| B2 sandboxed ÷ native (first sync; native {}) | {:.2} | ≤ 1.3 |",
+            ms(n),
+            first.as_secs_f64() / n.as_secs_f64()
+        ),
+        None => println!("| B2 sandboxed ÷ native | (not run: pass --native) | ≤ 1.3 |"),
+    }
+    println!(
+        "| B3 floor: read+parse+serialise+write the same files | {} | |",
+        ms(floor_t)
+    );
+    println!(
+        "| B1 ÷ B3 | {:.2} | ≤ 2.5 |",
+        first.as_secs_f64() / floor_t.as_secs_f64()
+    );
+    println!(
+        "| B4 start-up at example-1 scale, cache warm / cold | {} / {} | ≤ 30 ms / ≤ 1.5 s |",
+        ms(warm),
+        ms(cold)
+    );
+    println!(
+        "| B5 peak resident memory (first sync) | {:.0} MB = {:.1} × the data | ≤ 4 × |",
+        rss as f64 / 1024.0,
+        rss as f64 * 1024.0 / bytes as f64
+    );
+    println!(
+        "| B6 {} items ÷ {} items (first sync: {} / {}) | {:.1} × the time | ≤ 12 × |",
+        a.items,
+        a.items / 10,
+        ms(first),
+        ms(tenth),
+        first.as_secs_f64() / tenth.as_secs_f64()
+    );
+}
