@@ -32,8 +32,8 @@ fuzz_target!(|data: &[u8]| {
     let (va, vb) = (views(&a), views(&b));
     let none = HashMap::new();
     let r = merge::merge(&MergeInput {
-        source: SideInput { domain: "p", items: &a, views: &va, base_views: &none, normalized: &[] },
-        target: SideInput { domain: "b", items: &b, views: &vb, base_views: &none, normalized: &[] },
+        source: SideInput { domain: "p", items: &a, views: &va, base_views: &none, normalized: &HashMap::new() },
+        target: SideInput { domain: "b", items: &b, views: &vb, base_views: &none, normalized: &HashMap::new() },
         base: &base,
         direction: dir,
         options: Options { no_delete: flags & 8 != 0, allow_mass_delete: flags & 16 != 0 },

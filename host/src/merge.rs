@@ -113,12 +113,13 @@ pub struct SideInput<'a> {
     /// For a sending side: the view of the base item of each id whose current
     /// item differs from its base (see [`base_items_needing_views`]).
     pub base_views: &'a HashMap<String, Option<Item>>,
-    /// For a receiving side: its own items normalised in its own shape (the
-    /// plugin's map from this domain to itself), aligned with `items`; a value
+    /// For a receiving side: some of its own items normalised in its own
+    /// shape (the plugin's map from this domain to itself), by id; a value
     /// that differs from an incoming one only in its writing (`+1-555-0100`
-    /// against `+15550100`) is then no change and no conflict. Empty: compare
-    /// as written.
-    pub normalized: &'a [Item],
+    /// against `+15550100`) is then no change and no conflict. Only items that
+    /// differ from what the other side sends need to be here (see
+    /// [`items_needing_normalization`]); others compare as written.
+    pub normalized: &'a HashMap<String, Item>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -206,6 +207,29 @@ pub fn base_items_needing_views<'a>(
             let entry = base.get(id_of(it, id_field))?;
             let b = entry.get(side);
             (!content_eq(it, b)).then_some(b)
+        })
+        .collect()
+}
+
+/// The receiving side's items worth normalising: those whose id the sending
+/// side also holds, with a view that differs from them.
+pub fn items_needing_normalization<'a>(
+    receiver: &'a [Item],
+    sender: &[Item],
+    sender_views: &[Option<Item>],
+    id_field: &str,
+) -> Vec<&'a Item> {
+    let views: HashMap<&str, &Item> = sender
+        .iter()
+        .zip(sender_views)
+        .filter_map(|(s, v)| v.as_ref().map(|v| (id_of(s, id_field), v)))
+        .collect();
+    receiver
+        .iter()
+        .filter(|r| {
+            views
+                .get(id_of(r, id_field))
+                .is_some_and(|v| !content_eq(v, r))
         })
         .collect()
 }
@@ -471,7 +495,7 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                     let to = from.other();
                     let sender_item = &ctx.side(from).items[pos_of(from)];
                     let r_base = base.map(|b| b.get(to));
-                    let r_norm = ctx.side(to).normalized.get(pos_of(to));
+                    let r_norm = ctx.side(to).normalized.get(id);
                     let r = if to == Side::Target {
                         &mut new_t
                     } else {

@@ -697,7 +697,7 @@ impl Host {
         let mut withheld = 0;
         let mut redacted = 0;
         let mut views: [Vec<Option<Item>>; 2] = [Vec::new(), Vec::new()];
-        let mut normalized: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
+        let mut normalized: [HashMap<String, Item>; 2] = [HashMap::new(), HashMap::new()];
         let mut base_views: [HashMap<String, Option<Item>>; 2] = [HashMap::new(), HashMap::new()];
         for (side, from, to, items, own, from_fields, to_fields) in [
             (
@@ -725,24 +725,6 @@ impl Host {
             if Instant::now() > deadline {
                 break;
             }
-            // The receiving side's own items, normalised in its own shape (a
-            // map from the domain to itself, no policy).
-            if !own.is_empty() {
-                let same = Shapes {
-                    from_domain: &to.name,
-                    to_domain: &to.name,
-                    from_fields: to_fields,
-                    to_fields,
-                };
-                let refs: Vec<&Item> = own.iter().collect();
-                let n = plugin.map_filter(
-                    &self.registry.runtime,
-                    &same,
-                    &cds_policy::Policy::default(),
-                    &refs,
-                )?;
-                normalized[side.other() as usize] = n.items.into_iter().flatten().collect();
-            }
             let policy = self
                 .config
                 .policy(&from.name, &to.name, entity)
@@ -765,6 +747,30 @@ impl Host {
             redacted += crossed.redacted_fields;
             let k = side as usize;
             views[k] = crossed.items;
+            // The receiving side's items that differ from what arrives,
+            // normalised in their own shape (a map from the domain to itself,
+            // no policy), so that a difference in writing alone is no change.
+            let differ = merge::items_needing_normalization(own, items, &views[k], &idf);
+            if !differ.is_empty() {
+                let same = Shapes {
+                    from_domain: &to.name,
+                    to_domain: &to.name,
+                    from_fields: to_fields,
+                    to_fields,
+                };
+                let n = plugin.map_filter(
+                    &self.registry.runtime,
+                    &same,
+                    &cds_policy::Policy::default(),
+                    &differ,
+                )?;
+                normalized[side.other() as usize] = n
+                    .items
+                    .into_iter()
+                    .flatten()
+                    .map(|i| (merge_id(&i, &idf), i))
+                    .collect();
+            }
             let needing = merge::base_items_needing_views(items, base, side, &idf);
             if !needing.is_empty() {
                 let crossed =
