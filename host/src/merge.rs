@@ -193,6 +193,30 @@ fn id_of<'a>(item: &'a Item, id_field: &str) -> &'a str {
     item.get(id_field).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The ids neither side changed since the base: the merge leaves them as
+/// they are without looking at their views, so the pipeline need not make
+/// them (in a re-sync, almost every item).
+pub fn settled_ids<'a>(
+    source: &'a [Item],
+    target: &[Item],
+    base: &Base,
+    id_field: &str,
+) -> HashSet<&'a str> {
+    if base.is_empty() {
+        return HashSet::new();
+    }
+    let t: HashMap<&str, &Item> = target.iter().map(|i| (id_of(i, id_field), i)).collect();
+    source
+        .iter()
+        .filter_map(|s| {
+            let id = id_of(s, id_field);
+            let b = base.get(id)?;
+            let t = t.get(id)?;
+            (content_eq(s, &b.source) && content_eq(t, &b.target)).then_some(id)
+        })
+        .collect()
+}
+
 /// The base items of `side` that need a view: those whose current item
 /// differs from the base. The pipeline maps and filters exactly these.
 pub fn base_items_needing_views<'a>(
@@ -476,6 +500,16 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
             (Some(si), Some(ti)) => {
                 let s_item = &input.source.items[si];
                 let t_item = &input.target.items[ti];
+                // Settled: neither side changed it since the base, so nothing
+                // travels whatever its view (which may not have been made).
+                if let Some(b) = base
+                    && content_eq(s_item, &b.source)
+                    && content_eq(t_item, &b.target)
+                {
+                    stats.unchanged += 1;
+                    new_base.insert(id.to_string(), b.clone());
+                    continue;
+                }
                 let mut new_s = s_item.clone();
                 let mut new_t = t_item.clone();
                 // What each side sends (None: it sends nothing for this id,

@@ -530,7 +530,17 @@ impl Host {
             let _guard = self.audit_lock()?;
             audit::append(dir, e)
         };
+        let t_commit = Instant::now();
         self.data.commit(&sync_id, &writes, Some(entry), &append)?;
+        tracing::info!(
+            files = writes.len(),
+            bytes = writes
+                .iter()
+                .map(|w| w.content.as_ref().map_or(0, Vec::len))
+                .sum::<usize>(),
+            commit_ms = t_commit.elapsed().as_millis() as u64,
+            "committed"
+        );
         Ok(record)
     }
 
@@ -548,6 +558,7 @@ impl Host {
         bytes_read: &AtomicU64,
         deadline: Instant,
     ) -> Result<EntityPlan> {
+        let t0 = Instant::now();
         let plugin = self.registry.get(entity)?;
         let limits = &self.config.limits;
         let file_of = |d: &request::Domain| d.dir.join(format!("{entity}.json"));
@@ -589,7 +600,9 @@ impl Host {
         store::faults::delay();
         let (tgt, tgt_fields) = sides.pop().unwrap_or_else(|| unreachable!());
         let (src, src_fields) = sides.pop().unwrap_or_else(|| unreachable!());
+        let t_read = t0.elapsed();
         let base = self.load_base(req, entity)?;
+        let t_base = t0.elapsed();
         let idf = plugin.id_field().to_string();
 
         let fields = [&src_fields, &tgt_fields];
@@ -618,6 +631,7 @@ impl Host {
             )?;
             out = merge::combine(out, second, &idf);
         }
+        let t_merge = t0.elapsed();
         let result = EntityResult {
             source_count: src.items.len(),
             target_count: tgt.items.len(),
@@ -668,6 +682,14 @@ impl Host {
                 content: Some(encode_base(req, entity, &out.base)),
             });
         }
+        tracing::info!(
+            entity,
+            read_validate_ms = t_read.as_millis() as u64,
+            base_ms = (t_base - t_read).as_millis() as u64,
+            plugins_merge_ms = (t_merge - t_base).as_millis() as u64,
+            encode_ms = (t0.elapsed() - t_merge).as_millis() as u64,
+            "planned"
+        );
         Ok(EntityPlan {
             entity: entity.to_string(),
             result,
@@ -699,6 +721,8 @@ impl Host {
         let mut views: [Vec<Option<Item>>; 2] = [Vec::new(), Vec::new()];
         let mut normalized: [HashMap<String, Item>; 2] = [HashMap::new(), HashMap::new()];
         let mut base_views: [HashMap<String, Option<Item>>; 2] = [HashMap::new(), HashMap::new()];
+        // Items unchanged on both sides since the base need no view.
+        let settled = merge::settled_ids(src_items, tgt_items, base, &idf);
         for (side, from, to, items, own, from_fields, to_fields) in [
             (
                 Side::Source,
@@ -741,12 +765,19 @@ impl Host {
                 from_fields,
                 to_fields,
             };
-            let refs: Vec<&Item> = items.iter().collect();
+            let open: Vec<usize> = (0..items.len())
+                .filter(|&i| !settled.contains(merge_id(&items[i], &idf).as_str()))
+                .collect();
+            let refs: Vec<&Item> = open.iter().map(|&i| &items[i]).collect();
             let crossed = plugin.map_filter(&self.registry.runtime, &shapes, &policy, &refs)?;
             withheld += crossed.withheld;
             redacted += crossed.redacted_fields;
             let k = side as usize;
-            views[k] = crossed.items;
+            let mut aligned: Vec<Option<Item>> = vec![None; items.len()];
+            for (i, v) in open.into_iter().zip(crossed.items) {
+                aligned[i] = v;
+            }
+            views[k] = aligned;
             // The receiving side's items that differ from what arrives,
             // normalised in their own shape (a map from the domain to itself,
             // no policy), so that a difference in writing alone is no change.
@@ -837,11 +868,13 @@ impl Host {
         let mut base = Base::new();
         for it in items {
             let get = |d: &str| it.get(d).and_then(Value::as_object).cloned();
-            let (Some(id), Some(s), Some(t)) = (
-                it.get("id").and_then(Value::as_str),
-                get(&req.source.name),
-                get(&req.target.name),
-            ) else {
+            let same = |d: &str| it.get(d).and_then(Value::as_str) == Some(SAME);
+            let (s, t) = match (get(&req.source.name), get(&req.target.name)) {
+                (Some(s), None) if same(&req.target.name) => (Some(s.clone()), Some(s)),
+                (None, Some(t)) if same(&req.source.name) => (Some(t.clone()), Some(t)),
+                other => other,
+            };
+            let (Some(id), Some(s), Some(t)) = (it.get("id").and_then(Value::as_str), s, t) else {
                 return Err(damaged("an entry lacks its id or a domain's item".into()));
             };
             base.insert(
@@ -855,6 +888,9 @@ impl Host {
         Ok(base)
     }
 }
+
+/// In a base file: this domain's item equals the other's in content.
+const SAME: &str = "=";
 
 fn merge_id(item: &Item, id_field: &str) -> String {
     item.get(id_field)
@@ -870,7 +906,14 @@ fn encode_base(req: &SyncRequest, entity: &str, base: &Base) -> Vec<u8> {
             let mut m = Map::new();
             m.insert("id".into(), json!(id));
             m.insert(req.source.name.clone(), Value::Object(e.source.clone()));
-            m.insert(req.target.name.clone(), Value::Object(e.target.clone()));
+            // When both sides agree in content (the usual case), one copy is
+            // kept: every use of the base ignores the bookkeeping fields.
+            let target = if merge::content_eq(&e.source, &e.target) {
+                json!(SAME)
+            } else {
+                Value::Object(e.target.clone())
+            };
+            m.insert(req.target.name.clone(), target);
             Value::Object(m)
         })
         .collect();
