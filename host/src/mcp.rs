@@ -309,29 +309,15 @@ impl ServerHandler for Server {
                 Ok(json!({"conflicts": rows}))
             })
         } else if name == self.names.resolve {
-            match validated::<ResolveArgs>(&schema_of::<ResolveArgs>(), &args) {
-                Ok(a) => {
-                    let user = self.user(a.user);
-                    tokio::task::spawn_blocking(move || {
-                        crate::review::resolve(&host, &a.id, a.keep, &user)
-                    })
-                    .await
-                    .map_err(|e| McpError::internal_error(e.to_string(), None))?
-                }
-                Err(e) => Err(e),
-            }
+            self.blocking(&args, move |a: ResolveArgs, user| {
+                crate::review::resolve(&host, &a.id, a.keep, &user)
+            })
+            .await?
         } else if name == self.names.undo {
-            match validated::<UndoArgs>(&schema_of::<UndoArgs>(), &args) {
-                Ok(a) => {
-                    let user = self.user(a.user);
-                    tokio::task::spawn_blocking(move || {
-                        crate::review::undo(&host, &a.sync_id, a.force, &user)
-                    })
-                    .await
-                    .map_err(|e| McpError::internal_error(e.to_string(), None))?
-                }
-                Err(e) => Err(e),
-            }
+            self.blocking(&args, move |a: UndoArgs, user| {
+                crate::review::undo(&host, &a.sync_id, a.force, &user)
+            })
+            .await?
         } else {
             return Err(McpError::invalid_params(
                 format!(
@@ -349,7 +335,39 @@ impl ServerHandler for Server {
     }
 }
 
+/// A follow-up tool's arguments, with the user they name.
+trait ToolArgs: serde::de::DeserializeOwned + JsonSchema + Send + 'static {
+    fn user(&mut self) -> Option<String>;
+}
+impl ToolArgs for ResolveArgs {
+    fn user(&mut self) -> Option<String> {
+        self.user.take()
+    }
+}
+impl ToolArgs for UndoArgs {
+    fn user(&mut self) -> Option<String> {
+        self.user.take()
+    }
+}
+
 impl Server {
+    /// Validates a follow-up tool's arguments, then runs `f` (which writes
+    /// through the journalled commit) off the async threads.
+    async fn blocking<A: ToolArgs>(
+        &self,
+        args: &Value,
+        f: impl FnOnce(A, String) -> Result<Value, Error> + Send + 'static,
+    ) -> Result<Result<Value, Error>, McpError> {
+        let mut a = match validated::<A>(&schema_of::<A>(), args) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        let user = self.user(a.user());
+        tokio::task::spawn_blocking(move || f(a, user))
+            .await
+            .map_err(|e| McpError::internal_error(e.to_string(), None))
+    }
+
     async fn call_sync(&self, args: Value, context: RequestContext<RoleServer>) -> CallToolResult {
         let cancel = Cancel::default();
         let watcher = {

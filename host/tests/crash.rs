@@ -129,9 +129,9 @@ fn killed_at_every_point_leaves_before_or_after() {
             !s.data().join(".sync/journal.json").exists(),
             "point {point}: journal left"
         );
-        let staged: Vec<_> = walk(&s.data())
+        let staged: Vec<_> = common::files_under(&s.data())
             .into_iter()
-            .filter(|p| p.ends_with(".cds-staged"))
+            .filter(|p| p.to_string_lossy().ends_with(".cds-staged"))
             .collect();
         assert!(
             staged.is_empty(),
@@ -164,19 +164,4 @@ fn killed_at_every_point_leaves_before_or_after() {
         saw_before > 0 && saw_after > 0,
         "before {saw_before}, after {saw_after}"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p.to_string_lossy().into_owned());
-            }
-        }
-    }
-    out
 }

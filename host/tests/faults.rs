@@ -52,7 +52,7 @@ fn assert_rolled_back(s: &Scratch, before: &[(String, Vec<u8>)], fault: &str) {
         !s.data().join(".sync/journal.json").exists(),
         "{fault}: journal left"
     );
-    let base_files: Vec<_> = walkdir(&s.data().join(".sync/base"));
+    let base_files: Vec<_> = common::files_under(&s.data().join(".sync/base"));
     assert!(
         base_files.is_empty(),
         "{fault}: base written: {base_files:?}"
@@ -159,17 +159,4 @@ fn a_vanishing_domain_file_is_caught() {
         s.items("personal", "tasks").is_empty(),
         "no other file was written either"
     );
-}
-
-fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walkdir(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -180,19 +180,6 @@ fn path_traversal_and_odd_names_are_refused() {
     );
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 const STRIPPABLE: [&str; 5] = ["notes", "birthday", "address", "phone", "title"];
 
 /// A value that appears nowhere else, valid for the field.
@@ -275,7 +262,7 @@ proptest! {
 
         let mut places: Vec<(String, String)> = Vec::new();
         places.push(("business/contacts.json".into(), std::fs::read_to_string(s.data().join("business/contacts.json")).unwrap_or_default()));
-        for f in walk(&s.data().join("sync-records")) {
+        for f in common::files_under(&s.data().join("sync-records")) {
             places.push((f.display().to_string(), std::fs::read_to_string(&f).unwrap()));
         }
         places.push(("audit".into(), std::fs::read_to_string(s.data().join("audit/audit.jsonl")).unwrap()));
