@@ -112,8 +112,21 @@ impl Host {
 
     /// Appends an audit entry; the data folder must exist.
     pub fn audit(&self, entry: Value) -> Result<()> {
+        self.append_audit(&self.data, &entry)
+    }
+
+    /// Appends `entry` to `dir`'s audit trail under the audit lock (the form
+    /// the journalled commit and crash recovery call back into).
+    fn append_audit(&self, dir: &DataDir, entry: &Value) -> Result<()> {
         let _guard = self.audit_lock()?;
-        audit::append(&self.data, &entry)
+        audit::append(dir, entry)
+    }
+
+    /// Commits `writes` as one transaction `txn`, auditing `entry` once the
+    /// commit point has passed.
+    pub fn commit(&self, txn: &str, writes: &[Write], entry: Value) -> Result<()> {
+        self.data
+            .commit(txn, writes, Some(entry), &|d, e| self.append_audit(d, e))
     }
 
     fn audit_lock(&self) -> Result<store::DirLock> {
@@ -128,11 +141,7 @@ impl Host {
     /// Finishes a sync that a crash interrupted, auditing what was done.
     /// The caller holds the data folder's lock.
     pub fn recover(&self) -> Result<Recovery> {
-        let append = |dir: &DataDir, e: &Value| {
-            let _guard = self.audit_lock()?;
-            audit::append(dir, e)
-        };
-        let r = self.data.recover(&append)?;
+        let r = self.data.recover(&|d, e| self.append_audit(d, e))?;
         let (action, id) = match &r {
             Recovery::Nothing => return Ok(r),
             Recovery::RolledBack { id, .. } => ("ROLLBACK", id),
@@ -526,12 +535,8 @@ impl Host {
             content: Some(store::to_pretty(&record)),
         });
         let entry = self.audit_entry(&record, &plugins);
-        let append = |dir: &DataDir, e: &Value| {
-            let _guard = self.audit_lock()?;
-            audit::append(dir, e)
-        };
         let t_commit = Instant::now();
-        self.data.commit(&sync_id, &writes, Some(entry), &append)?;
+        self.commit(&sync_id, &writes, entry)?;
         tracing::info!(
             files = writes.len(),
             bytes = writes

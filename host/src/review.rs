@@ -19,7 +19,6 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -288,16 +287,8 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
         "changedDomains": changed_domains,
         "outcome": "success",
     });
-    commit(host, &txn, &writes, entry)?;
+    host.commit(&txn, &writes, entry)?;
     Ok(json!({"conflict": conflict_id, "keep": keep, "changedDomains": changed_domains}))
-}
-
-fn commit(host: &Host, txn: &str, writes: &[Write], entry: Value) -> Result<()> {
-    let append = |dir: &DataDir, e: &Value| {
-        let _g = store::lock_file(&dir.state_dir().join("audit.lock"), Duration::from_secs(30))?;
-        crate::audit::append(dir, e)
-    };
-    host.data.commit(txn, writes, Some(entry), &append)
 }
 
 /// A transaction's backup manifest.
@@ -608,6 +599,6 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
         "restored": restored.iter().map(|(f, ids)| (f.clone(), json!(ids.len()))).collect::<Map<String, Value>>(),
         "outcome": "success",
     });
-    commit(host, &txn, &writes, entry)?;
+    host.commit(&txn, &writes, entry)?;
     Ok(json!({"syncId": sync_id, "restored": restored}))
 }
