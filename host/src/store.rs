@@ -151,6 +151,43 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     .map_err(|e| Error::storage("writing", path, e))
 }
 
+/// How many files a commit stages at once.
+const STAGING_THREADS: usize = 2;
+
+/// Makes `dest` a durable copy of `src` as it is now. A hard link costs no
+/// data I/O: every writer of this crate replaces files by renaming a new one
+/// over them, so the linked inode keeps the old content once `src` is
+/// replaced. Where links are refused (another file system, FAT, some network
+/// mounts) the bytes are copied.
+pub fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
+    let linked = retry(|| {
+        faults::before_write(dest)?;
+        let dir = parent_of(dest);
+        fs::create_dir_all(dir)?;
+        match fs::remove_file(dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        fs::hard_link(src, dest)?;
+        fsync_dir(dir)
+    });
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EXDEV | libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK)
+            ) =>
+        {
+            tracing::debug!("cannot hard-link {} ({e}); copying", dest.display());
+            let old = read_optional(src)?.unwrap_or_default();
+            atomic_write(dest, &old)
+        }
+        Err(e) => Err(Error::storage("writing", dest, e)),
+    }
+}
+
 /// Appends one line to `path` and fsyncs it.
 pub fn append_line(path: &Path, line: &str) -> Result<()> {
     retry(|| {
@@ -264,15 +301,28 @@ pub fn parse_entity_file(path: &Path, entity: &str, bytes: &[u8]) -> Result<Enti
 
 /// Encodes an entity file for writing.
 pub fn encode_entity_file(entity: &str, file: &EntityFile) -> Vec<u8> {
-    let mut top = Map::new();
-    top.insert(
-        entity.to_string(),
-        Value::Array(file.items.iter().cloned().map(Value::Object).collect()),
-    );
-    for (k, v) in &file.rest {
-        top.insert(k.clone(), v.clone());
+    /// The file's top-level object, serialised from borrowed parts (building
+    /// a `Value` first would copy every item once more).
+    struct Top<'a>(&'a str, &'a EntityFile);
+    impl Serialize for Top<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let Top(entity, file) = self;
+            let mut m = s.serialize_map(Some(1 + file.rest.len()))?;
+            m.serialize_entry(entity, &file.items)?;
+            for (k, v) in &file.rest {
+                if k != entity {
+                    m.serialize_entry(k, v)?;
+                }
+            }
+            m.end()
+        }
     }
-    to_pretty(&Value::Object(top))
+    let mut out = Vec::with_capacity(file.bytes.max(1 << 16));
+    // Writing JSON into a Vec cannot fail.
+    let _ = serde_json::to_writer_pretty(&mut out, &Top(entity, file));
+    out.push(b'\n');
+    out
 }
 
 /// One file change within a transaction: new content, or `None` to delete.
@@ -466,18 +516,43 @@ impl DataDir {
                 })).collect::<Vec<_>>(),
             });
             atomic_write(&backups.join("manifest.json"), &to_pretty(&manifest))?;
-            for (w, jf) in writes.iter().zip(&journal.files) {
+            // Staging is most of a large sync's I/O (each file written and
+            // fsync'd); two threads keep the disk and both cores busy.
+            let stage = |(w, jf): (&Write, &JournalFile)| -> Result<()> {
                 if let Some(b) = &jf.backup {
-                    let dest = self.root.join(b);
-                    let old = read_optional(&w.path)?.unwrap_or_default();
-                    atomic_write(&dest, &old)?;
+                    link_or_copy(&w.path, &self.root.join(b))?;
                 }
                 if let Some(content) = &w.content {
                     atomic_write(&self.root.join(&jf.staged), content)?;
                 }
                 faults::kill_point("file staged");
+                Ok(())
+            };
+            let pairs: Vec<(&Write, &JournalFile)> = writes.iter().zip(&journal.files).collect();
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let first_error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+            std::thread::scope(|scope| {
+                for _ in 0..STAGING_THREADS.min(pairs.len()) {
+                    scope.spawn(|| {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let Some(&pair) = pairs.get(i) else { break };
+                            if let Err(e) = stage(pair) {
+                                // Stop handing out files; the first error wins.
+                                next.store(pairs.len(), std::sync::atomic::Ordering::SeqCst);
+                                let mut slot =
+                                    first_error.lock().unwrap_or_else(|p| p.into_inner());
+                                slot.get_or_insert(e);
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+            match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Some(e) => Err(e),
+                None => Ok(()),
             }
-            Ok(())
         })();
         if let Err(e) = outcome {
             self.roll_back(&journal);
