@@ -102,7 +102,9 @@ fn main() {
         let mut times = Vec::new();
         for _ in 0..7 {
             let t = Instant::now();
-            let out = p.map_filter(&reg.runtime, &shapes, &policy, &refs).unwrap();
+            let out = p
+                .map_filter(&reg.runtime, &shapes, Some(&policy), &refs)
+                .unwrap();
             times.push(t.elapsed());
             assert_eq!(out.items.len(), items.len());
         }

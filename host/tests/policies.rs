@@ -41,7 +41,7 @@ fn cross(
         to_fields: &none,
     };
     let out = plugin
-        .map_filter(&reg.runtime, &shapes, &policy, &refs)
+        .map_filter(&reg.runtime, &shapes, Some(&policy), &refs)
         .unwrap();
     (
         out.items

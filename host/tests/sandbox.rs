@@ -56,7 +56,7 @@ fn run(reg: &Registry, mode: &str) -> cds::Result<usize> {
         to_fields: &none,
     };
     let p = reg.get("hostile")?;
-    p.map_filter(&reg.runtime, &shapes, &policy(), &refs)
+    p.map_filter(&reg.runtime, &shapes, Some(&policy()), &refs)
         .map(|c| c.items.iter().flatten().count())
 }
 
@@ -78,7 +78,7 @@ fn still_works(reg: &Registry) {
         to_fields: &none,
     };
     let out = contacts
-        .map_filter(&reg.runtime, &shapes, &Policy::default(), &[&item])
+        .map_filter(&reg.runtime, &shapes, Some(&Policy::default()), &[&item])
         .unwrap();
     assert_eq!(out.items.len(), 1);
 }

@@ -259,14 +259,15 @@ impl Plugin {
         faults
     }
 
-    /// Maps `items` into the receiving shape and filters them through
-    /// `policy` (receiving-shape names), checking everything the plugin
-    /// returns.
+    /// Maps `items` into the receiving shape and, given a `policy`
+    /// (receiving-shape names), filters them through it, checking everything
+    /// the plugin returns. Without a policy (a domain's own items normalised
+    /// in its own shape, nothing crosses) only `map-batch` runs.
     pub fn map_filter(
         &self,
         runtime: &Runtime,
         shapes: &Shapes<'_>,
-        policy: &Policy,
+        policy: Option<&Policy>,
         items: &[&Item],
     ) -> Result<Crossed> {
         let mut out = Crossed {
@@ -284,9 +285,16 @@ impl Plugin {
         };
         let from_fields = renames(shapes.from_fields);
         let to_fields = renames(shapes.to_fields);
-        let policy_json = serde_json::to_string(policy)
-            .map_err(|e| Error::new(Code::PluginError, format!("cannot encode policy: {e}")))?;
-        let encoded: Vec<String> = items
+        let policy = match policy {
+            Some(p) => Some((
+                p,
+                serde_json::to_string(p).map_err(|e| {
+                    Error::new(Code::PluginError, format!("cannot encode policy: {e}"))
+                })?,
+            )),
+            None => None,
+        };
+        let mut encoded: Vec<String> = items
             .iter()
             .map(|i| serde_json::to_string(i).unwrap_or_default())
             .collect();
@@ -295,19 +303,22 @@ impl Plugin {
             let mut end = start;
             let mut bytes = 0;
             while end < items.len() && end - start < BATCH_ITEMS {
-                if end > start && bytes + encoded[end].len() > BATCH_BYTES {
+                let len = encoded[end - start].len();
+                if end > start && bytes + len > BATCH_BYTES {
                     break;
                 }
-                bytes += encoded[end].len();
+                bytes += len;
                 end += 1;
             }
+            // The batch's strings move into the call (no copy).
+            let batch: Vec<String> = encoded.drain(..end - start).collect();
             self.map_filter_chunk(
                 runtime,
                 shapes,
                 (&from_fields, &to_fields),
-                (policy, &policy_json),
+                policy.as_ref().map(|(p, j)| (*p, j.as_str())),
                 &items[start..end],
-                &encoded[start..end],
+                batch,
                 &mut out,
             )?;
             start = end;
@@ -321,9 +332,9 @@ impl Plugin {
         runtime: &Runtime,
         shapes: &Shapes<'_>,
         (from_fields, to_fields): (&[runtime::Rename], &[runtime::Rename]),
-        (policy, policy_json): (&Policy, &str),
+        policy: Option<(&Policy, &str)>,
         items: &[&Item],
-        encoded: &[String],
+        encoded: Vec<String>,
         out: &mut Crossed,
     ) -> Result<()> {
         let name = self.name();
@@ -335,7 +346,7 @@ impl Plugin {
                 to_domain: shapes.to_domain.into(),
                 from_fields: from_fields.to_vec(),
                 to_fields: to_fields.to_vec(),
-                items: encoded.to_vec(),
+                items: encoded,
             },
         )?;
         if mapped.len() != items.len() {
@@ -365,13 +376,17 @@ impl Plugin {
             }
             mapped_items.push(item);
         }
+        let Some((policy, policy_json)) = policy else {
+            out.items.extend(mapped_items.into_iter().map(Some));
+            return Ok(());
+        };
         let filtered = runtime.filter_batch(
             &self.instance,
             &runtime::FilterRequest {
                 from_domain: shapes.from_domain.into(),
                 to_domain: shapes.to_domain.into(),
                 policy: policy_json.to_string(),
-                items: mapped.clone(),
+                items: mapped,
             },
         )?;
         // Every input id is either kept (in order) or withheld, exactly once.
