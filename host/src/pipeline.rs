@@ -406,14 +406,27 @@ impl Host {
             .unwrap_or(2)
             .clamp(1, 4)
             .min(req.entities.len().max(1));
+        // Largest first (by the bytes of both files), so that the last type
+        // to finish is a small one and no core idles at the end.
+        let mut order: Vec<usize> = (0..req.entities.len()).collect();
+        let size = |e: &str| -> u64 {
+            [&req.source, &req.target]
+                .iter()
+                .filter_map(|d| std::fs::metadata(d.dir.join(format!("{e}.json"))).ok())
+                .map(|m| m.len())
+                .sum()
+        };
+        let sizes: Vec<u64> = req.entities.iter().map(|e| size(e)).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
                     loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        if i >= req.entities.len() || failed.load(Ordering::SeqCst) {
+                        let n = next.fetch_add(1, Ordering::SeqCst);
+                        if n >= order.len() || failed.load(Ordering::SeqCst) {
                             break;
                         }
+                        let i = order[n];
                         let entity = &req.entities[i];
                         progress.entity_started(entity, i, req.entities.len());
                         let r = check_time(&format!("while syncing {entity}")).and_then(|()| {
@@ -570,7 +583,7 @@ impl Host {
         let (src_path, tgt_path) = (file_of(&req.source), file_of(&req.target));
         let mut sides = Vec::with_capacity(2);
         for (domain, path) in [(&req.source, &src_path), (&req.target, &tgt_path)] {
-            let file = self.data.read_entity(path, entity)?;
+            let mut file = self.data.read_entity(path, entity)?;
             let total =
                 bytes_read.fetch_add(file.bytes as u64, Ordering::SeqCst) + file.bytes as u64;
             if total > limits.max_bytes_per_sync {
@@ -599,7 +612,7 @@ impl Host {
                 .with("file", path.display().to_string()));
             }
             let fields = self.mappings.fields(&domain.name, entity);
-            validate_items(&plugin, entity, path, &file.items, &fields)?;
+            validate_items(&plugin, entity, path, &mut file.items, &fields)?;
             sides.push((file, fields));
         }
         store::faults::delay();
@@ -671,7 +684,8 @@ impl Host {
                     items,
                     rest: file.rest.clone(),
                     existed: file.existed,
-                    bytes: 0,
+                    // The size of the version read: a capacity hint.
+                    bytes: file.bytes,
                     digest: None,
                 };
                 writes.push(Write {
@@ -723,6 +737,7 @@ impl Host {
         let idf = plugin.id_field().to_string();
         let mut withheld = 0;
         let mut redacted = 0;
+        let mut timings = StageTimer::new();
         let mut views: [Vec<Option<Item>>; 2] = [Vec::new(), Vec::new()];
         let mut normalized: [HashMap<String, Item>; 2] = [HashMap::new(), HashMap::new()];
         let mut base_views: [HashMap<String, Option<Item>>; 2] = [HashMap::new(), HashMap::new()];
@@ -774,7 +789,10 @@ impl Host {
                 .filter(|&i| !settled.contains(merge_id(&items[i], &idf).as_str()))
                 .collect();
             let refs: Vec<&Item> = open.iter().map(|&i| &items[i]).collect();
-            let crossed = plugin.map_filter(&self.registry.runtime, &shapes, &policy, &refs)?;
+            timings.lap("prepare");
+            let crossed =
+                plugin.map_filter(&self.registry.runtime, &shapes, Some(&policy), &refs)?;
+            timings.lap("views");
             withheld += crossed.withheld;
             redacted += crossed.redacted_fields;
             let k = side as usize;
@@ -787,6 +805,7 @@ impl Host {
             // normalised in their own shape (a map from the domain to itself,
             // no policy), so that a difference in writing alone is no change.
             let differ = merge::items_needing_normalization(own, items, &views[k], &idf);
+            timings.lap("align");
             if !differ.is_empty() {
                 let same = Shapes {
                     from_domain: &to.name,
@@ -794,28 +813,26 @@ impl Host {
                     from_fields: to_fields,
                     to_fields,
                 };
-                let n = plugin.map_filter(
-                    &self.registry.runtime,
-                    &same,
-                    &cds_policy::Policy::default(),
-                    &differ,
-                )?;
+                // Nothing crosses: mapping alone normalises.
+                let n = plugin.map_filter(&self.registry.runtime, &same, None, &differ)?;
                 normalized[side.other() as usize] = n
                     .items
                     .into_iter()
                     .flatten()
                     .map(|i| (merge_id(&i, &idf), i))
                     .collect();
+                timings.lap("normalize");
             }
             let needing = merge::base_items_needing_views(items, base, side, &idf);
             if !needing.is_empty() {
                 let crossed =
-                    plugin.map_filter(&self.registry.runtime, &shapes, &policy, &needing)?;
+                    plugin.map_filter(&self.registry.runtime, &shapes, Some(&policy), &needing)?;
                 base_views[k] = needing
                     .iter()
                     .zip(crossed.items)
                     .map(|(b, v)| (merge_id(b, &idf), v))
                     .collect();
+                timings.lap("base views");
             }
         }
         let input = merge::MergeInput {
@@ -843,7 +860,10 @@ impl Host {
             stamp,
         };
         let out = merge::merge(&input).map_err(|e| e.with("entity", entity))?;
+        timings.lap("merge");
         let again = merge::needs_another_round(&input, &out);
+        timings.lap("recheck");
+        tracing::debug!(entity, "merge round: {}", timings.summary());
         Ok((out, again, withheld, redacted))
     }
 
@@ -905,30 +925,49 @@ fn merge_id(item: &Item, id_field: &str) -> String {
 }
 
 fn encode_base(req: &SyncRequest, entity: &str, base: &Base) -> Vec<u8> {
-    let items: Vec<Value> = base
-        .iter()
-        .map(|(id, e)| {
-            let mut m = Map::new();
-            m.insert("id".into(), json!(id));
-            m.insert(req.source.name.clone(), Value::Object(e.source.clone()));
+    use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+    /// One base entry, serialised from borrowed parts.
+    struct Entry<'a>(&'a str, &'a BaseEntry, &'a SyncRequest);
+    impl serde::Serialize for Entry<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            let Entry(id, e, req) = self;
+            let mut m = s.serialize_map(Some(3))?;
+            m.serialize_entry("id", id)?;
+            m.serialize_entry(&req.source.name, &e.source)?;
             // When both sides agree in content (the usual case), one copy is
             // kept: every use of the base ignores the bookkeeping fields.
-            let target = if merge::content_eq(&e.source, &e.target) {
-                json!(SAME)
+            if merge::content_eq(&e.source, &e.target) {
+                m.serialize_entry(&req.target.name, SAME)?;
             } else {
-                Value::Object(e.target.clone())
-            };
-            m.insert(req.target.name.clone(), target);
-            Value::Object(m)
-        })
-        .collect();
-    // Compact: this file is the host's own state, not for reading.
-    let mut v = serde_json::to_vec(&json!({
-        "version": 1,
-        "entity": entity,
-        "items": items,
-    }))
-    .unwrap_or_default();
+                m.serialize_entry(&req.target.name, &e.target)?;
+            }
+            m.end()
+        }
+    }
+    struct Items<'a>(&'a Base, &'a SyncRequest);
+    impl serde::Serialize for Items<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for (id, e) in self.0.iter() {
+                seq.serialize_element(&Entry(id, e, self.1))?;
+            }
+            seq.end()
+        }
+    }
+    struct File<'a>(&'a str, &'a Base, &'a SyncRequest);
+    impl serde::Serialize for File<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(Some(3))?;
+            m.serialize_entry("version", &1)?;
+            m.serialize_entry("entity", self.0)?;
+            m.serialize_entry("items", &Items(self.1, self.2))?;
+            m.end()
+        }
+    }
+    // Compact: this file is the host's own state, not for reading. Writing
+    // into a Vec cannot fail.
+    let mut v = Vec::new();
+    let _ = serde_json::to_writer(&mut v, &File(entity, base, req));
     v.push(b'\n');
     v
 }
@@ -961,17 +1000,25 @@ fn validate_items(
     plugin: &Plugin,
     entity: &str,
     path: &Path,
-    items: &[Item],
+    items: &mut [Item],
     fields: &[(String, String)],
 ) -> Result<()> {
     let to_canonical: Vec<(&str, &str)> = fields
         .iter()
         .map(|(c, l)| (l.as_str(), c.as_str()))
         .collect();
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    // The first schema fault, reported unless a repeated id comes before it.
+    let mut schema_fault: Option<(usize, Error)> = None;
+    for (i, item) in items.iter_mut().enumerate() {
         let faults = if to_canonical.is_empty() {
-            plugin.validate(&Value::Object(item.clone()))
+            // The schema takes a `Value`: the item moves into one and back
+            // out rather than being copied.
+            let v = Value::Object(std::mem::take(item));
+            let faults = plugin.validate(&v);
+            if let Value::Object(m) = v {
+                *item = m;
+            }
+            faults
         } else {
             plugin.validate(&Value::Object(rename_fields(item.clone(), &to_canonical)))
         };
@@ -1001,8 +1048,17 @@ fn validate_items(
                 err = err.with_help(format!("{} more faults in this item", faults.len() - 1));
             }
             err = err.with_help("Fix the item and run the sync again; nothing was written.");
-            return Err(err);
+            schema_fault = Some((i, err));
+            break;
         }
+    }
+    let checked = schema_fault.as_ref().map_or(items.len(), |(i, _)| *i + 1);
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    for (i, item) in items[..checked].iter().enumerate() {
+        if schema_fault.as_ref().is_some_and(|(f, _)| *f == i) {
+            break;
+        }
+        let id = item.get(plugin.id_field()).and_then(Value::as_str);
         if let Some(id) = id
             && let Some(first) = seen.insert(id, i)
         {
@@ -1020,7 +1076,44 @@ fn validate_items(
             .with("entity", entity));
         }
     }
-    Ok(())
+    match schema_fault {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Milliseconds spent per named step, for the debug log (`-vv`).
+struct StageTimer {
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl StageTimer {
+    fn new() -> StageTimer {
+        StageTimer {
+            last: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    /// Adds the time since the previous lap to `name`.
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        let d = now - self.last;
+        self.last = now;
+        match self.laps.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t += d,
+            None => self.laps.push((name, d)),
+        }
+    }
+
+    fn summary(&self) -> String {
+        self.laps
+            .iter()
+            .map(|(n, d)| format!("{n} {} ms", d.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// One entity type's part of a sync.
