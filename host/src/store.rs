@@ -576,7 +576,31 @@ impl DataDir {
         Ok(())
     }
 
+    /// Removes the temporary files of writes that a crash cut short in the
+    /// folders `journal` writes to (the caller holds the data folder's lock,
+    /// so no write of ours is in flight).
+    fn remove_torn_temporaries(&self, journal: &Journal) {
+        let mut dirs: Vec<PathBuf> = journal
+            .files
+            .iter()
+            .flat_map(|f| [Some(&f.path), Some(&f.staged), f.backup.as_ref()])
+            .flatten()
+            .map(|rel| parent_of(&self.root.join(rel)).to_path_buf())
+            .collect();
+        dirs.push(self.state_dir());
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".cds-tmp-") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
     fn roll_back(&self, journal: &Journal) {
+        self.remove_torn_temporaries(journal);
         for jf in &journal.files {
             let _ = fs::remove_file(self.root.join(&jf.staged));
         }
@@ -589,6 +613,7 @@ impl DataDir {
         journal: &Journal,
         append_audit: &dyn Fn(&DataDir, &Value) -> Result<()>,
     ) -> Result<()> {
+        self.remove_torn_temporaries(journal);
         for jf in &journal.files {
             let path = self.root.join(&jf.path);
             let staged = self.root.join(&jf.staged);

@@ -108,6 +108,9 @@ impl Drop for Ticker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
+            // Wake it from its tick so that dropping the runtime (at every
+            // process exit) does not wait out up to a tick.
+            h.thread().unpark();
             let _ = h.join();
         }
     }
@@ -205,7 +208,16 @@ impl Runtime {
             .name("cds-epoch".into())
             .spawn(move || {
                 while !ticker_stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                    // Parked rather than asleep, so that Drop can wake it; a
+                    // spurious wake-up does not shorten the tick.
+                    let due = std::time::Instant::now() + EPOCH_TICK;
+                    loop {
+                        let now = std::time::Instant::now();
+                        if now >= due || ticker_stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        std::thread::park_timeout(due - now);
+                    }
                     ticker_engine.increment_epoch();
                 }
             })
