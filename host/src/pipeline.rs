@@ -369,6 +369,14 @@ impl Host {
         let deadline = ctx.started + Duration::from_secs(limits.timeout_seconds);
         let _lock = self.data.lock(self.wait)?;
         self.recover()?;
+        // Files prestaged by a sync that died before its commit.
+        let mut dirs = vec![req.source.dir.clone(), req.target.dir.clone()];
+        dirs.extend(
+            req.entities
+                .iter()
+                .filter_map(|e| self.base_path(&req, e).parent().map(Path::to_path_buf)),
+        );
+        DataDir::remove_temporaries(dirs);
         let sync_id = self.allocate_id(ctx.now);
         ctx.sync_id = Some(sync_id.clone());
         let stamp = rfc3339(ctx.now);
@@ -535,6 +543,7 @@ impl Host {
                 })
                 .collect();
             writes.push(Write {
+                prestaged: None,
                 path: self.data.conflicts_path(&sync_id),
                 content: Some(store::to_pretty(&json!({
                     "syncId": sync_id,
@@ -544,6 +553,7 @@ impl Host {
         }
         record.duration_ms = ctx.started.elapsed().as_millis() as u64;
         writes.push(Write {
+            prestaged: None,
             path: self.data.record_path(&sync_id),
             content: Some(store::to_pretty(&record)),
         });
@@ -552,7 +562,8 @@ impl Host {
         self.commit(&sync_id, &writes, entry)?;
         tracing::info!(
             files = writes.len(),
-            bytes = writes
+            // Prestaged files were written while planning (see `planned`).
+            unstaged_bytes = writes
                 .iter()
                 .map(|w| w.content.as_ref().map_or(0, Vec::len))
                 .sum::<usize>(),
@@ -688,18 +699,20 @@ impl Host {
                     bytes: file.bytes,
                     digest: None,
                 };
-                writes.push(Write {
-                    path: path.clone(),
-                    content: Some(store::encode_entity_file(entity, &new)),
-                });
+                if !req.dry_run {
+                    writes.push(store::prestage(
+                        path,
+                        &store::encode_entity_file(entity, &new),
+                    )?);
+                }
                 read_digests.push((path.clone(), file.digest.clone()));
             }
         }
-        if out.base != base {
-            writes.push(Write {
-                path: self.base_path(req, entity),
-                content: Some(encode_base(req, entity, &out.base)),
-            });
+        if !req.dry_run && out.base != base {
+            writes.push(store::prestage(
+                &self.base_path(req, entity),
+                &encode_base(req, entity, &out.base),
+            )?);
         }
         tracing::info!(
             entity,

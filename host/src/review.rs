@@ -228,6 +228,7 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
                 item.insert("lastModified".into(), json!(now()));
                 writes.push(Write {
                     content: Some(store::encode_entity_file(&entity, &file)),
+                    prestaged: None,
                     path,
                 });
                 changed_domains.push(domain.clone());
@@ -257,6 +258,7 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
                     if file.items.len() != before {
                         writes.push(Write {
                             content: Some(store::encode_entity_file(&entity, &file)),
+                            prestaged: None,
                             path,
                         });
                         changed_domains.push(domain.clone());
@@ -268,6 +270,7 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
     let resolution = json!({"keep": keep, "by": user, "at": now()});
     entries[idx]["resolved"] = resolution.clone();
     writes.push(Write {
+        prestaged: None,
         path: log_path,
         content: Some(store::to_pretty(&log)),
     });
@@ -487,6 +490,7 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
             // Nothing changed since: put the exact bytes back (or remove a
             // file the sync created).
             writes.push(Write {
+                prestaged: None,
                 path: live,
                 content: before_bytes.clone(),
             });
@@ -542,6 +546,7 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
             store::to_pretty(&doc)
         };
         writes.push(Write {
+            prestaged: None,
             path: live,
             content: Some(content),
         });
@@ -585,6 +590,7 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
         }
     }
     writes.push(Write {
+        prestaged: None,
         path: host.data.backups_dir(sync_id).join("undone"),
         content: Some(store::to_pretty(&json!({"by": user, "at": now()}))),
     });

@@ -326,10 +326,45 @@ pub fn encode_entity_file(entity: &str, file: &EntityFile) -> Vec<u8> {
 }
 
 /// One file change within a transaction: new content, or `None` to delete.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Write {
     pub path: PathBuf,
+    /// The new content; `None` (and nothing prestaged): delete the file.
     pub content: Option<Vec<u8>>,
+    /// The new content already on disk beside `path` (see [`prestage`]).
+    pub prestaged: Option<tempfile::TempPath>,
+}
+
+impl Write {
+    fn deletes(&self) -> bool {
+        self.content.is_none() && self.prestaged.is_none()
+    }
+}
+
+/// Writes `bytes` into a fsync'd temporary file beside `path`, to be renamed
+/// into place by a later commit (or removed when dropped). A large sync
+/// writes each entity type's files as soon as they are encoded, while other
+/// types are still being planned, instead of holding every file's bytes in
+/// memory until the commit. A crash leaves a `.cds-tmp-*` file, which the
+/// next sync removes ([`DataDir::remove_temporaries`]).
+pub fn prestage(path: &Path, bytes: &[u8]) -> Result<Write> {
+    let temp = retry(|| {
+        faults::before_write(path)?;
+        let dir = parent_of(path);
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".cds-tmp-")
+            .tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        Ok(tmp.into_temp_path())
+    })
+    .map_err(|e| Error::storage("writing", path, e))?;
+    Ok(Write {
+        path: path.to_path_buf(),
+        content: None,
+        prestaged: Some(temp),
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -500,7 +535,7 @@ impl DataDir {
             journal.files.push(JournalFile {
                 staged: format!("{rel}.cds-staged"),
                 backup: existed.then(|| self.rel(&backups.join(&rel))),
-                delete: w.content.is_none(),
+                delete: w.deletes(),
                 path: rel,
             });
         }
@@ -522,8 +557,17 @@ impl DataDir {
                 if let Some(b) = &jf.backup {
                     link_or_copy(&w.path, &self.root.join(b))?;
                 }
+                let staged = self.root.join(&jf.staged);
                 if let Some(content) = &w.content {
-                    atomic_write(&self.root.join(&jf.staged), content)?;
+                    atomic_write(&staged, content)?;
+                } else if let Some(temp) = &w.prestaged {
+                    // Already written and fsync'd: only the name changes.
+                    retry(|| {
+                        faults::before_write(&staged)?;
+                        fs::rename(temp, &staged)?;
+                        fsync_dir(parent_of(&staged))
+                    })
+                    .map_err(|e| Error::storage("staging", &staged, e))?;
                 }
                 faults::kill_point("file staged");
                 Ok(())
@@ -588,6 +632,13 @@ impl DataDir {
             .map(|rel| parent_of(&self.root.join(rel)).to_path_buf())
             .collect();
         dirs.push(self.state_dir());
+        Self::remove_temporaries(dirs);
+    }
+
+    /// Removes `.cds-tmp-*` files (writes a crash cut short, or files
+    /// prestaged for a commit that never came) from `dirs`. Only call with
+    /// the data folder's lock held.
+    pub fn remove_temporaries(mut dirs: Vec<PathBuf>) {
         dirs.sort();
         dirs.dedup();
         for dir in dirs {

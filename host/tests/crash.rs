@@ -8,6 +8,7 @@ mod common;
 use common::{Scratch, contact};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 const ARGS: [&str; 8] = [
     "--source",
@@ -164,4 +165,40 @@ fn killed_at_every_point_leaves_before_or_after() {
         saw_before > 0 && saw_after > 0,
         "before {saw_before}, after {saw_after}"
     );
+}
+
+/// A sync killed while planning leaves its prestaged files (`.cds-tmp-*`)
+/// beside the domain files and the sync base, with no journal to say so. The
+/// next sync, under the data folder's lock, removes them; a dry run writes
+/// none at all.
+#[test]
+fn files_prestaged_by_a_dead_sync_are_removed_and_dry_runs_write_none() {
+    let s = Scratch::new();
+    seed(&s);
+    let mut dry = ARGS.to_vec();
+    dry.push("--dry-run");
+    let out = s.run(&dry);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let temporaries = |s: &Scratch| -> Vec<PathBuf> {
+        common::files_under(&s.data())
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".cds-tmp-"))
+            })
+            .collect()
+    };
+    assert!(temporaries(&s).is_empty(), "{:?}", temporaries(&s));
+    // Converge first, so that the next sync changes no domain file and only
+    // the sweep at its start can remove anything there.
+    let out = s.run(&ARGS);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let settled = domains(&s);
+    // What a sync killed after prestaging leaves behind.
+    s.write_raw("data/personal/.cds-tmp-dead1", "{\"contacts\": [");
+    s.write_raw("data/business/.cds-tmp-dead2", "half a file");
+    let out = s.run(&ARGS);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(temporaries(&s).is_empty(), "{:?}", temporaries(&s));
+    assert_eq!(domains(&s), settled);
 }
