@@ -14,6 +14,11 @@
 //!
 //! Run everything with `bench/run.sh`; this program prints the Markdown rows.
 
+// The floor (B3) runs in this process: give it the product's allocator, so
+// that B1 ÷ B3 compares logic, not allocators.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;

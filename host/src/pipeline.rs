@@ -493,8 +493,8 @@ impl Host {
         // Another program may have written a domain file since it was read;
         // committing would lose that change.
         for p in &plans {
-            for (path, digest) in &p.read_digests {
-                if &store::file_digest(path)? != digest {
+            for (path, digest, stamp) in &p.read_digests {
+                if !store::unchanged_since_read(path, digest, stamp)? {
                     return Err(Error::new(
                         Code::StorageError,
                         format!(
@@ -698,6 +698,7 @@ impl Host {
                     // The size of the version read: a capacity hint.
                     bytes: file.bytes,
                     digest: None,
+                    stamp: None,
                 };
                 if !req.dry_run {
                     writes.push(store::prestage(
@@ -705,7 +706,7 @@ impl Host {
                         &store::encode_entity_file(entity, &new),
                     )?);
                 }
-                read_digests.push((path.clone(), file.digest.clone()));
+                read_digests.push((path.clone(), file.digest.clone(), file.stamp.clone()));
             }
         }
         if !req.dry_run && out.base != base {
@@ -1135,7 +1136,7 @@ struct EntityPlan {
     result: EntityResult,
     writes: Vec<Write>,
     /// Each domain file this plan rewrites, with the digest of what was read.
-    read_digests: Vec<(PathBuf, Option<String>)>,
+    read_digests: Vec<(PathBuf, Option<String>, Option<store::FileStamp>)>,
     conflicts: Vec<Conflict>,
     plan: BTreeMap<String, DomainPlan>,
 }

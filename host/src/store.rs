@@ -232,6 +232,63 @@ pub struct EntityFile {
     /// SHA-256 of the bytes read (`None`: the file did not exist), to see
     /// whether another program changed it before the commit.
     pub digest: Option<String>,
+    /// The file's metadata as it was just before it was read.
+    pub stamp: Option<FileStamp>,
+}
+
+/// What the file system says of a file: size, modification time and inode.
+/// Equal stamps before and after mean the same content in practice (what
+/// make, git and rsync rely on); a different stamp does not mean different
+/// content, so the digest decides then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: std::time::SystemTime,
+    inode: u64,
+    /// Modified so shortly before it was stamped that a second write within
+    /// the file system's timestamp granularity (a jiffy on Linux, 2 s on
+    /// FAT) could leave the time unchanged: "racy", as git calls it. A racy
+    /// stamp is never trusted.
+    racy: bool,
+}
+
+/// How recent a modification makes a stamp racy.
+const RACY_WINDOW: Duration = Duration::from_secs(3);
+
+impl FileStamp {
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).ok()?;
+        let modified = m.modified().ok()?;
+        let racy = std::time::SystemTime::now()
+            .duration_since(modified)
+            .map_or(true, |age| age < RACY_WINDOW);
+        Some(FileStamp {
+            len: m.len(),
+            modified,
+            inode: m.ino(),
+            racy,
+        })
+    }
+
+    fn same_file_state(&self, now: &FileStamp) -> bool {
+        !self.racy && (self.len, self.modified, self.inode) == (now.len, now.modified, now.inode)
+    }
+}
+
+/// Whether `path` still holds what was read as `digest` (`None`: absent),
+/// given its stamp then. Reads and hashes the file only when its stamp moved.
+pub fn unchanged_since_read(
+    path: &Path,
+    digest: &Option<String>,
+    stamp: &Option<FileStamp>,
+) -> Result<bool> {
+    if let (Some(then), Some(now)) = (stamp, FileStamp::of(path))
+        && then.same_file_state(&now)
+    {
+        return Ok(true);
+    }
+    Ok(file_digest(path)? == *digest)
 }
 
 /// SHA-256 of a file's current bytes (`None`: absent).
@@ -296,6 +353,7 @@ pub fn parse_entity_file(path: &Path, entity: &str, bytes: &[u8]) -> Result<Enti
         existed: true,
         bytes: bytes.len(),
         digest: Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))),
+        stamp: None,
     })
 }
 
@@ -506,9 +564,15 @@ impl DataDir {
 
     /// Reads an entity file of a domain folder (absent: empty).
     pub fn read_entity(&self, path: &Path, entity: &str) -> Result<EntityFile> {
+        // Stamped before the read: a change in between moves the stamp, and
+        // the commit's check then falls back to the digest of what was read.
+        let stamp = FileStamp::of(path);
         match read_optional(path)? {
             None => Ok(EntityFile::default()),
-            Some(bytes) => parse_entity_file(path, entity, &bytes),
+            Some(bytes) => Ok(EntityFile {
+                stamp,
+                ..parse_entity_file(path, entity, &bytes)?
+            }),
         }
     }
 
@@ -722,5 +786,56 @@ impl DataDir {
                 audit: journal.audit,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_unchanged_only_while_its_content_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contacts.json");
+        fs::write(&path, b"{\"contacts\": [1]}").unwrap();
+        // Just written, so racy: only the digest can say it is unchanged.
+        assert!(FileStamp::of(&path).unwrap().racy);
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let stamp = FileStamp::of(&path);
+        assert!(!stamp.as_ref().unwrap().racy);
+        let digest = file_digest(&path).unwrap();
+        assert!(unchanged_since_read(&path, &digest, &stamp).unwrap());
+        // Rewritten by rename with the same bytes: the stamp moves, the
+        // digest says it is the same.
+        atomic_write(&path, b"{\"contacts\": [1]}").unwrap();
+        assert_ne!(FileStamp::of(&path), stamp);
+        assert!(unchanged_since_read(&path, &digest, &stamp).unwrap());
+        // Same size, other bytes, written in place.
+        fs::write(&path, b"{\"contacts\": [2]}").unwrap();
+        assert!(!unchanged_since_read(&path, &digest, &stamp).unwrap());
+        // Even with its time set back to what was stamped (a write within
+        // one timestamp tick): a racy stamp is not trusted.
+        let racy = FileStamp::of(&path);
+        let digest = file_digest(&path).unwrap();
+        let f = fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(racy.as_ref().unwrap().modified).unwrap();
+        fs::write(&path, b"{\"contacts\": [3]}").unwrap();
+        f.set_modified(racy.as_ref().unwrap().modified).unwrap();
+        assert_eq!(
+            FileStamp::of(&path).map(|s| (s.len, s.modified, s.inode)),
+            racy.as_ref().map(|s| (s.len, s.modified, s.inode))
+        );
+        assert!(!unchanged_since_read(&path, &digest, &racy).unwrap());
+        // Removed.
+        fs::remove_file(&path).unwrap();
+        assert!(!unchanged_since_read(&path, &digest, &stamp).unwrap());
+        // Absent when read and still absent.
+        assert!(unchanged_since_read(&path, &None, &None).unwrap());
     }
 }
