@@ -16,6 +16,7 @@
 use crate::error::{Code, Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub type Item = Map<String, Value>;
@@ -100,16 +101,18 @@ impl BaseEntry {
 
 pub type Base = BTreeMap<String, BaseEntry>;
 
-/// One side's input.
-#[derive(Debug, Clone, Copy)]
+/// One side's input. Its items and views move into the merge, which hands
+/// the items back (changed or not) in its output: at the limits, copying
+/// every item would cost more than merging them.
+#[derive(Debug, Clone)]
 pub struct SideInput<'a> {
     pub domain: &'a str,
     /// Current items, in file order.
-    pub items: &'a [Item],
+    pub items: Vec<Item>,
     /// For a sending side: each item as the other side receives it (`None`:
     /// withheld by policy), aligned with `items`. Empty for a side that does
     /// not send.
-    pub views: &'a [Option<Item>],
+    pub views: Vec<Option<Item>>,
     /// For a sending side: the view of the base item of each id whose current
     /// item differs from its base (see [`base_items_needing_views`]).
     pub base_views: &'a HashMap<String, Option<Item>>,
@@ -131,7 +134,8 @@ pub struct Options {
 pub struct MergeInput<'a> {
     pub source: SideInput<'a>,
     pub target: SideInput<'a>,
-    pub base: &'a Base,
+    /// The stored base (moved in; the output holds the new one).
+    pub base: Base,
     pub direction: Direction,
     pub options: Options,
     pub id_field: &'a str,
@@ -178,6 +182,13 @@ pub struct MergeOutput {
     pub source_changed: bool,
     pub target_changed: bool,
     pub base: Base,
+    /// Whether `base` differs from the input's base. (May be true of an
+    /// equal base after [`combine`]; never false of a different one.)
+    pub base_changed: bool,
+    /// Whether the merge changed an item that its sending side withheld when
+    /// the views were made: its new content may cross, so the caller makes
+    /// the views again and merges once more (see [`combine`]).
+    pub again: bool,
     pub stats: Stats,
     pub conflicts: Vec<Conflict>,
     pub displaced: Vec<Displaced>,
@@ -339,7 +350,7 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn side(&self, s: Side) -> &SideInput<'a> {
+    fn side(&self, s: Side) -> &'a SideInput<'a> {
         match s {
             Side::Source => &self.input.source,
             Side::Target => &self.input.target,
@@ -355,10 +366,17 @@ impl<'a> Ctx<'a> {
     }
 
     /// The change `from` made to item `id` since the base, in the receiving
-    /// shape; `None` when the item does not cross (withheld).
-    fn sender_delta(&self, from: Side, idx: usize, base: Option<&BaseEntry>) -> Option<Delta> {
+    /// shape; `None` when the item does not cross (withheld). `views` are
+    /// the sender's.
+    fn sender_delta(
+        &self,
+        from: Side,
+        views: &[Option<Item>],
+        idx: usize,
+        base: Option<&BaseEntry>,
+    ) -> Option<Delta> {
         let s = self.side(from);
-        let view_now = s.views.get(idx)?.as_ref()?;
+        let view_now = views.get(idx)?.as_ref()?;
         let view_base = match base {
             None => None,
             Some(b) if content_eq(&s.items[idx], b.get(from)) => return Some(Delta::new()),
@@ -375,14 +393,15 @@ impl<'a> Ctx<'a> {
         self.conflicts.push(c);
     }
 
-    /// Applies `d` (from `from`) to the receiving item `r`. Returns whether `r`
-    /// changed. A field the receiver changed too is a conflict: the winner's
-    /// value stays, and an overwritten receiver value is logged.
+    /// Applies `d` (from `from`) to the receiving item `r`, copying it only
+    /// if a field changes. Returns whether `r` changed. A field the receiver
+    /// changed too is a conflict: the winner's value stays, and an
+    /// overwritten receiver value is logged.
     fn apply(
         &mut self,
         from: Side,
         d: &Delta,
-        r: &mut Item,
+        r: &mut Cow<'_, Item>,
         r_norm: Option<&Item>,
         r_base: Option<&Item>,
         sender_item: &Item,
@@ -416,10 +435,11 @@ impl<'a> Ctx<'a> {
                     winner: from,
                 });
             }
-            set_field(r, field, new.clone());
+            set_field(r.to_mut(), field, new.clone());
             changed = true;
         }
         if changed {
+            let r = r.to_mut();
             let lm = later(r.get(LAST_MODIFIED), sender_item.get(LAST_MODIFIED));
             set_field(r, LAST_MODIFIED, lm);
             r.insert(SYNCED_AT.into(), Value::String(self.input.stamp.into()));
@@ -432,18 +452,16 @@ impl<'a> Ctx<'a> {
     }
 
     /// A new item on the receiving side, made from the sender's view.
-    fn fresh(&self, from: Side, view: &Item) -> Item {
-        let mut it: Item = view
-            .iter()
-            .filter(|(k, _)| k.as_str() != SYNCED_AT && k.as_str() != SYNC_DIRECTION)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        it.insert(SYNCED_AT.into(), Value::String(self.input.stamp.into()));
-        it.insert(
+    fn fresh(&self, from: Side, mut view: Item) -> Item {
+        // Removing keeps the others' order; the inserts then append.
+        view.shift_remove(SYNCED_AT);
+        view.shift_remove(SYNC_DIRECTION);
+        view.insert(SYNCED_AT.into(), Value::String(self.input.stamp.into()));
+        view.insert(
             SYNC_DIRECTION.into(),
             Value::String(self.direction_label(from)),
         );
-        it
+        view
     }
 }
 
@@ -460,13 +478,22 @@ enum Fate {
 }
 
 /// Merges both sides (see the module docs and CONTRACT §4.1).
-pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
+pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     let idf = input.id_field;
     let dir = input.direction;
-    let src_idx = index(input.source.items, idf, input.source.domain)?;
-    let tgt_idx = index(input.target.items, idf, input.target.domain)?;
+    let src_idx = index(&input.source.items, idf, input.source.domain)?;
+    let tgt_idx = index(&input.target.items, idf, input.target.domain)?;
+    // Moved out so that the loop can take from them while `ctx` reads the
+    // rest of the input.
+    let mut views = [
+        std::mem::take(&mut input.source.views),
+        std::mem::take(&mut input.target.views),
+    ];
+    let mut old_base = std::mem::take(&mut input.base);
+    let base_len = old_base.len();
+    let mut base_changed = false;
     let mut ctx = Ctx {
-        input,
+        input: &input,
         conflicts: Vec::new(),
         conflicted: HashSet::new(),
     };
@@ -478,7 +505,6 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
         Side::Source => 0,
         Side::Target => 1,
     };
-    let mut displaced = Vec::new();
     let mut deletions = [0usize; 2];
 
     // Every id, in a deterministic order: source's, then target's new ones,
@@ -494,7 +520,7 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
     );
 
     for id in ids {
-        let base = input.base.get(id);
+        let base = old_base.remove(id);
         let pos = [src_idx.get(id).copied(), tgt_idx.get(id).copied()];
         match (pos[0], pos[1]) {
             (Some(si), Some(ti)) => {
@@ -502,22 +528,24 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                 let t_item = &input.target.items[ti];
                 // Settled: neither side changed it since the base, so nothing
                 // travels whatever its view (which may not have been made).
-                if let Some(b) = base
-                    && content_eq(s_item, &b.source)
-                    && content_eq(t_item, &b.target)
-                {
-                    stats.unchanged += 1;
-                    new_base.insert(id.to_string(), b.clone());
-                    continue;
+                if let Some(b) = base {
+                    if content_eq(s_item, &b.source) && content_eq(t_item, &b.target) {
+                        stats.unchanged += 1;
+                        new_base.insert(id.to_string(), b);
+                        continue;
+                    }
+                    // Not settled: handled below with the entry back in place.
+                    old_base.insert(id.to_string(), b);
                 }
-                let mut new_s = s_item.clone();
-                let mut new_t = t_item.clone();
+                let base = old_base.get(id);
+                let mut new_s = Cow::Borrowed(s_item);
+                let mut new_t = Cow::Borrowed(t_item);
                 // What each side sends (None: it sends nothing for this id,
                 // being a one-way receiver or withheld by policy).
                 let pos_of = |side: Side| if side == Side::Source { si } else { ti };
                 let deltas: [Option<Delta>; 2] = [Side::Source, Side::Target].map(|from| {
                     if dir.sends(from) {
-                        ctx.sender_delta(from, pos_of(from), base)
+                        ctx.sender_delta(from, &views[slot(from)], pos_of(from), base)
                     } else {
                         None
                     }
@@ -556,40 +584,24 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                         agreed[slot(side)] = Some(a);
                     }
                 }
-                let s_changed = !content_eq(&new_s, s_item);
-                let t_changed = !content_eq(&new_t, t_item);
-                if s_changed {
-                    stats.updated += 1;
-                    displaced.push(Displaced {
-                        side: Side::Source,
-                        item: s_item.clone(),
-                        deleted: false,
-                    });
-                }
-                if t_changed {
-                    stats.updated += 1;
-                    displaced.push(Displaced {
-                        side: Side::Target,
-                        item: t_item.clone(),
-                        deleted: false,
-                    });
-                }
+                let s_changed = matches!(new_s, Cow::Owned(_)) && !content_eq(&new_s, s_item);
+                let t_changed = matches!(new_t, Cow::Owned(_)) && !content_eq(&new_t, t_item);
+                stats.updated += usize::from(s_changed) + usize::from(t_changed);
                 if !s_changed && !t_changed {
                     stats.unchanged += 1;
                 }
                 let [a_s, a_t] = agreed;
-                new_base.insert(
-                    id.to_string(),
-                    BaseEntry {
-                        source: a_s.unwrap_or_else(|| new_s.clone()),
-                        target: a_t.unwrap_or_else(|| new_t.clone()),
-                    },
-                );
+                let entry = BaseEntry {
+                    source: a_s.unwrap_or_else(|| new_s.as_ref().clone()),
+                    target: a_t.unwrap_or_else(|| new_t.as_ref().clone()),
+                };
+                base_changed |= old_base.remove(id).as_ref() != Some(&entry);
+                new_base.insert(id.to_string(), entry);
                 if s_changed {
-                    fates[0].insert(id.to_string(), Fate::Replace(new_s));
+                    fates[0].insert(id.to_string(), Fate::Replace(new_s.into_owned()));
                 }
                 if t_changed {
-                    fates[1].insert(id.to_string(), Fate::Replace(new_t));
+                    fates[1].insert(id.to_string(), Fate::Replace(new_t.into_owned()));
                 }
             }
             (Some(_), None) | (None, Some(_)) => {
@@ -600,12 +612,8 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                 };
                 let lack = have.other();
                 let item = &ctx.side(have).items[idx];
-                let view = ctx
-                    .side(have)
-                    .views
-                    .get(idx)
-                    .and_then(|v| v.as_ref())
-                    .cloned();
+                // This id's only view: the loop visits each id once.
+                let view = views[slot(have)].get_mut(idx).and_then(Option::take);
                 match base {
                     None => {
                         // New on `have`: it travels if `have` sends and the
@@ -613,19 +621,18 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                         if dir.sends(have)
                             && let Some(v) = view
                         {
-                            let fresh = ctx.fresh(have, &v);
+                            let fresh = ctx.fresh(have, v);
                             stats.added += 1;
                             let (s, t) = match have {
                                 Side::Source => (item.clone(), fresh.clone()),
                                 Side::Target => (fresh.clone(), item.clone()),
                             };
-                            new_base.insert(
-                                id.to_string(),
-                                BaseEntry {
-                                    source: s,
-                                    target: t,
-                                },
-                            );
+                            let entry = BaseEntry {
+                                source: s,
+                                target: t,
+                            };
+                            base_changed = true;
+                            new_base.insert(id.to_string(), entry);
                             appended[slot(lack)].push(fresh);
                         } else {
                             stats.unchanged += 1;
@@ -651,21 +658,21 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                                 winner: have,
                             });
                             if let Some(v) = view {
-                                let fresh = ctx.fresh(have, &v);
+                                let fresh = ctx.fresh(have, v);
                                 stats.added += 1;
                                 let (s, t) = match have {
                                     Side::Source => (item.clone(), fresh.clone()),
                                     Side::Target => (fresh.clone(), item.clone()),
                                 };
-                                new_base.insert(
-                                    id.to_string(),
-                                    BaseEntry {
-                                        source: s,
-                                        target: t,
-                                    },
-                                );
+                                let entry = BaseEntry {
+                                    source: s,
+                                    target: t,
+                                };
+                                base_changed |= b != entry;
+                                new_base.insert(id.to_string(), entry);
                                 appended[slot(lack)].push(fresh);
                             } else {
+                                base_changed = true;
                                 stats.unchanged += 1;
                             }
                         } else if changed {
@@ -679,21 +686,18 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
                                 base_value: None,
                                 winner: have,
                             });
+                            base_changed = true;
                             stats.unchanged += 1;
                         } else if dir.sends(lack) && !input.options.no_delete {
                             // Unchanged here, deleted there: carry the deletion.
                             stats.deleted += 1;
                             deletions[slot(have)] += 1;
-                            displaced.push(Displaced {
-                                side: have,
-                                item: item.clone(),
-                                deleted: true,
-                            });
                             fates[slot(have)].insert(id.to_string(), Fate::Delete);
+                            base_changed = true;
                         } else {
                             // One-way towards the side that deleted it (it stays
                             // deleted), or --no-delete: remember the base.
-                            new_base.insert(id.to_string(), b.clone());
+                            new_base.insert(id.to_string(), b);
                             stats.unchanged += 1;
                         }
                     }
@@ -702,63 +706,91 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
             (None, None) => unreachable!("ids come from the items"),
         }
     }
+    // Ids only the old base knew (deleted on both sides) are forgotten.
+    base_changed |= !old_base.is_empty();
+    drop(old_base);
+    let (conflicts, conflicted) = (ctx.conflicts, ctx.conflicted);
 
     // Guard rails against an empty or re-pointed store.
-    if !input.options.allow_mass_delete && !input.base.is_empty() {
-        let n = input.base.len();
+    if !input.options.allow_mass_delete && base_len > 0 {
+        let n = base_len;
+        let side = |s: Side| match s {
+            Side::Source => &input.source,
+            Side::Target => &input.target,
+        };
         // An empty side is the likelier explanation, so it is named first.
         let empty = [Side::Source, Side::Target]
             .into_iter()
-            .find(|s| ctx.side(*s).items.is_empty());
+            .find(|s| side(*s).items.is_empty());
         let mass = [Side::Source, Side::Target].into_iter().find(|s| {
             let gone = deletions[slot(*s)];
             gone * 2 > n && gone > 10
         });
-        for side in empty.into_iter().chain(mass) {
-            let s = ctx.side(side);
-            let gone = deletions[slot(side)];
+        if let Some(which) = empty.into_iter().chain(mass).next() {
+            let s = side(which);
+            let gone = deletions[slot(which)];
             let why = if s.items.is_empty() {
-                Some(format!(
+                format!(
                     "domain `{}` lists no items, but the last sync saw {n}",
                     s.domain
-                ))
+                )
             } else {
-                Some(format!(
+                format!(
                     "the sync would delete {gone} of the {n} items both domains last agreed on \
                      from `{}`",
                     s.domain
-                ))
-            };
-            if let Some(why) = why {
-                return Err(Error::new(
-                    Code::SyncConflict,
-                    format!(
-                        "{why}; this looks like an emptied or re-pointed store, so nothing was \
-                         changed. If the deletions are intended, run again with \
-                         --allow-mass-delete (or --no-delete to keep everything)"
-                    ),
                 )
-                .with("domain", s.domain)
-                .with("deletions", gone)
-                .with("baseItems", n));
-            }
+            };
+            return Err(Error::new(
+                Code::SyncConflict,
+                format!(
+                    "{why}; this looks like an emptied or re-pointed store, so nothing was \
+                     changed. If the deletions are intended, run again with \
+                     --allow-mass-delete (or --no-delete to keep everything)"
+                ),
+            )
+            .with("domain", s.domain)
+            .with("deletions", gone)
+            .with("baseItems", n));
         }
     }
 
+    // The items come back in file order, new ones appended; replaced and
+    // deleted versions are displaced (moved, not copied).
+    let mut displaced = Vec::new();
+    let mut again = false;
     let mut out_items: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
     let mut changed = [false, false];
-    for side in [Side::Source, Side::Target] {
+    let sides = [
+        (Side::Source, std::mem::take(&mut input.source.items)),
+        (Side::Target, std::mem::take(&mut input.target.items)),
+    ];
+    for (side, items) in sides {
         let k = slot(side);
-        let s = ctx.side(side);
-        let mut v = Vec::with_capacity(s.items.len() + appended[k].len());
-        for it in s.items {
-            match fates[k].remove(id_of(it, idf)) {
-                None => v.push(it.clone()),
+        // A side whose withheld item changed: that item may cross now.
+        let was_withheld = |i: usize| dir.sends(side) && matches!(views[k].get(i), Some(None));
+        let mut v = Vec::with_capacity(items.len() + appended[k].len());
+        for (i, it) in items.into_iter().enumerate() {
+            match fates[k].remove(id_of(&it, idf)) {
+                None => v.push(it),
                 Some(Fate::Replace(n)) => {
                     changed[k] = true;
+                    again |= was_withheld(i);
                     v.push(n);
+                    displaced.push(Displaced {
+                        side,
+                        item: it,
+                        deleted: false,
+                    });
                 }
-                Some(Fate::Delete) => changed[k] = true,
+                Some(Fate::Delete) => {
+                    changed[k] = true;
+                    displaced.push(Displaced {
+                        side,
+                        item: it,
+                        deleted: true,
+                    });
+                }
             }
         }
         if !appended[k].is_empty() {
@@ -767,7 +799,7 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
         v.append(&mut appended[k]);
         out_items[k] = v;
     }
-    stats.conflicts = ctx.conflicted.len();
+    stats.conflicts = conflicted.len();
     let [source_items, target_items] = out_items;
     let mut all: HashSet<&str> = source_items.iter().map(|i| id_of(i, idf)).collect();
     all.extend(target_items.iter().map(|i| id_of(i, idf)));
@@ -778,37 +810,11 @@ pub fn merge(input: &MergeInput<'_>) -> Result<MergeOutput> {
         source_items,
         target_items,
         base: new_base,
+        base_changed,
+        again,
         stats,
-        conflicts: ctx.conflicts,
+        conflicts,
         displaced,
-    })
-}
-
-/// Whether the merge changed an item that its sending side withheld when the
-/// views were made: its new content may cross, so the caller recomputes the
-/// views and merges once more (see [`combine`]).
-pub fn needs_another_round(input: &MergeInput<'_>, output: &MergeOutput) -> bool {
-    let idf = input.id_field;
-    [
-        (Side::Source, &output.source_items),
-        (Side::Target, &output.target_items),
-    ]
-    .into_iter()
-    .any(|(side, after)| {
-        let s = match side {
-            Side::Source => &input.source,
-            Side::Target => &input.target,
-        };
-        if !input.direction.sends(side) || s.views.is_empty() {
-            return false;
-        }
-        let after: HashMap<&str, &Item> = after.iter().map(|i| (id_of(i, idf), i)).collect();
-        s.items.iter().zip(s.views).any(|(item, view)| {
-            view.is_none()
-                && after
-                    .get(id_of(item, idf))
-                    .is_some_and(|n| !content_eq(n, item))
-        })
     })
 }
 
@@ -843,6 +849,8 @@ pub fn combine(first: MergeOutput, second: MergeOutput, id_field: &str) -> Merge
         source_items: second.source_items,
         target_items: second.target_items,
         base: second.base,
+        base_changed: first.base_changed || second.base_changed,
+        again: second.again,
         stats,
         conflicts,
         displaced,

@@ -627,43 +627,48 @@ impl Host {
             sides.push((file, fields));
         }
         store::faults::delay();
-        let (tgt, tgt_fields) = sides.pop().unwrap_or_else(|| unreachable!());
-        let (src, src_fields) = sides.pop().unwrap_or_else(|| unreachable!());
+        let (mut tgt, tgt_fields) = sides.pop().unwrap_or_else(|| unreachable!());
+        let (mut src, src_fields) = sides.pop().unwrap_or_else(|| unreachable!());
         let t_read = t0.elapsed();
         let base = self.load_base(req, entity)?;
         let t_base = t0.elapsed();
         let idf = plugin.id_field().to_string();
 
         let fields = [&src_fields, &tgt_fields];
-        let (mut out, again, withheld, redacted) = self.merge_round(
+        let counts = (src.items.len(), tgt.items.len());
+        // The items move through the merge and come back in its output; a
+        // dry run keeps the originals to describe the plan.
+        let (src_items, tgt_items) = (
+            std::mem::take(&mut src.items),
+            std::mem::take(&mut tgt.items),
+        );
+        let before = req.dry_run.then(|| (src_items.clone(), tgt_items.clone()));
+        let (mut out, withheld, redacted) = self.merge_round(
             req,
             &plugin,
             entity,
-            [&src.items, &tgt.items],
+            [src_items, tgt_items],
             fields,
-            &base,
+            base,
             stamp,
             deadline,
         )?;
-        if again {
+        if out.again {
             // The merge changed an item its sender withheld when the views
             // were made; it may cross now, so views and merge run once more.
-            let (second, _, _, _) = self.merge_round(
-                req,
-                &plugin,
-                entity,
-                [&out.source_items, &out.target_items],
-                fields,
-                &out.base,
-                stamp,
-                deadline,
-            )?;
+            let items = [
+                std::mem::take(&mut out.source_items),
+                std::mem::take(&mut out.target_items),
+            ];
+            let base = std::mem::take(&mut out.base);
+            let (second, _, _) =
+                self.merge_round(req, &plugin, entity, items, fields, base, stamp, deadline)?;
             out = merge::combine(out, second, &idf);
         }
         let t_merge = t0.elapsed();
         let result = EntityResult {
-            source_count: src.items.len(),
-            target_count: tgt.items.len(),
+            source_count: counts.0,
+            target_count: counts.1,
             merged_count: out.stats.merged,
             conflicts: out.stats.conflicts,
             added: out.stats.added,
@@ -674,14 +679,14 @@ impl Host {
             redacted_fields: redacted,
         };
         let mut plan = BTreeMap::new();
-        if req.dry_run {
+        if let Some((src_before, tgt_before)) = &before {
             plan.insert(
                 req.source.name.clone(),
-                domain_plan(&src.items, &out.source_items, &idf),
+                domain_plan(src_before, &out.source_items, &idf),
             );
             plan.insert(
                 req.target.name.clone(),
-                domain_plan(&tgt.items, &out.target_items, &idf),
+                domain_plan(tgt_before, &out.target_items, &idf),
             );
         }
         let mut writes = Vec::new();
@@ -709,7 +714,7 @@ impl Host {
                 read_digests.push((path.clone(), file.digest.clone(), file.stamp.clone()));
             }
         }
-        if !req.dry_run && out.base != base {
+        if !req.dry_run && out.base_changed {
             writes.push(store::prestage(
                 &self.base_path(req, entity),
                 &encode_base(req, entity, &out.base),
@@ -733,21 +738,23 @@ impl Host {
         })
     }
 
-    /// One round of views (plugins) and merge (pure) for one entity type.
-    /// Returns the merge, whether another round is needed, and the policy's
-    /// withheld-item and redacted-field counts.
+    /// One round of views (plugins) and merge (pure) for one entity type: the
+    /// items and the base move in and come back in the merge's output, which
+    /// also says whether another round is needed. Returns it with the
+    /// policy's withheld-item and redacted-field counts.
     #[allow(clippy::too_many_arguments)]
     fn merge_round(
         &self,
         req: &SyncRequest,
         plugin: &Plugin,
         entity: &str,
-        [src_items, tgt_items]: [&Vec<Item>; 2],
+        [src_owned, tgt_owned]: [Vec<Item>; 2],
         [src_fields, tgt_fields]: [&Vec<(String, String)>; 2],
-        base: &Base,
+        base_owned: Base,
         stamp: &str,
         deadline: Instant,
-    ) -> Result<(merge::MergeOutput, bool, usize, u64)> {
+    ) -> Result<(merge::MergeOutput, usize, u64)> {
+        let (src_items, tgt_items, base) = (&src_owned, &tgt_owned, &base_owned);
         let idf = plugin.id_field().to_string();
         let mut withheld = 0;
         let mut redacted = 0;
@@ -849,22 +856,23 @@ impl Host {
                 timings.lap("base views");
             }
         }
+        let [src_views, tgt_views] = views;
         let input = merge::MergeInput {
             source: merge::SideInput {
                 domain: &req.source.name,
-                items: src_items,
-                views: &views[0],
+                items: src_owned,
+                views: src_views,
                 base_views: &base_views[0],
                 normalized: &normalized[0],
             },
             target: merge::SideInput {
                 domain: &req.target.name,
-                items: tgt_items,
-                views: &views[1],
+                items: tgt_owned,
+                views: tgt_views,
                 base_views: &base_views[1],
                 normalized: &normalized[1],
             },
-            base,
+            base: base_owned,
             direction: req.direction,
             options: merge::Options {
                 no_delete: req.no_delete,
@@ -873,12 +881,10 @@ impl Host {
             id_field: &idf,
             stamp,
         };
-        let out = merge::merge(&input).map_err(|e| e.with("entity", entity))?;
+        let out = merge::merge(input).map_err(|e| e.with("entity", entity))?;
         timings.lap("merge");
-        let again = merge::needs_another_round(&input, &out);
-        timings.lap("recheck");
         tracing::debug!(entity, "merge round: {}", timings.summary());
-        Ok((out, again, withheld, redacted))
+        Ok((out, withheld, redacted))
     }
 
     /// The stored base of this pair of domains and entity type, oriented as

@@ -131,10 +131,10 @@ proptest! {
         let views = |v: &[Item]| v.iter().map(|i| (!withheld).then(|| i.clone())).collect::<Vec<_>>();
         let (va, vb) = (views(&a), views(&b));
         let none = HashMap::new();
-        let r = merge::merge(&MergeInput {
-            source: SideInput { domain: "personal", items: &a, views: &va, base_views: &none, normalized: &HashMap::new() },
-            target: SideInput { domain: "business", items: &b, views: &vb, base_views: &none, normalized: &HashMap::new() },
-            base: &base,
+        let r = merge::merge(MergeInput {
+            source: SideInput { domain: "personal", items: a, views: va, base_views: &none, normalized: &HashMap::new() },
+            target: SideInput { domain: "business", items: b, views: vb, base_views: &none, normalized: &HashMap::new() },
+            base,
             direction: dir,
             options: Options { no_delete, allow_mass_delete: false },
             id_field: "id",

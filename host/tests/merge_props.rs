@@ -70,26 +70,26 @@ fn round(s: &State, dir: Direction, opts: Options) -> Result<(MergeOutput, bool)
     let input = MergeInput {
         source: SideInput {
             domain: "personal",
-            items: &s.a,
-            views: &va,
+            items: s.a.clone(),
+            views: va,
             base_views: &ba,
             normalized: &HashMap::new(),
         },
         target: SideInput {
             domain: "business",
-            items: &s.b,
-            views: &vb,
+            items: s.b.clone(),
+            views: vb,
             base_views: &bb,
             normalized: &HashMap::new(),
         },
-        base: &s.base,
+        base: s.base.clone(),
         direction: dir,
         options: opts,
         id_field: "id",
         stamp: STAMP,
     };
-    let out = merge::merge(&input)?;
-    let again = merge::needs_another_round(&input, &out);
+    let out = merge::merge(input)?;
+    let again = out.again;
     Ok((out, again))
 }
 
@@ -263,6 +263,26 @@ proptest! {
         let third = run(&s3, d2, FREE).expect("third sync");
         prop_assert!(!third.source_changed && !third.target_changed);
         prop_assert_eq!(&third.base, &s3.base);
+    }
+
+    /// The merge's own flags are sound: a base that differs from the input's
+    /// is reported as changed (else the pipeline would not write it), and
+    /// `again` holds exactly when a sending side's withheld item changed.
+    #[test]
+    fn base_changed_and_again_tell_the_truth((s, _d1, d2) in scenario()) {
+        let Ok((out, again)) = round(&s, d2, FREE) else { return Ok(()); };
+        if out.base != s.base {
+            prop_assert!(out.base_changed, "the base changed unreported");
+        }
+        let withheld_changed = [(Side::Source, &s.a, &out.source_items), (Side::Target, &s.b, &out.target_items)]
+            .into_iter()
+            .filter(|(side, _, _)| d2.sends(*side))
+            .any(|(_, before, after)| {
+                before.iter().filter(|i| view(i).is_none()).any(|old| {
+                    after.iter().any(|n| id(n) == id(old) && !content_eq(n, old))
+                })
+            });
+        prop_assert_eq!(again, withheld_changed);
     }
 
     /// After a bidirectional sync both sides hold the same items, up to what
