@@ -230,16 +230,22 @@ pub fn settled_ids<'a>(
 
 /// The base items of `side` that need a view: those whose current item
 /// differs from the base. The pipeline maps and filters exactly these.
+/// `settled` (see [`settled_ids`]) are known to equal the base and skipped.
 pub fn base_items_needing_views<'a>(
     items: &[Item],
     base: &'a Base,
     side: Side,
     id_field: &str,
+    settled: &HashSet<&str>,
 ) -> Vec<&'a Item> {
     items
         .iter()
         .filter_map(|it| {
-            let entry = base.get(id_of(it, id_field))?;
+            let id = id_of(it, id_field);
+            if settled.contains(id) {
+                return None;
+            }
+            let entry = base.get(id)?;
             let b = entry.get(side);
             (!content_eq(it, b)).then_some(b)
         })

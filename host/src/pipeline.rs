@@ -844,7 +844,7 @@ impl Host {
                     .collect();
                 timings.lap("normalize");
             }
-            let needing = merge::base_items_needing_views(items, base, side, &idf);
+            let needing = merge::base_items_needing_views(items, base, side, &idf, &settled);
             if !needing.is_empty() {
                 let crossed =
                     plugin.map_filter(&self.registry.runtime, &shapes, Some(&policy), &needing)?;
@@ -906,24 +906,36 @@ impl Host {
             .with("file", path.display().to_string())
         };
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
-        let items = v
-            .get("items")
-            .and_then(Value::as_array)
-            .ok_or_else(|| damaged("no `items` array".into()))?;
+        drop(bytes);
+        let Value::Object(mut top) = v else {
+            return Err(damaged("not a JSON object".into()));
+        };
+        let Some(Value::Array(items)) = top.shift_remove("items") else {
+            return Err(damaged("no `items` array".into()));
+        };
         let mut base = Base::new();
+        // Each entry's items move into the base (no copies).
         for it in items {
-            let get = |d: &str| it.get(d).and_then(Value::as_object).cloned();
-            let same = |d: &str| it.get(d).and_then(Value::as_str) == Some(SAME);
-            let (s, t) = match (get(&req.source.name), get(&req.target.name)) {
-                (Some(s), None) if same(&req.target.name) => (Some(s.clone()), Some(s)),
-                (None, Some(t)) if same(&req.source.name) => (Some(t.clone()), Some(t)),
-                other => other,
+            let Value::Object(mut it) = it else {
+                return Err(damaged("an entry is not an object".into()));
             };
-            let (Some(id), Some(s), Some(t)) = (it.get("id").and_then(Value::as_str), s, t) else {
+            let mut take = |d: &str| match it.shift_remove(d) {
+                Some(Value::Object(m)) => Stored::Item(m),
+                Some(Value::String(s)) if s == SAME => Stored::Same,
+                _ => Stored::Missing,
+            };
+            let (s, t) = (take(&req.source.name), take(&req.target.name));
+            let (s, t) = match (s, t) {
+                (Stored::Item(s), Stored::Same) => (Some(s.clone()), Some(s)),
+                (Stored::Same, Stored::Item(t)) => (Some(t.clone()), Some(t)),
+                (Stored::Item(s), Stored::Item(t)) => (Some(s), Some(t)),
+                _ => (None, None),
+            };
+            let (Some(Value::String(id)), Some(s), Some(t)) = (it.shift_remove("id"), s, t) else {
                 return Err(damaged("an entry lacks its id or a domain's item".into()));
             };
             base.insert(
-                id.to_string(),
+                id,
                 BaseEntry {
                     source: s,
                     target: t,
@@ -936,6 +948,13 @@ impl Host {
 
 /// In a base file: this domain's item equals the other's in content.
 const SAME: &str = "=";
+
+/// One domain's part of a base entry as stored.
+enum Stored {
+    Item(Item),
+    Same,
+    Missing,
+}
 
 fn merge_id(item: &Item, id_field: &str) -> String {
     item.get(id_field)

@@ -867,3 +867,51 @@ fn field_renames_from_entity_mappings() {
     assert_eq!(p["company"], "Acme Ltd");
     assert!(p.get("organization").is_none());
 }
+
+#[test]
+fn a_damaged_base_is_a_storage_error_naming_the_file() {
+    let s = Scratch::new();
+    s.write("personal", "contacts", many(3, "c"));
+    let (status, rec) = s.run_json(&SYNC);
+    assert_eq!(status, 0, "{rec}");
+    let base = s.data().join(".sync/base/business+personal/contacts.json");
+    let good = std::fs::read_to_string(&base).expect("the first sync wrote a base");
+    // Both sides agreed, so each entry keeps one copy and marks the other.
+    assert!(good.contains(r#""business":"=""#), "{good}");
+    let entry_of = |v: Value| json!({"version": 1, "entity": "contacts", "items": [v]}).to_string();
+    for (damage, why) in [
+        ("{not json".to_string(), "line 1"),
+        (json!({"version": 1}).to_string(), "no `items` array"),
+        (
+            entry_of(json!({"id": "c0", "personal": {"id": "c0"}})),
+            "lacks its id or a domain's item",
+        ),
+        (
+            entry_of(json!({"id": "c0", "personal": "=", "business": "="})),
+            "lacks its id or a domain's item",
+        ),
+        (
+            entry_of(json!({"personal": {"id": "c0"}, "business": "="})),
+            "lacks its id or a domain's item",
+        ),
+    ] {
+        std::fs::write(&base, &damage).unwrap();
+        let rec = assert_refused(&s, &SYNC, 8, "STORAGE_ERROR");
+        let msg = rec["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("contacts.json") && msg.contains(why),
+            "{damage}: {msg}"
+        );
+        assert!(msg.contains("move it away"), "{msg}");
+    }
+    // The intact base loads again (its `=` entries included): a deletion at
+    // the source is carried, which only a base can tell from an addition.
+    std::fs::write(&base, &good).unwrap();
+    let mut left = s.items("personal", "contacts");
+    left.remove(0);
+    s.write("personal", "contacts", Value::Array(left));
+    let (status, rec) = s.run_json(&SYNC);
+    assert_eq!(status, 0, "{rec}");
+    assert_eq!(rec["results"]["contacts"]["deleted"], 1, "{rec}");
+    assert_eq!(s.items("business", "contacts").len(), 2);
+}

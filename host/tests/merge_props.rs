@@ -56,8 +56,10 @@ fn round(s: &State, dir: Direction, opts: Options) -> Result<(MergeOutput, bool)
             Vec::new()
         }
     };
+    // As the pipeline does: ids unchanged on both sides need no base view.
+    let settled = merge::settled_ids(&s.a, &s.b, &s.base, "id");
     let base_views = |items: &[Item], side: Side| -> HashMap<String, Option<Item>> {
-        merge::base_items_needing_views(items, &s.base, side, "id")
+        merge::base_items_needing_views(items, &s.base, side, "id", &settled)
             .into_iter()
             .map(|b| (id(b), view(b)))
             .collect()
