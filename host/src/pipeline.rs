@@ -592,9 +592,26 @@ impl Host {
         let limits = &self.config.limits;
         let file_of = |d: &request::Domain| d.dir.join(format!("{entity}.json"));
         let (src_path, tgt_path) = (file_of(&req.source), file_of(&req.target));
-        let mut sides = Vec::with_capacity(2);
-        for (domain, path) in [(&req.source, &src_path), (&req.target, &tgt_path)] {
+        // Both domain files are read, parsed and validated, and the base
+        // loaded, at the same time: while two entity types are planned the
+        // cores are busy anyway, but the last type runs alone. Results are
+        // then checked in the order a sequential read would meet them, so
+        // the error reported does not depend on timing.
+        let read_side = |domain: &request::Domain, path: &Path| -> Result<_> {
             let mut file = self.data.read_entity(path, entity)?;
+            let fields = self.mappings.fields(&domain.name, entity);
+            let checked = validate_items(&plugin, entity, path, &mut file.items, &fields);
+            Ok((file, fields, checked))
+        };
+        let (src_read, tgt_read, base) = std::thread::scope(|s| {
+            let tgt = s.spawn(|| read_side(&req.target, &tgt_path));
+            let base = s.spawn(|| self.load_base(req, entity));
+            let src = read_side(&req.source, &src_path);
+            (src, join(tgt), join(base))
+        });
+        let mut sides = Vec::with_capacity(2);
+        for (read, path) in [(src_read, &src_path), (tgt_read, &tgt_path)] {
+            let (file, fields, checked) = read?;
             let total =
                 bytes_read.fetch_add(file.bytes as u64, Ordering::SeqCst) + file.bytes as u64;
             if total > limits.max_bytes_per_sync {
@@ -622,15 +639,14 @@ impl Host {
                 )
                 .with("file", path.display().to_string()));
             }
-            let fields = self.mappings.fields(&domain.name, entity);
-            validate_items(&plugin, entity, path, &mut file.items, &fields)?;
+            checked?;
             sides.push((file, fields));
         }
         store::faults::delay();
         let (mut tgt, tgt_fields) = sides.pop().unwrap_or_else(|| unreachable!());
         let (mut src, src_fields) = sides.pop().unwrap_or_else(|| unreachable!());
         let t_read = t0.elapsed();
-        let base = self.load_base(req, entity)?;
+        let base = base?;
         let t_base = t0.elapsed();
         let idf = plugin.id_field().to_string();
 
@@ -689,8 +705,8 @@ impl Host {
                 domain_plan(tgt_before, &out.target_items, &idf),
             );
         }
-        let mut writes = Vec::new();
         let mut read_digests = Vec::new();
+        let mut new_files = Vec::new();
         for (changed, path, file, items) in [
             (out.source_changed, &src_path, &src, out.source_items),
             (out.target_changed, &tgt_path, &tgt, out.target_items),
@@ -705,20 +721,34 @@ impl Host {
                     digest: None,
                     stamp: None,
                 };
-                if !req.dry_run {
-                    writes.push(store::prestage(
-                        path,
-                        &store::encode_entity_file(entity, &new),
-                    )?);
-                }
+                new_files.push((path, new));
                 read_digests.push((path.clone(), file.digest.clone(), file.stamp.clone()));
             }
         }
-        if !req.dry_run && out.base_changed {
-            writes.push(store::prestage(
-                &self.base_path(req, entity),
-                &encode_base(req, entity, &out.base),
-            )?);
+        let mut writes = Vec::new();
+        if !req.dry_run {
+            // Each new file is encoded and written ahead on its own thread
+            // (up to three: both domain files and the base).
+            let base_path = self.base_path(req, entity);
+            let base = &out.base;
+            let staged: Vec<Result<store::Write>> = std::thread::scope(|s| {
+                let mut handles = Vec::new();
+                for (path, new) in &new_files {
+                    handles.push(s.spawn(move || {
+                        store::prestage(path, &store::encode_entity_file(entity, new))
+                    }));
+                }
+                if out.base_changed {
+                    let path = &base_path;
+                    handles.push(
+                        s.spawn(move || store::prestage(path, &encode_base(req, entity, base))),
+                    );
+                }
+                handles.into_iter().map(join).collect()
+            });
+            for w in staged {
+                writes.push(w?);
+            }
         }
         tracing::info!(
             entity,
@@ -944,6 +974,11 @@ impl Host {
         }
         Ok(base)
     }
+}
+
+/// The result of a scoped thread; its panic, if any, continues here.
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// In a base file: this domain's item equals the other's in content.

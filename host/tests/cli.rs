@@ -915,3 +915,25 @@ fn a_damaged_base_is_a_storage_error_naming_the_file() {
     assert_eq!(rec["results"]["contacts"]["deleted"], 1, "{rec}");
     assert_eq!(s.items("business", "contacts").len(), 2);
 }
+
+/// Both domain files are read at the same time; the error reported is still
+/// the one a sequential read would meet first (the source's), every time.
+#[test]
+fn with_both_files_invalid_the_source_is_reported_every_time() {
+    let s = Scratch::new();
+    let bad = |id: &str| json!([{"id": id, "lastModified": "2026-01-12T10:00:00Z"}]);
+    s.write("personal", "contacts", bad("p1"));
+    s.write("business", "contacts", bad("b1"));
+    for _ in 0..5 {
+        let rec = assert_refused(&s, &SYNC, 6, "DATA_FORMAT_INVALID");
+        let e = &rec["errors"][0];
+        assert_eq!(e["id"], "p1", "{rec}");
+        assert!(
+            e["file"]
+                .as_str()
+                .unwrap()
+                .ends_with("personal/contacts.json"),
+            "{rec}"
+        );
+    }
+}
