@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 pub type Item = Map<String, Value>;
 
@@ -83,15 +84,37 @@ impl Direction {
     }
 }
 
-/// One id's base: each side's item as both last agreed on it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One id's base: each side's item as both last agreed on it. When the two
+/// agree in content (the usual case) they are one shared copy: every use of
+/// the base ignores the bookkeeping fields, in which alone they may differ.
+#[derive(Debug, Clone, PartialEq)]
 pub struct BaseEntry {
-    pub source: Item,
-    pub target: Item,
+    pub source: Arc<Item>,
+    pub target: Arc<Item>,
 }
 
 impl BaseEntry {
-    fn get(&self, side: Side) -> &Item {
+    /// An entry of these two items, one copy when they agree in content.
+    pub fn new(source: Cow<'_, Item>, target: Cow<'_, Item>) -> BaseEntry {
+        let source = Arc::new(source.into_owned());
+        let target = if content_eq(&source, &target) {
+            Arc::clone(&source)
+        } else {
+            Arc::new(target.into_owned())
+        };
+        BaseEntry { source, target }
+    }
+
+    /// An entry whose two sides are the same item.
+    pub fn same(item: Item) -> BaseEntry {
+        let item = Arc::new(item);
+        BaseEntry {
+            source: Arc::clone(&item),
+            target: item,
+        }
+    }
+
+    pub fn get(&self, side: Side) -> &Item {
         match side {
             Side::Source => &self.source,
             Side::Target => &self.target,
@@ -597,10 +620,10 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                     stats.unchanged += 1;
                 }
                 let [a_s, a_t] = agreed;
-                let entry = BaseEntry {
-                    source: a_s.unwrap_or_else(|| new_s.as_ref().clone()),
-                    target: a_t.unwrap_or_else(|| new_t.as_ref().clone()),
-                };
+                let entry = BaseEntry::new(
+                    a_s.map_or_else(|| Cow::Borrowed(new_s.as_ref()), Cow::Owned),
+                    a_t.map_or_else(|| Cow::Borrowed(new_t.as_ref()), Cow::Owned),
+                );
                 base_changed |= old_base.remove(id).as_ref() != Some(&entry);
                 new_base.insert(id.to_string(), entry);
                 if s_changed {
@@ -630,13 +653,10 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                             let fresh = ctx.fresh(have, v);
                             stats.added += 1;
                             let (s, t) = match have {
-                                Side::Source => (item.clone(), fresh.clone()),
-                                Side::Target => (fresh.clone(), item.clone()),
+                                Side::Source => (item, &fresh),
+                                Side::Target => (&fresh, item),
                             };
-                            let entry = BaseEntry {
-                                source: s,
-                                target: t,
-                            };
+                            let entry = BaseEntry::new(Cow::Borrowed(s), Cow::Borrowed(t));
                             base_changed = true;
                             new_base.insert(id.to_string(), entry);
                             appended[slot(lack)].push(fresh);
@@ -667,13 +687,10 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                                 let fresh = ctx.fresh(have, v);
                                 stats.added += 1;
                                 let (s, t) = match have {
-                                    Side::Source => (item.clone(), fresh.clone()),
-                                    Side::Target => (fresh.clone(), item.clone()),
+                                    Side::Source => (item, &fresh),
+                                    Side::Target => (&fresh, item),
                                 };
-                                let entry = BaseEntry {
-                                    source: s,
-                                    target: t,
-                                };
+                                let entry = BaseEntry::new(Cow::Borrowed(s), Cow::Borrowed(t));
                                 base_changed |= b != entry;
                                 new_base.insert(id.to_string(), entry);
                                 appended[slot(lack)].push(fresh);

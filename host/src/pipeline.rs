@@ -955,22 +955,20 @@ impl Host {
                 _ => Stored::Missing,
             };
             let (s, t) = (take(&req.source.name), take(&req.target.name));
-            let (s, t) = match (s, t) {
-                (Stored::Item(s), Stored::Same) => (Some(s.clone()), Some(s)),
-                (Stored::Same, Stored::Item(t)) => (Some(t.clone()), Some(t)),
-                (Stored::Item(s), Stored::Item(t)) => (Some(s), Some(t)),
-                _ => (None, None),
+            let entry = match (s, t) {
+                (Stored::Item(one), Stored::Same) | (Stored::Same, Stored::Item(one)) => {
+                    Some(BaseEntry::same(one))
+                }
+                (Stored::Item(s), Stored::Item(t)) => Some(BaseEntry {
+                    source: Arc::new(s),
+                    target: Arc::new(t),
+                }),
+                _ => None,
             };
-            let (Some(Value::String(id)), Some(s), Some(t)) = (it.shift_remove("id"), s, t) else {
+            let (Some(Value::String(id)), Some(entry)) = (it.shift_remove("id"), entry) else {
                 return Err(damaged("an entry lacks its id or a domain's item".into()));
             };
-            base.insert(
-                id,
-                BaseEntry {
-                    source: s,
-                    target: t,
-                },
-            );
+            base.insert(id, entry);
         }
         Ok(base)
     }
@@ -1010,7 +1008,7 @@ fn encode_base(req: &SyncRequest, entity: &str, base: &Base) -> Vec<u8> {
             m.serialize_entry(&req.source.name, &e.source)?;
             // When both sides agree in content (the usual case), one copy is
             // kept: every use of the base ignores the bookkeeping fields.
-            if merge::content_eq(&e.source, &e.target) {
+            if Arc::ptr_eq(&e.source, &e.target) || merge::content_eq(&e.source, &e.target) {
                 m.serialize_entry(&req.target.name, SAME)?;
             } else {
                 m.serialize_entry(&req.target.name, &e.target)?;

@@ -126,7 +126,7 @@ proptest! {
         let base: Base = base.into_iter().map(|(s, t)| {
             let s = item(s);
             let id = s["id"].as_str().unwrap().to_string();
-            (id, BaseEntry { source: s, target: item(t) })
+            (id, BaseEntry { source: s.into(), target: item(t).into() })
         }).collect();
         let views = |v: &[Item]| v.iter().map(|i| (!withheld).then(|| i.clone())).collect::<Vec<_>>();
         let (va, vb) = (views(&a), views(&b));
