@@ -2,17 +2,21 @@
 # Reproduces every row of BENCHMARKS.md in one run: the sync suite (B1-B6), the
 # sandbox's start-up and interruption costs, and MCP against command-line latency.
 # Usage: bench/run.sh [ITEMS_PER_TYPE]   (default 10000, the contract's limit)
+#        REPEAT=N bench/run.sh          (runs of each sync measurement, default 5:
+#                                        the median and the range are printed)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 items="${1:-10000}"
+repeat="${REPEAT:-5}"
 unset RUST_BACKTRACE
 rustup target add wasm32-unknown-unknown >/dev/null
 cargo build --release --locked -p cross-domain-sync --bins --examples
 cargo build --release --locked -p cross-domain-sync --features native-plugins --target-dir target/native --bins
 echo "# $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m)"
 echo "## Sync at the limits"
-target/release/examples/bench_sync --items "$items" --native target/native/release/cross-domain-sync
+target/release/examples/bench_sync --items "$items" --repeat "$repeat" \
+  --native target/native/release/cross-domain-sync
 echo
 target/release/examples/bench_sandbox
 echo

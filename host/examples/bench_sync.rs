@@ -127,11 +127,6 @@ fn fresh_with(items: usize, overlap: f64) -> tempfile::TempDir {
     d
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 /// B3: read, parse, serialise and atomically write every data file.
 fn floor(dir: &Path) -> Duration {
     let t = Instant::now();
@@ -153,10 +148,6 @@ fn floor(dir: &Path) -> Duration {
     t.elapsed()
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1e3)
-}
-
 fn main() {
     let a = args();
     let cache = tempfile::tempdir().unwrap();
@@ -168,7 +159,7 @@ fn main() {
     let mut first = Vec::new();
     let mut resync = Vec::new();
     let mut floors = Vec::new();
-    let mut rss = 0;
+    let mut rss = Vec::new();
     let mut bytes = 0;
     for _ in 0..a.repeat {
         let d = fresh(a.items);
@@ -176,7 +167,7 @@ fn main() {
         floors.push(floor(d.path()));
         let (t, m) = sync(&a.bin, d.path(), cache.path(), &[], &[]);
         first.push(t);
-        rss = rss.max(m);
+        rss.push(m);
         // A first sync with half the items unique to each side leaves each
         // domain past the limits, so the re-sync starts from two domains at
         // the limits that agree (synced once, untimed), then 1% edited.
@@ -185,7 +176,6 @@ fn main() {
         cds::generate::edit(d.path(), 0.01, 3).unwrap();
         resync.push(sync(&a.bin, d.path(), cache.path(), &[], &[]).0);
     }
-    let (first, resync, floor_t) = (median(first), median(resync), median(floors));
     let native = a.native.as_ref().map(|nb| {
         let mut t = Vec::new();
         for _ in 0..a.repeat {
@@ -201,7 +191,7 @@ fn main() {
                 .0,
             );
         }
-        median(t)
+        t
     });
     let tenth = {
         let mut t = Vec::new();
@@ -209,7 +199,7 @@ fn main() {
             let d = fresh(a.items / 10);
             t.push(sync(&a.bin, d.path(), cache.path(), &[], &[]).0);
         }
-        median(t)
+        t
     };
     // B4: example-1 scale, cold then warm cache.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -253,55 +243,99 @@ fn main() {
             .0,
         );
     }
-    let (cold, warm) = (median(cold), median(warm));
-
     let mb = bytes as f64 / 1e6;
     println!(
-        "Data: {} items per type per domain, {mb:.1} MB in 10 files; median of {} runs.\n",
+        "Data: {} items per type per domain, {mb:.1} MB in 10 files; {} runs of each \
+         measurement: the median, and the range in brackets.\n",
         a.items, a.repeat
     );
+    let secs = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).collect::<Vec<_>>();
+    // Ratios pair the i-th run of one measurement with the i-th of the other.
+    let ratio = |a: &[Duration], b: &[Duration]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x.as_secs_f64() / y.as_secs_f64())
+            .collect::<Vec<_>>()
+    };
+    let ms = |v: &[Duration]| Stat::of(&secs(v)).show(1e3, 0, " ms");
+    let times = |v: &[f64], d: usize| Stat::of(v).show(1.0, d, "");
     println!("| figure | measured | target |");
     println!("| --- | --- | --- |");
     println!(
         "| B1 first sync, bidirectional, 5 types | {} | ≤ 2.0 s |",
-        ms(first)
+        ms(&first)
     );
     println!(
         "| B1 re-sync, 1% changed on each side | {} | ≤ 1.0 s |",
-        ms(resync)
+        ms(&resync)
     );
-    match native {
+    match &native {
         Some(n) => println!(
-            "| B2 sandboxed ÷ native (first sync; native {}) | {:.2} | ≤ 1.3 |",
+            "| B2 sandboxed ÷ native (first sync; native {}) | {} | ≤ 1.3 |",
             ms(n),
-            first.as_secs_f64() / n.as_secs_f64()
+            times(&ratio(&first, n), 2)
         ),
         None => println!("| B2 sandboxed ÷ native | (not run: pass --native) | ≤ 1.3 |"),
     }
     println!(
         "| B3 floor: read+parse+serialise+write the same files | {} | |",
-        ms(floor_t)
+        ms(&floors)
     );
     println!(
-        "| B1 ÷ B3 | {:.2} | ≤ 2.5 |",
-        first.as_secs_f64() / floor_t.as_secs_f64()
+        "| B1 ÷ B3 | {} | ≤ 2.5 |",
+        times(&ratio(&first, &floors), 2)
     );
     println!(
         "| B4 start-up at example-1 scale, cache warm / cold | {} / {} | ≤ 30 ms / ≤ 1.5 s |",
-        ms(warm),
-        ms(cold)
+        ms(&warm),
+        ms(&cold)
+    );
+    let mib: Vec<f64> = rss.iter().map(|&k| k as f64 / 1024.0).collect();
+    let times_data: Vec<f64> = rss
+        .iter()
+        .map(|&k| k as f64 * 1024.0 / bytes as f64)
+        .collect();
+    println!(
+        "| B5 peak resident memory (first sync) | {} = {} × the data | ≤ 4 × |",
+        Stat::of(&mib).show(1.0, 0, " MB"),
+        times(&times_data, 1)
     );
     println!(
-        "| B5 peak resident memory (first sync) | {:.0} MB = {:.1} × the data | ≤ 4 × |",
-        rss as f64 / 1024.0,
-        rss as f64 * 1024.0 / bytes as f64
-    );
-    println!(
-        "| B6 {} items ÷ {} items (first sync: {} / {}) | {:.1} × the time | ≤ 12 × |",
+        "| B6 {} items ÷ {} items (first sync: {} / {}) | {} × the time | ≤ 12 × |",
         a.items,
         a.items / 10,
-        ms(first),
-        ms(tenth),
-        first.as_secs_f64() / tenth.as_secs_f64()
+        ms(&first),
+        ms(&tenth),
+        times(&ratio(&first, &tenth), 1)
     );
+}
+
+/// The median and range of a sample.
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stat {
+    fn of(v: &[f64]) -> Stat {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        Stat {
+            median: v[v.len() / 2],
+            min: v[0],
+            max: v[v.len() - 1],
+        }
+    }
+
+    /// `median unit (min-max)` (values times `scale`), or the one value of a
+    /// single run.
+    fn show(&self, scale: f64, digits: usize, unit: &str) -> String {
+        let f = |x: f64| format!("{:.digits$}", x * scale);
+        if self.min == self.max {
+            format!("{}{unit}", f(self.median))
+        } else {
+            format!("{}{unit} ({}-{})", f(self.median), f(self.min), f(self.max))
+        }
+    }
 }
