@@ -1,6 +1,7 @@
 //! The sync pipeline: one validated invocation in, one [`SyncRecord`] out.
 //!
-//! For each entity type (two at a time, as the machine has two cores): read
+//! For each entity type (two at a time, as the machine has two cores, and
+//! within a type the two files and the base on threads of their own): read
 //! both domains' files, validate every item against the plugin's schema, map
 //! and filter each sending side's items (and the base versions of the items
 //! it changed) through the sandboxed plugin, merge (pure), then plan the file
