@@ -536,8 +536,8 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     };
     let mut deletions = [0usize; 2];
 
-    // Every id, in a deterministic order: source's, then target's new ones,
-    // then ids only the base still knows.
+    // Every id, in a deterministic order: source's, then target's new ones.
+    // (Ids only the base still knows, deleted on both sides, are forgotten.)
     let mut ids: Vec<&str> = input.source.items.iter().map(|i| id_of(i, idf)).collect();
     ids.extend(
         input
