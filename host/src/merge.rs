@@ -124,6 +124,49 @@ impl BaseEntry {
 
 pub type Base = BTreeMap<String, BaseEntry>;
 
+/// An item as the receiving side would get it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum View {
+    /// The policy withholds it (or no view was made: a settled item).
+    #[default]
+    Withheld,
+    /// Exactly the item itself (nothing to map, nothing filtered), which is
+    /// most items: no copy is made.
+    Same,
+    /// The item as it crosses, when that differs from the item.
+    Item(Item),
+}
+
+impl View {
+    /// The view of `item`; `None` when withheld.
+    pub fn resolve<'a>(&'a self, item: &'a Item) -> Option<&'a Item> {
+        match self {
+            View::Withheld => None,
+            View::Same => Some(item),
+            View::Item(v) => Some(v),
+        }
+    }
+
+    /// The view of `item` as an item of its own (a copy only for `Same`).
+    pub fn into_item(self, item: &Item) -> Option<Item> {
+        match self {
+            View::Withheld => None,
+            View::Same => Some(item.clone()),
+            View::Item(v) => Some(v),
+        }
+    }
+
+    pub fn is_withheld(&self) -> bool {
+        matches!(self, View::Withheld)
+    }
+}
+
+impl From<Option<Item>> for View {
+    fn from(v: Option<Item>) -> View {
+        v.map_or(View::Withheld, View::Item)
+    }
+}
+
 /// One side's input. Its items and views move into the merge, which hands
 /// the items back (changed or not) in its output: at the limits, copying
 /// every item would cost more than merging them.
@@ -135,7 +178,7 @@ pub struct SideInput<'a> {
     /// For a sending side: each item as the other side receives it (`None`:
     /// withheld by policy), aligned with `items`. Empty for a side that does
     /// not send.
-    pub views: Vec<Option<Item>>,
+    pub views: Vec<View>,
     /// For a sending side: the view of the base item of each id whose current
     /// item differs from its base (see [`base_items_needing_views`]).
     pub base_views: &'a HashMap<String, Option<Item>>,
@@ -280,13 +323,13 @@ pub fn base_items_needing_views<'a>(
 pub fn items_needing_normalization<'a>(
     receiver: &'a [Item],
     sender: &[Item],
-    sender_views: &[Option<Item>],
+    sender_views: &[View],
     id_field: &str,
 ) -> Vec<&'a Item> {
     let views: HashMap<&str, &Item> = sender
         .iter()
         .zip(sender_views)
-        .filter_map(|(s, v)| v.as_ref().map(|v| (id_of(s, id_field), v)))
+        .filter_map(|(s, v)| v.resolve(s).map(|v| (id_of(s, id_field), v)))
         .collect();
     receiver
         .iter()
@@ -400,12 +443,12 @@ impl<'a> Ctx<'a> {
     fn sender_delta(
         &self,
         from: Side,
-        views: &[Option<Item>],
+        views: &[View],
         idx: usize,
         base: Option<&BaseEntry>,
     ) -> Option<Delta> {
         let s = self.side(from);
-        let view_now = views.get(idx)?.as_ref()?;
+        let view_now = views.get(idx)?.resolve(&s.items[idx])?;
         let view_base = match base {
             None => None,
             Some(b) if content_eq(&s.items[idx], b.get(from)) => return Some(Delta::new()),
@@ -642,7 +685,9 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                 let lack = have.other();
                 let item = &ctx.side(have).items[idx];
                 // This id's only view: the loop visits each id once.
-                let view = views[slot(have)].get_mut(idx).and_then(Option::take);
+                let view = views[slot(have)]
+                    .get_mut(idx)
+                    .and_then(|v| std::mem::take(v).into_item(item));
                 match base {
                     None => {
                         // New on `have`: it travels if `have` sends and the
@@ -791,7 +836,8 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     for (side, items) in sides {
         let k = slot(side);
         // A side whose withheld item changed: that item may cross now.
-        let was_withheld = |i: usize| dir.sends(side) && matches!(views[k].get(i), Some(None));
+        let was_withheld =
+            |i: usize| dir.sends(side) && matches!(views[k].get(i), Some(View::Withheld));
         let mut v = Vec::with_capacity(items.len() + appended[k].len());
         for (i, it) in items.into_iter().enumerate() {
             match fates[k].remove(id_of(&it, idf)) {

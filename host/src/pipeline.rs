@@ -15,7 +15,7 @@
 use crate::audit;
 use crate::config::{Config, EntityMappings, Right};
 use crate::error::{Code, Error, Result};
-use crate::merge::{self, Base, BaseEntry, Conflict, Direction, Item, Side};
+use crate::merge::{self, Base, BaseEntry, Conflict, Direction, Item, Side, View};
 use crate::plugin::{Plugin, Registry, Shapes};
 use crate::record::{DomainPlan, EntityResult, ErrorObject, Status, SyncRecord};
 use crate::request::{self, SyncRequest};
@@ -790,7 +790,7 @@ impl Host {
         let mut withheld = 0;
         let mut redacted = 0;
         let mut timings = StageTimer::new();
-        let mut views: [Vec<Option<Item>>; 2] = [Vec::new(), Vec::new()];
+        let mut views: [Vec<View>; 2] = [Vec::new(), Vec::new()];
         let mut normalized: [HashMap<String, Item>; 2] = [HashMap::new(), HashMap::new()];
         let mut base_views: [HashMap<String, Option<Item>>; 2] = [HashMap::new(), HashMap::new()];
         // Items unchanged on both sides since the base need no view.
@@ -848,7 +848,8 @@ impl Host {
             withheld += crossed.withheld;
             redacted += crossed.redacted_fields;
             let k = side as usize;
-            let mut aligned: Vec<Option<Item>> = vec![None; items.len()];
+            // Settled items get no view (the merge does not look at it).
+            let mut aligned: Vec<View> = vec![View::Withheld; items.len()];
             for (i, v) in open.into_iter().zip(crossed.items) {
                 aligned[i] = v;
             }
@@ -867,11 +868,15 @@ impl Host {
                 };
                 // Nothing crosses: mapping alone normalises.
                 let n = plugin.map_filter(&self.registry.runtime, &same, None, &differ)?;
+                // An item whose normalised form is itself (`Same`) compares
+                // as written; only the others need keeping.
                 normalized[side.other() as usize] = n
                     .items
                     .into_iter()
-                    .flatten()
-                    .map(|i| (merge_id(&i, &idf), i))
+                    .filter_map(|v| match v {
+                        View::Item(i) => Some((merge_id(&i, &idf), i)),
+                        View::Same | View::Withheld => None,
+                    })
                     .collect();
                 timings.lap("normalize");
             }
@@ -882,7 +887,7 @@ impl Host {
                 base_views[k] = needing
                     .iter()
                     .zip(crossed.items)
-                    .map(|(b, v)| (merge_id(b, &idf), v))
+                    .map(|(b, v)| (merge_id(b, &idf), v.into_item(b)))
                     .collect();
                 timings.lap("base views");
             }

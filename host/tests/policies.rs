@@ -46,7 +46,8 @@ fn cross(
     (
         out.items
             .into_iter()
-            .map(|i| i.map(Value::Object))
+            .zip(&items)
+            .map(|(v, i)| v.into_item(i).map(Value::Object))
             .collect(),
         out.redacted_fields,
     )
@@ -275,4 +276,47 @@ fn unknown_fields_pass_through_every_plugin() {
         assert_eq!(got["x-vendor"], item["x-vendor"], "{entity}");
         assert_eq!(got["crmScore"], item["crmScore"], "{entity}");
     }
+}
+
+/// An item that crosses exactly as it is comes back as `View::Same` (no
+/// copy); one that mapping or the policy changes comes back as its new form.
+#[test]
+fn unchanged_items_cross_as_same_and_changed_ones_as_items() {
+    use cds::merge::View;
+    let reg = registry();
+    let plugin = reg.get("contacts").unwrap();
+    let policy = Config::default().policy("personal", "business", "contacts");
+    let items: Vec<cds::merge::Item> = [
+        json!({"id": "1", "name": "A", "email": "a@example.com", "category": "business",
+               "lastModified": "2026-01-12T10:00:00Z"}),
+        json!({"id": "2", "name": "B", "email": " B@Example.COM", "category": "business",
+               "lastModified": "2026-01-12T10:00:00Z"}),
+        json!({"id": "3", "name": "C", "category": "business", "birthday": "1970-01-01",
+               "lastModified": "2026-01-12T10:00:00Z"}),
+        json!({"id": "4", "name": "D", "category": "family", "lastModified": "2026-01-12T10:00:00Z"}),
+    ]
+    .iter()
+    .map(|v| v.as_object().unwrap().clone())
+    .collect();
+    let refs: Vec<_> = items.iter().collect();
+    let none = Vec::new();
+    let shapes = Shapes {
+        from_domain: "personal",
+        to_domain: "business",
+        from_fields: &none,
+        to_fields: &none,
+    };
+    let out = plugin
+        .map_filter(&reg.runtime, &shapes, Some(&policy), &refs)
+        .unwrap();
+    assert_eq!(out.items[0], View::Same);
+    let View::Item(normalised) = &out.items[1] else {
+        panic!("a normalised email is a new form: {:?}", out.items[1]);
+    };
+    assert_eq!(normalised["email"], "b@example.com");
+    let View::Item(stripped) = &out.items[2] else {
+        panic!("a stripped birthday is a new form: {:?}", out.items[2]);
+    };
+    assert!(!stripped.contains_key("birthday"));
+    assert_eq!(out.items[3], View::Withheld);
 }

@@ -57,7 +57,7 @@ fn run(reg: &Registry, mode: &str) -> cds::Result<usize> {
     };
     let p = reg.get("hostile")?;
     p.map_filter(&reg.runtime, &shapes, Some(&policy()), &refs)
-        .map(|c| c.items.iter().flatten().count())
+        .map(|c| c.items.iter().filter(|v| !v.is_withheld()).count())
 }
 
 /// The hostile plugin in a harmless mode, and a built-in plugin, both work.

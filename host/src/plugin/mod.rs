@@ -16,10 +16,12 @@ pub mod runtime;
 pub mod native;
 
 use crate::error::{Code, Error, Result};
+use crate::merge::View;
 use cds_policy::{Item, Policy};
 use runtime::{Instance, Runtime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -98,8 +100,8 @@ pub struct SchemaFault {
 /// Items after map and filter, aligned with the input.
 #[derive(Debug, Clone, Default)]
 pub struct Crossed {
-    /// `None` where the policy withheld the item.
-    pub items: Vec<Option<Item>>,
+    /// Aligned with the items given.
+    pub items: Vec<View>,
     pub withheld: usize,
     pub redacted_fields: u64,
 }
@@ -358,14 +360,14 @@ impl Plugin {
                 ),
             ));
         }
-        let mut mapped_items = Vec::with_capacity(mapped.len());
+        let mut mapped_items: Vec<Cow<'_, Item>> = Vec::with_capacity(mapped.len());
         for (i, (s, input)) in mapped.iter().zip(items).enumerate() {
             // An item already in the receiving shape comes back as the very
-            // text it was sent as: it is the input item, no parse needed.
+            // text it was sent as: it is the input item, no parse, no copy.
             let item = if *s == request.items[i] {
-                (*input).clone()
+                Cow::Borrowed(*input)
             } else {
-                parse_returned(name, "map-batch", i, s)?
+                Cow::Owned(parse_returned(name, "map-batch", i, s)?)
             };
             let (want, got) = (item_id(input, idf), item_id(&item, idf));
             if want != got {
@@ -380,8 +382,12 @@ impl Plugin {
             }
             mapped_items.push(item);
         }
+        let view = |item: Cow<'_, Item>| match item {
+            Cow::Borrowed(_) => View::Same,
+            Cow::Owned(m) => View::Item(m),
+        };
         let Some((policy, policy_json)) = policy else {
-            out.items.extend(mapped_items.into_iter().map(Some));
+            out.items.extend(mapped_items.into_iter().map(view));
             return Ok(());
         };
         let request = runtime::FilterRequest {
@@ -415,7 +421,7 @@ impl Plugin {
         for (i, input) in mapped_items.into_iter().enumerate() {
             let id = item_id(&input, idf);
             if withheld.contains(id) {
-                out.items.push(None);
+                out.items.push(View::Withheld);
                 withheld_here += 1;
                 continue;
             }
@@ -436,7 +442,7 @@ impl Plugin {
             } else {
                 Some(parse_returned(name, "filter-batch", k, s)?)
             };
-            let item = returned.as_ref().unwrap_or(&input);
+            let item = returned.as_ref().unwrap_or(&*input);
             let got = item_id(item, idf);
             if got != id {
                 return Err(Error::plugin(
@@ -458,7 +464,10 @@ impl Plugin {
                 )
                 .with("id", v.id));
             }
-            out.items.push(Some(returned.unwrap_or(input)));
+            out.items.push(match returned {
+                Some(r) => View::Item(r),
+                None => view(input),
+            });
         }
         if let Some((_, s)) = kept.next() {
             let extra = serde_json::from_str::<Item>(s)
