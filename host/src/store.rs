@@ -133,20 +133,27 @@ fn parent_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// A `.cds-tmp-*` file beside `path` holding `bytes`, on disk (fsync'd).
+fn synced_temp_beside(path: &Path, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
+    faults::before_write(path)?;
+    let dir = parent_of(path);
+    fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cds-tmp-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
 /// Writes `bytes` to `path` atomically: a reader sees the old file or the new
 /// one, never a mix, and the new one is on disk when this returns.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     retry(|| {
-        faults::before_write(path)?;
-        let dir = parent_of(path);
-        fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cds-tmp-")
-            .tempfile_in(dir)?;
-        tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        fsync_dir(dir)
+        synced_temp_beside(path, bytes)?
+            .persist(path)
+            .map_err(|e| e.error)?;
+        fsync_dir(parent_of(path))
     })
     .map_err(|e| Error::storage("writing", path, e))
 }
@@ -406,18 +413,8 @@ impl Write {
 /// memory until the commit. A crash leaves a `.cds-tmp-*` file, which the
 /// next sync removes ([`DataDir::remove_temporaries`]).
 pub fn prestage(path: &Path, bytes: &[u8]) -> Result<Write> {
-    let temp = retry(|| {
-        faults::before_write(path)?;
-        let dir = parent_of(path);
-        fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cds-tmp-")
-            .tempfile_in(dir)?;
-        tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        Ok(tmp.into_temp_path())
-    })
-    .map_err(|e| Error::storage("writing", path, e))?;
+    let temp = retry(|| Ok(synced_temp_beside(path, bytes)?.into_temp_path()))
+        .map_err(|e| Error::storage("writing", path, e))?;
     Ok(Write {
         path: path.to_path_buf(),
         content: None,
