@@ -600,16 +600,16 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                 let t_item = &input.target.items[ti];
                 // Settled: neither side changed it since the base, so nothing
                 // travels whatever its view (which may not have been made).
-                if let Some(b) = base {
-                    if content_eq(s_item, &b.source) && content_eq(t_item, &b.target) {
-                        stats.unchanged += 1;
-                        new_base.insert(id.to_string(), b);
-                        continue;
-                    }
-                    // Not settled: handled below with the entry back in place.
-                    old_base.insert(id.to_string(), b);
+                let settled = base.as_ref().is_some_and(|b| {
+                    content_eq(s_item, &b.source) && content_eq(t_item, &b.target)
+                });
+                if settled {
+                    stats.unchanged += 1;
+                    new_base.extend(base.map(|b| (id.to_string(), b)));
+                    continue;
                 }
-                let base = old_base.get(id);
+                let old = base;
+                let base = old.as_ref();
                 let mut new_s = Cow::Borrowed(s_item);
                 let mut new_t = Cow::Borrowed(t_item);
                 // What each side sends (None: it sends nothing for this id,
@@ -667,7 +667,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                     a_s.map_or_else(|| Cow::Borrowed(new_s.as_ref()), Cow::Owned),
                     a_t.map_or_else(|| Cow::Borrowed(new_t.as_ref()), Cow::Owned),
                 );
-                base_changed |= old_base.remove(id).as_ref() != Some(&entry);
+                base_changed |= old.as_ref() != Some(&entry);
                 new_base.insert(id.to_string(), entry);
                 if s_changed {
                     fates[0].insert(id.to_string(), Fate::Replace(new_s.into_owned()));
