@@ -6,7 +6,7 @@ mod common;
 
 use cds::config::Config;
 use cds::plugin::runtime::{Limits, Runtime};
-use cds::plugin::{Registry, Shapes};
+use cds::plugin::{Crossed, Registry, Shapes};
 use serde_json::{Value, json};
 
 fn registry() -> Registry {
@@ -24,6 +24,26 @@ fn cross(
     to: &str,
     items: Value,
 ) -> (Vec<Option<Value>>, u64) {
+    let (items, out) = cross_views(reg, entity, from, to, items);
+    (
+        out.items
+            .into_iter()
+            .zip(&items)
+            .map(|(v, i)| v.into_item(i).map(Value::Object))
+            .collect(),
+        out.redacted_fields,
+    )
+}
+
+/// Like [`cross`], but returns the items given and the views as the host
+/// receives them.
+fn cross_views(
+    reg: &Registry,
+    entity: &str,
+    from: &str,
+    to: &str,
+    items: Value,
+) -> (Vec<cds::merge::Item>, Crossed) {
     let plugin = reg.get(entity).unwrap();
     let policy = Config::default().policy(from, to, entity);
     let items: Vec<cds::merge::Item> = items
@@ -43,14 +63,7 @@ fn cross(
     let out = plugin
         .map_filter(&reg.runtime, &shapes, Some(&policy), &refs)
         .unwrap();
-    (
-        out.items
-            .into_iter()
-            .zip(&items)
-            .map(|(v, i)| v.into_item(i).map(Value::Object))
-            .collect(),
-        out.redacted_fields,
-    )
+    (items, out)
 }
 
 const T: &str = "2026-01-12T10:00:00Z";
@@ -284,31 +297,21 @@ fn unknown_fields_pass_through_every_plugin() {
 fn unchanged_items_cross_as_same_and_changed_ones_as_items() {
     use cds::merge::View;
     let reg = registry();
-    let plugin = reg.get("contacts").unwrap();
-    let policy = Config::default().policy("personal", "business", "contacts");
-    let items: Vec<cds::merge::Item> = [
-        json!({"id": "1", "name": "A", "email": "a@example.com", "category": "business",
-               "lastModified": "2026-01-12T10:00:00Z"}),
-        json!({"id": "2", "name": "B", "email": " B@Example.COM", "category": "business",
-               "lastModified": "2026-01-12T10:00:00Z"}),
-        json!({"id": "3", "name": "C", "category": "business", "birthday": "1970-01-01",
-               "lastModified": "2026-01-12T10:00:00Z"}),
-        json!({"id": "4", "name": "D", "category": "family", "lastModified": "2026-01-12T10:00:00Z"}),
-    ]
-    .iter()
-    .map(|v| v.as_object().unwrap().clone())
-    .collect();
-    let refs: Vec<_> = items.iter().collect();
-    let none = Vec::new();
-    let shapes = Shapes {
-        from_domain: "personal",
-        to_domain: "business",
-        from_fields: &none,
-        to_fields: &none,
-    };
-    let out = plugin
-        .map_filter(&reg.runtime, &shapes, Some(&policy), &refs)
-        .unwrap();
+    let (_, out) = cross_views(
+        &reg,
+        "contacts",
+        "personal",
+        "business",
+        json!([
+            {"id": "1", "name": "A", "email": "a@example.com", "category": "business",
+             "lastModified": T},
+            {"id": "2", "name": "B", "email": " B@Example.COM", "category": "business",
+             "lastModified": T},
+            {"id": "3", "name": "C", "category": "business", "birthday": "1970-01-01",
+             "lastModified": T},
+            {"id": "4", "name": "D", "category": "family", "lastModified": T},
+        ]),
+    );
     assert_eq!(out.items[0], View::Same);
     let View::Item(normalised) = &out.items[1] else {
         panic!("a normalised email is a new form: {:?}", out.items[1]);
