@@ -646,9 +646,9 @@ impl Host {
         store::faults::delay();
         let (mut tgt, tgt_fields) = sides.pop().unwrap_or_else(|| unreachable!());
         let (mut src, src_fields) = sides.pop().unwrap_or_else(|| unreachable!());
-        let t_read = t0.elapsed();
         let base = base?;
-        let t_base = t0.elapsed();
+        // Reading, validating and loading the base ran side by side.
+        let t_read = t0.elapsed();
         let idf = plugin.id_field().to_string();
 
         let fields = [&src_fields, &tgt_fields];
@@ -753,9 +753,8 @@ impl Host {
         }
         tracing::info!(
             entity,
-            read_validate_ms = t_read.as_millis() as u64,
-            base_ms = (t_base - t_read).as_millis() as u64,
-            plugins_merge_ms = (t_merge - t_base).as_millis() as u64,
+            read_validate_base_ms = t_read.as_millis() as u64,
+            plugins_merge_ms = (t_merge - t_read).as_millis() as u64,
             encode_ms = (t0.elapsed() - t_merge).as_millis() as u64,
             "planned"
         );
