@@ -21,7 +21,7 @@ fn notes_installs_lists_syncs_and_is_pinned() {
 
     let out = s.run(&["plugins", "add", wasm.to_str().unwrap()]);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    assert!(common::stdout(&out).contains("Installed plugin `notes` 1.0.0 (interface 1.0.0)"));
+    assert!(common::stdout(&out).contains("Installed plugin `notes` 1.0.0 (interface 1.1.0)"));
     let lock: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.path().join("plugins/plugins.lock")).unwrap())
             .unwrap();

@@ -11,12 +11,39 @@ use cds_policy::{Policy, rule};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// The interface version the hostile plugin is built against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Iface {
+    /// 1.1: the host calls `cross-batch`.
+    Cross,
+    /// 1.0: the host calls `map-batch` then `filter-batch`.
+    MapThenFilter,
+}
+
+const BOTH: [Iface; 2] = [Iface::Cross, Iface::MapThenFilter];
+
 fn registry(limits: Limits) -> (Registry, tempfile::TempDir) {
+    registry_for(limits, Iface::Cross)
+}
+
+fn registry_for(limits: Limits, iface: Iface) -> (Registry, tempfile::TempDir) {
     let rt = Runtime::new(limits, Some(common::cache_dir())).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut reg = Registry::open(rt, dir.path()).unwrap();
-    reg.add(&common::hostile_plugin(), "2026-01-12T10:00:00Z")
-        .unwrap();
+    let wasm = match iface {
+        Iface::Cross => common::hostile_plugin(),
+        Iface::MapThenFilter => common::hostile_plugin_1_0(),
+    };
+    let info = reg.add(&wasm, "2026-01-12T10:00:00Z").unwrap();
+    let want = match iface {
+        Iface::Cross => "1.1.0",
+        Iface::MapThenFilter => "1.0.0",
+    };
+    assert_eq!(info.interface_version, want);
+    assert_eq!(
+        reg.get("hostile").unwrap().instance.crosses(),
+        iface == Iface::Cross
+    );
     (reg, dir)
 }
 
@@ -39,6 +66,10 @@ fn policy() -> Policy {
 
 /// Runs a batch through the hostile plugin with `mode` in its first item.
 fn run(reg: &Registry, mode: &str) -> cds::Result<usize> {
+    run_with(reg, mode, Some(&policy()))
+}
+
+fn run_with(reg: &Registry, mode: &str, policy: Option<&Policy>) -> cds::Result<usize> {
     let items: Vec<cds::merge::Item> = [
         json!({"id": "a", "lastModified": "t", "mode": mode, "secret": "s3cret"}),
         json!({"id": "b", "lastModified": "t", "category": "private"}),
@@ -56,7 +87,7 @@ fn run(reg: &Registry, mode: &str) -> cds::Result<usize> {
         to_fields: &none,
     };
     let p = reg.get("hostile")?;
-    p.map_filter(&reg.runtime, &shapes, Some(&policy()), &refs)
+    p.map_filter(&reg.runtime, &shapes, policy, &refs)
         .map(|c| c.items.iter().filter(|v| !v.is_withheld()).count())
 }
 
@@ -94,10 +125,72 @@ fn expect_plugin_error(reg: &Registry, mode: &str, needle: &str) {
     still_works(reg);
 }
 
+/// `mode` is refused through both interface versions, with the message
+/// each path gives.
+fn refused_by_both(limits: Limits, mode: &str, cross: &str, map_then_filter: &str) {
+    for iface in BOTH {
+        let (reg, _d) = registry_for(limits, iface);
+        let needle = match iface {
+            Iface::Cross => cross,
+            Iface::MapThenFilter => map_then_filter,
+        };
+        expect_plugin_error(&reg, mode, needle);
+    }
+}
+
+#[test]
+fn both_interface_versions_give_the_same_result() {
+    for iface in BOTH {
+        let (reg, _d) = registry_for(small(), iface);
+        let items: Vec<cds::merge::Item> = [
+            json!({"id": "a", "lastModified": "t", "secret": "s3cret", "x": 1}),
+            json!({"id": "b", "lastModified": "t", "category": "private"}),
+            json!({"id": "c", "lastModified": "t"}),
+        ]
+        .iter()
+        .map(|v| v.as_object().unwrap().clone())
+        .collect();
+        let refs: Vec<_> = items.iter().collect();
+        let none = Vec::new();
+        let shapes = Shapes {
+            from_domain: "personal",
+            to_domain: "business",
+            from_fields: &none,
+            to_fields: &none,
+        };
+        let p = reg.get("hostile").unwrap();
+        let out = p
+            .map_filter(&reg.runtime, &shapes, Some(&policy()), &refs)
+            .unwrap();
+        assert_eq!((out.withheld, out.redacted_fields), (1, 1), "{iface:?}");
+        let got: Vec<Option<Value>> = out
+            .items
+            .iter()
+            .zip(&items)
+            .map(|(v, i)| v.resolve(i).map(|m| Value::Object(m.clone())))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some(json!({"id": "a", "lastModified": "t", "x": 1})),
+                None,
+                Some(json!({"id": "c", "lastModified": "t"})),
+            ],
+            "{iface:?}"
+        );
+        // Unchanged items are the input itself, through either path.
+        assert!(matches!(out.items[2], cds::merge::View::Same), "{iface:?}");
+    }
+}
+
 #[test]
 fn infinite_loop_runs_out_of_fuel() {
-    let (reg, _d) = registry(small());
-    expect_plugin_error(&reg, "loop", "ran out of its CPU budget in `map-batch`");
+    refused_by_both(
+        small(),
+        "loop",
+        "ran out of its CPU budget in `cross-batch`",
+        "ran out of its CPU budget in `map-batch`",
+    );
 }
 
 #[test]
@@ -119,70 +212,106 @@ fn memory_bomb_hits_the_cap() {
 
 #[test]
 fn trap_is_reported() {
-    let (reg, _d) = registry(small());
-    expect_plugin_error(&reg, "trap", "trapped in `map-batch`");
+    refused_by_both(
+        small(),
+        "trap",
+        "trapped in `cross-batch`",
+        "trapped in `map-batch`",
+    );
 }
 
 #[test]
 fn malformed_output_is_refused() {
-    let (reg, _d) = registry(small());
-    expect_plugin_error(
-        &reg,
+    refused_by_both(
+        small(),
         "malformed",
+        "returned malformed JSON for item 0 from `cross-batch`",
         "returned malformed JSON for item 0 from `map-batch`",
     );
 }
 
 #[test]
 fn dropped_ids_are_refused() {
-    let (reg, _d) = registry(small());
-    expect_plugin_error(&reg, "drop", "dropped item `c` in `filter-batch`");
+    refused_by_both(
+        small(),
+        "drop",
+        "returned 2 items from `cross-batch` for 3 given",
+        "dropped item `c` in `filter-batch`",
+    );
 }
 
 #[test]
 fn invented_ids_are_refused() {
-    let (reg, _d) = registry(small());
-    expect_plugin_error(
-        &reg,
+    refused_by_both(
+        small(),
         "invent",
+        "returned 4 items from `cross-batch` for 3 given",
         "returned 4 items from `map-batch` for 3 given",
     );
 }
 
 #[test]
 fn swapped_ids_are_refused() {
-    let (reg, _d) = registry(small());
-    expect_plugin_error(
-        &reg,
+    refused_by_both(
+        small(),
         "swap",
+        "changed the id of item 0 in `cross-batch` from `a` to `b`",
         "changed the id of item 0 in `map-batch` from `a` to `b`",
     );
 }
 
 #[test]
 fn renamed_ids_are_refused() {
+    let needle = "from `a` to `someone-else`";
+    refused_by_both(small(), "rename-id", needle, needle);
+}
+
+#[test]
+fn a_filtered_item_must_keep_its_id() {
     let (reg, _d) = registry(small());
-    expect_plugin_error(&reg, "rename-id", "from `a` to `someone-else`");
+    expect_plugin_error(
+        &reg,
+        "reid",
+        "returned `not-a` where `a` was expected in `cross-batch`",
+    );
+}
+
+#[test]
+fn without_a_policy_nothing_is_withheld() {
+    let (reg, _d) = registry(small());
+    // Withholding is always allowed under a policy...
+    assert_eq!(run(&reg, "withhold-all").unwrap(), 0);
+    // ...but a domain's own items, only reshaped, may not disappear.
+    let err = run_with(&reg, "withhold-all", None).unwrap_err();
+    assert!(
+        err.message
+            .contains("filtered item `a` in `cross-batch` although no policy was given"),
+        "{}",
+        err.message
+    );
+    still_works(&reg);
 }
 
 #[test]
 fn a_leaking_filter_cannot_leak() {
-    let (reg, _d) = registry(small());
-    let err = run(&reg, "leak").unwrap_err();
-    assert_eq!(err.code, Code::PluginError);
-    // The first leak in input order: item `a` still carries `secret`.
-    assert!(
-        err.message
-            .contains("broke the personal->business policy on item `a`")
-            && err.message.contains("field `secret` is stripped"),
-        "{}",
-        err.message
-    );
-    assert!(
-        !err.message.contains("s3cret"),
-        "the message must not quote the value"
-    );
-    still_works(&reg);
+    for iface in BOTH {
+        let (reg, _d) = registry_for(small(), iface);
+        let err = run(&reg, "leak").unwrap_err();
+        assert_eq!(err.code, Code::PluginError);
+        // The first leak in input order: item `a` still carries `secret`.
+        assert!(
+            err.message
+                .contains("broke the personal->business policy on item `a`")
+                && err.message.contains("field `secret` is stripped"),
+            "{iface:?}: {}",
+            err.message
+        );
+        assert!(
+            !err.message.contains("s3cret"),
+            "the message must not quote the value"
+        );
+        still_works(&reg);
+    }
 }
 
 fn load_wat(reg: &Registry, name: &str, wat: &str) -> cds::Error {
@@ -222,7 +351,8 @@ fn other_interface_versions_are_refused_by_name() {
     );
     assert!(
         err.message.contains(
-            "implements interface gold:entity@2.0.0, but this host accepts gold:entity@1.0.0 only"
+            "implements interface gold:entity@2.0.0, but this host accepts gold:entity@1.1.0, \
+             gold:entity@1.0.0 only"
         ),
         "{}",
         err.message

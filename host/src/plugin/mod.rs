@@ -4,11 +4,15 @@
 //! checked batch calls ([`Plugin::map_filter`]) that re-verify what a plugin
 //! returns before the host trusts it.
 //!
+//! A plugin built against interface 1.1 maps and filters each batch in one
+//! call (`cross-batch`); one built against 1.0 gets `map-batch` then
+//! `filter-batch`. The checks are the same either way.
+//!
 //! Architecture invariant: nothing a plugin returns reaches the merge before
-//! the host has checked it: same ids in the same order from `map`, every input
-//! id either kept or withheld by `filter`, and the policy's generic rules
-//! (withheld categories, stripped fields, reductions) holding on every kept
-//! item.
+//! the host has checked it: one result per input item, the same ids in the
+//! same order from mapping, every input id either kept or withheld by
+//! filtering, and the policy's generic rules (withheld categories, stripped
+//! fields, reductions) holding on every kept item.
 
 pub mod runtime;
 
@@ -154,6 +158,18 @@ impl Plugin {
                     "says it implements interface version {}, but this host accepts {} only",
                     d.interface_version,
                     runtime::accepted_list()
+                ),
+            ));
+        }
+        if d.interface_version != instance.interface_version() {
+            return Err(Error::plugin(
+                &name,
+                format!(
+                    "says it implements interface version {} but exports {INTERFACE}@{}; \
+                     rebuild it with one cds-plugin-sdk",
+                    d.interface_version,
+                    instance.interface_version(),
+                    INTERFACE = runtime::INTERFACE_PACKAGE
                 ),
             ));
         }
@@ -314,7 +330,13 @@ impl Plugin {
             }
             // The batch's strings move into the call (no copy).
             let batch: Vec<String> = encoded.drain(..end - start).collect();
-            self.map_filter_chunk(
+            let chunk = if self.instance.crosses() {
+                Self::cross_chunk
+            } else {
+                Self::map_then_filter_chunk
+            };
+            chunk(
+                self,
                 runtime,
                 shapes,
                 (&from_fields, &to_fields),
@@ -328,8 +350,118 @@ impl Plugin {
         Ok(out)
     }
 
+    /// One batch through `cross-batch` (interface 1.1): one call, one parse
+    /// per item in the guest; the host parses only what the plugin changed.
     #[allow(clippy::too_many_arguments)]
-    fn map_filter_chunk(
+    fn cross_chunk(
+        &self,
+        runtime: &Runtime,
+        shapes: &Shapes<'_>,
+        (from_fields, to_fields): (&[runtime::Rename], &[runtime::Rename]),
+        policy: Option<(&Policy, &str)>,
+        items: &[&Item],
+        encoded: Vec<String>,
+        out: &mut Crossed,
+    ) -> Result<()> {
+        const CALL: &str = "cross-batch";
+        let name = self.name();
+        let idf = self.id_field();
+        let request = runtime::CrossRequest {
+            from_domain: shapes.from_domain.into(),
+            to_domain: shapes.to_domain.into(),
+            from_fields: from_fields.to_vec(),
+            to_fields: to_fields.to_vec(),
+            policy: policy.map(|(_, json)| json.to_string()),
+            items: encoded,
+        };
+        let result = runtime.cross_batch(&self.instance, &request)?;
+        if result.items.len() != items.len() {
+            return Err(Error::plugin(
+                name,
+                format!(
+                    "returned {} items from `{CALL}` for {} given; a plugin may not drop or \
+                     invent items",
+                    result.items.len(),
+                    items.len()
+                ),
+            ));
+        }
+        let mut withheld_here = 0;
+        for (i, (crossed, input)) in result.items.into_iter().zip(items).enumerate() {
+            // An item already in the receiving shape comes back as `none` (or
+            // as the very text it was sent as): it is the input item itself.
+            let mapped = match crossed.mapped {
+                None => Cow::Borrowed(*input),
+                Some(s) if s == request.items[i] => Cow::Borrowed(*input),
+                Some(s) => Cow::Owned(parse_returned(name, CALL, i, &s)?),
+            };
+            let (want, got) = (item_id(input, idf), item_id(&mapped, idf));
+            if want != got {
+                return Err(Error::plugin(
+                    name,
+                    format!(
+                        "changed the id of item {i} in `{CALL}` from `{want}` to `{got}`; ids \
+                         must come back as given, in the same order"
+                    ),
+                )
+                .with("index", i));
+            }
+            let view = match (policy, crossed.outcome) {
+                (_, runtime::Outcome::Withheld) if policy.is_some() => {
+                    withheld_here += 1;
+                    View::Withheld
+                }
+                (None, runtime::Outcome::Kept) => as_view(mapped),
+                (None, _) => {
+                    return Err(Error::plugin(
+                        name,
+                        format!(
+                            "filtered item `{want}` in `{CALL}` although no policy was given; \
+                             without a policy an item only changes shape"
+                        ),
+                    )
+                    .with("id", want));
+                }
+                (Some((policy, _)), outcome) => {
+                    // The policy is checked on what will be used.
+                    let changed = match outcome {
+                        runtime::Outcome::Changed(s) => {
+                            let item = parse_returned(name, CALL, i, &s)?;
+                            let got = item_id(&item, idf);
+                            if got != want {
+                                return Err(Error::plugin(
+                                    name,
+                                    format!(
+                                        "returned `{got}` where `{want}` was expected in \
+                                         `{CALL}`; items must keep their ids and order"
+                                    ),
+                                )
+                                .with("id", want));
+                            }
+                            Some(item)
+                        }
+                        _ => None,
+                    };
+                    let item = changed.as_ref().unwrap_or(&*mapped);
+                    if let Err(v) = policy.check(&mapped, item, idf) {
+                        return Err(policy_broken(name, shapes, v));
+                    }
+                    match changed {
+                        Some(item) => View::Item(item),
+                        None => as_view(mapped),
+                    }
+                }
+            };
+            out.items.push(view);
+        }
+        out.withheld += withheld_here;
+        out.redacted_fields += result.redacted_fields;
+        Ok(())
+    }
+
+    /// One batch through `map-batch` then `filter-batch` (interface 1.0).
+    #[allow(clippy::too_many_arguments)]
+    fn map_then_filter_chunk(
         &self,
         runtime: &Runtime,
         shapes: &Shapes<'_>,
@@ -382,12 +514,8 @@ impl Plugin {
             }
             mapped_items.push(item);
         }
-        let view = |item: Cow<'_, Item>| match item {
-            Cow::Borrowed(_) => View::Same,
-            Cow::Owned(m) => View::Item(m),
-        };
         let Some((policy, policy_json)) = policy else {
-            out.items.extend(mapped_items.into_iter().map(view));
+            out.items.extend(mapped_items.into_iter().map(as_view));
             return Ok(());
         };
         let request = runtime::FilterRequest {
@@ -455,18 +583,11 @@ impl Plugin {
                 .with("id", id));
             }
             if let Err(v) = policy.check(&input, item, idf) {
-                return Err(Error::plugin(
-                    name,
-                    format!(
-                        "broke the {}->{} policy on item `{}`: {}",
-                        shapes.from_domain, shapes.to_domain, v.id, v.what
-                    ),
-                )
-                .with("id", v.id));
+                return Err(policy_broken(name, shapes, v));
             }
             out.items.push(match returned {
                 Some(r) => View::Item(r),
-                None => view(input),
+                None => as_view(input),
             });
         }
         if let Some((_, s)) = kept.next() {
@@ -483,6 +604,25 @@ impl Plugin {
         out.redacted_fields += filtered.redacted_fields;
         Ok(())
     }
+}
+
+/// A mapped item as a view: the input itself when the plugin left it alone.
+fn as_view(item: Cow<'_, Item>) -> View {
+    match item {
+        Cow::Borrowed(_) => View::Same,
+        Cow::Owned(m) => View::Item(m),
+    }
+}
+
+fn policy_broken(plugin: &str, shapes: &Shapes<'_>, v: cds_policy::Violation) -> Error {
+    Error::plugin(
+        plugin,
+        format!(
+            "broke the {}->{} policy on item `{}`: {}",
+            shapes.from_domain, shapes.to_domain, v.id, v.what
+        ),
+    )
+    .with("id", v.id)
 }
 
 fn parse_returned(plugin: &str, call: &str, i: usize, s: &str) -> Result<Item> {

@@ -2,15 +2,14 @@
 //! `native-plugins` feature: the baseline that benchmark B2 compares the
 //! sandbox against. Never part of a normal build.
 
-use super::runtime::{Descriptor, FilterRequest, FilterResult, MapRequest};
-use cds_plugin_sdk::EntityPlugin;
+use super::runtime::{CrossRequest, CrossResult, Crossed, Descriptor, Outcome};
+use cds_plugin_sdk::{CrossOutcome, EntityPlugin};
 
 /// One plugin's entry points.
 pub struct NativePlugin {
     pub name: &'static str,
     pub describe: fn() -> Descriptor,
-    pub map: fn(&MapRequest) -> Result<Vec<String>, String>,
-    pub filter: fn(&FilterRequest) -> Result<FilterResult, String>,
+    pub cross: fn(&CrossRequest) -> Result<CrossResult, String>,
 }
 
 fn describe<P: EntityPlugin>() -> Descriptor {
@@ -29,16 +28,27 @@ fn pairs(r: &[super::runtime::Rename]) -> Vec<(&str, &str)> {
         .collect()
 }
 
-fn map<P: EntityPlugin>(req: &MapRequest) -> Result<Vec<String>, String> {
-    cds_plugin_sdk::map_batch::<P>(&pairs(&req.from_fields), &pairs(&req.to_fields), &req.items)
-}
-
-fn filter<P: EntityPlugin>(req: &FilterRequest) -> Result<FilterResult, String> {
-    let f = cds_plugin_sdk::filter_batch::<P>(&req.policy, &req.items)?;
-    Ok(FilterResult {
-        kept: f.kept,
-        withheld: f.withheld,
-        redacted_fields: f.redacted_fields,
+fn cross<P: EntityPlugin>(req: &CrossRequest) -> Result<CrossResult, String> {
+    let c = cds_plugin_sdk::cross_batch::<P>(
+        &pairs(&req.from_fields),
+        &pairs(&req.to_fields),
+        req.policy.as_deref(),
+        &req.items,
+    )?;
+    Ok(CrossResult {
+        items: c
+            .items
+            .into_iter()
+            .map(|i| Crossed {
+                mapped: i.mapped,
+                outcome: match i.outcome {
+                    CrossOutcome::Kept => Outcome::Kept,
+                    CrossOutcome::Changed(s) => Outcome::Changed(s),
+                    CrossOutcome::Withheld => Outcome::Withheld,
+                },
+            })
+            .collect(),
+        redacted_fields: c.redacted_fields,
     })
 }
 
@@ -47,8 +57,7 @@ macro_rules! native {
         NativePlugin {
             name: $name,
             describe: describe::<$p>,
-            map: map::<$p>,
-            filter: filter::<$p>,
+            cross: cross::<$p>,
         }
     };
 }

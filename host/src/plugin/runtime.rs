@@ -22,14 +22,26 @@ wasmtime::component::bindgen!({
     world: "entity-plugin",
 });
 
+/// The bindings of the previous interface version, still accepted: its
+/// plugins get `map-batch` then `filter-batch` where newer ones get
+/// `cross-batch`.
+mod v1_0 {
+    wasmtime::component::bindgen!({
+        path: "../wit/archive/entity-1.0.0.wit",
+        world: "entity-plugin",
+    });
+    pub use exports::gold::entity::plugin::{Descriptor, FilterRequest, MapRequest, Rename};
+}
+
 pub use exports::gold::entity::plugin::{
-    Descriptor, FilterRequest, FilterResult, MapRequest, Rename,
+    CrossRequest, CrossResult, Crossed, Descriptor, FilterRequest, FilterResult, MapRequest,
+    Outcome, Rename,
 };
 
 /// The WIT package every plugin exports.
 pub const INTERFACE_PACKAGE: &str = "gold:entity";
-/// The interface versions this host accepts (exactly these).
-pub const ACCEPTED_INTERFACE_VERSIONS: &[&str] = &["1.0.0"];
+/// The interface versions this host accepts (exactly these), newest first.
+pub const ACCEPTED_INTERFACE_VERSIONS: &[&str] = &["1.1.0", "1.0.0"];
 
 /// How often the epoch ticks; the wall-clock limit is counted in these.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -140,13 +152,30 @@ pub struct Instance {
 
 #[derive(Clone)]
 enum Backend {
+    /// `gold:entity@1.1.0`.
     Wasm(EntityPluginPre<HostState>),
+    /// `gold:entity@1.0.0`: no `cross-batch`.
+    Wasm10(v1_0::EntityPluginPre<HostState>),
     /// The same plugin code compiled into the host (benchmarks only).
     #[cfg(feature = "native-plugins")]
     Native(&'static super::native::NativePlugin),
 }
 
 impl Instance {
+    /// Whether the plugin maps and filters in one call (`cross-batch`,
+    /// interface 1.1); if not, the host calls `map-batch` then `filter-batch`.
+    pub fn crosses(&self) -> bool {
+        !matches!(self.backend, Backend::Wasm10(_))
+    }
+
+    /// The interface version the plugin exports.
+    pub fn interface_version(&self) -> &'static str {
+        match self.backend {
+            Backend::Wasm10(_) => "1.0.0",
+            _ => ACCEPTED_INTERFACE_VERSIONS[0],
+        }
+    }
+
     /// A built-in plugin's code running natively, unsandboxed: only for
     /// measuring what the sandbox costs (`--features native-plugins`,
     /// `CDS_NATIVE_PLUGINS=1`).
@@ -304,11 +333,21 @@ impl Runtime {
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .and_then(EntityPluginPre::new)
             .map_err(|e| Error::plugin(name, format!("cannot be prepared: {e:#}")))?;
+        let backend = if version == "1.0.0" {
+            v1_0::EntityPluginPre::new(pre).map(Backend::Wasm10)
+        } else {
+            EntityPluginPre::new(pre).map(Backend::Wasm)
+        }
+        .map_err(|e| {
+            Error::plugin(
+                name,
+                format!("does not match interface {INTERFACE_PACKAGE}@{version}: {e:#}"),
+            )
+        })?;
         Ok(Instance {
             name: name.to_string(),
-            backend: Backend::Wasm(pre),
+            backend,
             from_cache,
         })
     }
@@ -375,24 +414,18 @@ impl Runtime {
         Ok(store)
     }
 
-    /// Runs `f` against a fresh instance of `plugin` under the limits, turning
-    /// every failure into a `PLUGIN_ERROR` that names the plugin and the cause.
+    /// Runs `f` (which instantiates `plugin` in the store it is given and
+    /// calls it) in a fresh store under the limits, turning every failure into
+    /// a `PLUGIN_ERROR` that names the plugin and the cause.
     fn call<T>(
         &self,
         plugin: &Instance,
         what: &str,
         items: usize,
-        f: impl FnOnce(&EntityPlugin, &mut Store<HostState>) -> wasmtime::Result<T>,
+        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T> {
-        // Irrefutable unless the benchmark-only native backend is built in.
-        #[allow(irrefutable_let_patterns)]
-        let Backend::Wasm(pre) = &plugin.backend else {
-            unreachable!("native plugins are called directly");
-        };
         let mut store = self.store(items)?;
-        let result = pre
-            .instantiate(&mut store)
-            .and_then(|inst| f(&inst, &mut store));
+        let result = f(&mut store);
         result.map_err(|e| {
             let cause = if store.data().memory_refused {
                 format!(
@@ -418,36 +451,118 @@ impl Runtime {
     }
 
     pub fn describe(&self, plugin: &Instance) -> Result<Descriptor> {
-        #[cfg(feature = "native-plugins")]
-        if let Backend::Native(p) = &plugin.backend {
-            return Ok((p.describe)());
+        match &plugin.backend {
+            Backend::Wasm(pre) => self.call(plugin, "describe", 0, |s| {
+                pre.instantiate(&mut *s)?
+                    .gold_entity_plugin()
+                    .call_describe(s)
+            }),
+            Backend::Wasm10(pre) => self
+                .call(plugin, "describe", 0, |s| {
+                    pre.instantiate(&mut *s)?
+                        .gold_entity_plugin()
+                        .call_describe(s)
+                })
+                .map(|d: v1_0::Descriptor| Descriptor {
+                    entity_type: d.entity_type,
+                    plugin_version: d.plugin_version,
+                    interface_version: d.interface_version,
+                    item_schema: d.item_schema,
+                    id_field: d.id_field,
+                }),
+            #[cfg(feature = "native-plugins")]
+            Backend::Native(p) => Ok((p.describe)()),
         }
-        self.call(plugin, "describe", 0, |p, s| {
-            p.gold_entity_plugin().call_describe(s)
-        })
     }
 
+    /// `map-batch` (interface 1.0; newer plugins are given `cross-batch`).
     pub fn map_batch(&self, plugin: &Instance, req: &MapRequest) -> Result<Vec<String>> {
-        #[cfg(feature = "native-plugins")]
-        if let Backend::Native(p) = &plugin.backend {
-            return (p.map)(req).map_err(|m| Error::plugin(&plugin.name, m));
-        }
-        self.call(plugin, "map-batch", req.items.len(), |p, s| {
-            p.gold_entity_plugin().call_map_batch(s, req)
+        let Backend::Wasm10(pre) = &plugin.backend else {
+            return Err(not_called(plugin, "map-batch"));
+        };
+        // The request is re-typed for the 1.0 bindings: a copy of at most one
+        // batch (BATCH_BYTES), only for plugins built against 1.0.
+        let req = v1_0::MapRequest {
+            from_domain: req.from_domain.clone(),
+            to_domain: req.to_domain.clone(),
+            from_fields: renames_1_0(&req.from_fields),
+            to_fields: renames_1_0(&req.to_fields),
+            items: req.items.clone(),
+        };
+        self.call(plugin, "map-batch", req.items.len(), |s| {
+            pre.instantiate(&mut *s)?
+                .gold_entity_plugin()
+                .call_map_batch(s, &req)
         })?
         .map_err(|msg| Error::plugin(&plugin.name, format!("refused to map the batch: {msg}")))
     }
 
+    /// `filter-batch` (interface 1.0; newer plugins are given `cross-batch`).
     pub fn filter_batch(&self, plugin: &Instance, req: &FilterRequest) -> Result<FilterResult> {
-        #[cfg(feature = "native-plugins")]
-        if let Backend::Native(p) = &plugin.backend {
-            return (p.filter)(req).map_err(|m| Error::plugin(&plugin.name, m));
-        }
-        self.call(plugin, "filter-batch", req.items.len(), |p, s| {
-            p.gold_entity_plugin().call_filter_batch(s, req)
+        let Backend::Wasm10(pre) = &plugin.backend else {
+            return Err(not_called(plugin, "filter-batch"));
+        };
+        let req = v1_0::FilterRequest {
+            from_domain: req.from_domain.clone(),
+            to_domain: req.to_domain.clone(),
+            policy: req.policy.clone(),
+            items: req.items.clone(),
+        };
+        self.call(plugin, "filter-batch", req.items.len(), |s| {
+            pre.instantiate(&mut *s)?
+                .gold_entity_plugin()
+                .call_filter_batch(s, &req)
         })?
+        .map(|f| FilterResult {
+            kept: f.kept,
+            withheld: f.withheld,
+            redacted_fields: f.redacted_fields,
+        })
         .map_err(|msg| Error::plugin(&plugin.name, format!("refused to filter the batch: {msg}")))
     }
+
+    /// `cross-batch`: map and, given a policy, filter in one call
+    /// (interface 1.1 and the native benchmark backend).
+    pub fn cross_batch(&self, plugin: &Instance, req: &CrossRequest) -> Result<CrossResult> {
+        let result = match &plugin.backend {
+            Backend::Wasm(pre) => self.call(plugin, "cross-batch", req.items.len(), |s| {
+                pre.instantiate(&mut *s)?
+                    .gold_entity_plugin()
+                    .call_cross_batch(s, req)
+            })?,
+            Backend::Wasm10(_) => return Err(not_called(plugin, "cross-batch")),
+            #[cfg(feature = "native-plugins")]
+            Backend::Native(p) => (p.cross)(req),
+        };
+        result.map_err(|msg| {
+            Error::plugin(
+                &plugin.name,
+                format!("refused to map and filter the batch: {msg}"),
+            )
+        })
+    }
+}
+
+fn renames_1_0(r: &[Rename]) -> Vec<v1_0::Rename> {
+    r.iter()
+        .map(|r| v1_0::Rename {
+            canonical: r.canonical.clone(),
+            local: r.local.clone(),
+        })
+        .collect()
+}
+
+/// A call the plugin's interface version does not have: a host bug, since
+/// the host picks the calls by [`Instance::crosses`].
+fn not_called(plugin: &Instance, what: &str) -> Error {
+    Error::new(
+        Code::PluginError,
+        format!(
+            "plugin `{}` (interface {}) has no `{what}`; this is a bug in cross-domain-sync",
+            plugin.name,
+            plugin.interface_version()
+        ),
+    )
 }
 
 pub fn accepted_list() -> String {

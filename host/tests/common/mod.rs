@@ -159,17 +159,22 @@ pub fn stdout(o: &Output) -> String {
 /// and returns its .wasm file. Cargo's own locking makes this safe to call
 /// from tests running at once.
 pub fn build_plugin(project: &str, wasm: &str) -> PathBuf {
+    build_plugin_with(project, wasm, None)
+}
+
+/// As [`build_plugin`], with one cargo feature, in its own target folder (the
+/// same .wasm file name must not be overwritten by the other build).
+pub fn build_plugin_with(project: &str, wasm: &str, feature: Option<&str>) -> PathBuf {
     let root = workspace();
-    let target_dir = root.join("target").join("test-plugins");
+    let target_dir = root.join("target").join(match feature {
+        None => "test-plugins".to_string(),
+        Some(f) => format!("test-plugins-{f}"),
+    });
     let out = Command::new(env!("CARGO"))
         .current_dir(root.join(project))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--target-dir",
-        ])
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        .args(feature.map(|f| format!("--features={f}")))
+        .arg("--target-dir")
         .arg(&target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
@@ -193,6 +198,15 @@ pub fn notes_plugin() -> PathBuf {
 
 pub fn hostile_plugin() -> PathBuf {
     build_plugin("tests/hostile", "hostile_plugin.wasm")
+}
+
+/// The hostile plugin built against interface 1.0 (no `cross-batch`).
+pub fn hostile_plugin_1_0() -> PathBuf {
+    build_plugin_with(
+        "tests/hostile",
+        "hostile_plugin.wasm",
+        Some("interface-1-0"),
+    )
 }
 
 /// A contact item.

@@ -6,18 +6,41 @@
 //! - `membomb`: allocates without end (memory cap);
 //! - `trap`: hits `unreachable`;
 //! - `malformed`: returns text that is not JSON;
-//! - `drop`: `filter-batch` loses an item without withholding it;
-//! - `invent`: `map-batch` returns an extra item;
-//! - `swap`: `map-batch` returns the items in another order;
-//! - `rename-id`: `map-batch` changes an id;
-//! - `leak`: `filter-batch` ignores the policy (returns stripped fields and
+//! - `drop`: filtering loses an item without withholding it;
+//! - `invent`: mapping returns an extra item;
+//! - `swap`: mapping returns the items in another order;
+//! - `rename-id`: mapping changes an id;
+//! - `leak`: filtering ignores the policy (returns stripped fields and
 //!   withheld items);
+//! - `withhold-all`: `cross-batch` withholds every item, policy or not;
+//! - `reid`: `cross-batch` returns the first item changed, with another id;
 //! - anything else: behaves (passes items through unchanged).
+//!
+//! Built as it is, it implements interface 1.1 (through the SDK's bindings),
+//! and its `cross-batch` is its own `map-batch` then `filter-batch`, so every
+//! misbehaviour reaches the host through either path. With the feature
+//! `interface-1-0` it implements interface 1.0 (no `cross-batch`).
 
-use cds_plugin_sdk::exports::gold::entity::plugin::{
-    Descriptor, FilterRequest, FilterResult, Guest, MapRequest,
-};
+#[cfg(feature = "interface-1-0")]
+mod v1_0 {
+    wit_bindgen::generate!({
+        path: "../../wit/archive/entity-1.0.0.wit",
+        world: "entity-plugin",
+    });
+}
+#[cfg(feature = "interface-1-0")]
+use v1_0::exports::gold::entity::plugin as wit;
+
+#[cfg(not(feature = "interface-1-0"))]
+use cds_plugin_sdk::exports::gold::entity::plugin as wit;
+
 use serde_json::Value;
+use wit::{Descriptor, FilterRequest, FilterResult, Guest, MapRequest};
+
+#[cfg(feature = "interface-1-0")]
+const INTERFACE_VERSION: &str = "1.0.0";
+#[cfg(not(feature = "interface-1-0"))]
+const INTERFACE_VERSION: &str = cds_plugin_sdk::INTERFACE_VERSION;
 
 struct Hostile;
 
@@ -69,7 +92,7 @@ impl Guest for Hostile {
         Descriptor {
             entity_type: "hostile".into(),
             plugin_version: "0.1.0".into(),
-            interface_version: "1.0.0".into(),
+            interface_version: INTERFACE_VERSION.into(),
             item_schema: SCHEMA.into(),
             id_field: "id".into(),
         }
@@ -114,6 +137,80 @@ impl Guest for Hostile {
             redacted_fields: 0,
         })
     }
+
+    #[cfg(not(feature = "interface-1-0"))]
+    fn cross_batch(req: wit::CrossRequest) -> Result<wit::CrossResult, String> {
+        use wit::{CrossResult, Crossed, Outcome};
+        let m = mode(&req.items);
+        let inputs = req.items.clone();
+        let mapped = Hostile::map_batch(MapRequest {
+            from_domain: req.from_domain.clone(),
+            to_domain: req.to_domain.clone(),
+            from_fields: req.from_fields,
+            to_fields: req.to_fields,
+            items: req.items,
+        })?;
+        let text = |i: usize, s: &String| (inputs.get(i) != Some(s)).then(|| s.clone());
+        let all = |outcome: Outcome| CrossResult {
+            items: mapped
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Crossed {
+                    mapped: text(i, s),
+                    outcome: outcome.clone(),
+                })
+                .collect(),
+            redacted_fields: 0,
+        };
+        match (m.as_str(), req.policy) {
+            ("withhold-all", _) => Ok(all(Outcome::Withheld)),
+            // What the host must refuse is the mapping: nothing to filter.
+            ("malformed", _) | (_, None) => Ok(all(Outcome::Kept)),
+            (_, Some(policy)) => {
+                let f = Hostile::filter_batch(FilterRequest {
+                    from_domain: req.from_domain,
+                    to_domain: req.to_domain,
+                    policy,
+                    items: mapped.clone(),
+                })?;
+                // Each mapped item is withheld or else the next kept one, as
+                // long as kept ones last (a dropping filter gives fewer).
+                let mut kept = f.kept.into_iter();
+                let mut items = Vec::new();
+                for (i, s) in mapped.iter().enumerate() {
+                    let id = id_of(s);
+                    let outcome = if f.withheld.contains(&id) {
+                        Outcome::Withheld
+                    } else {
+                        match kept.next() {
+                            None => break,
+                            Some(k) if m == "reid" && i == 0 => {
+                                Outcome::Changed(k.replace("\"a\"", "\"not-a\""))
+                            }
+                            Some(k) if k == *s => Outcome::Kept,
+                            Some(k) => Outcome::Changed(k),
+                        }
+                    };
+                    items.push(Crossed {
+                        mapped: text(i, s),
+                        outcome,
+                    });
+                }
+                Ok(CrossResult {
+                    items,
+                    redacted_fields: f.redacted_fields,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "interface-1-0"))]
+fn id_of(s: &str) -> String {
+    serde_json::from_str::<Value>(s)
+        .ok()
+        .and_then(|v| v.get("id")?.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 struct Honest;
@@ -123,4 +220,7 @@ impl cds_plugin_sdk::EntityPlugin for Honest {
     const ITEM_SCHEMA: &'static str = SCHEMA;
 }
 
+#[cfg(not(feature = "interface-1-0"))]
 cds_plugin_sdk::__export_entity_plugin!(Hostile with_types_in cds_plugin_sdk);
+#[cfg(feature = "interface-1-0")]
+v1_0::export!(Hostile with_types_in v1_0);
