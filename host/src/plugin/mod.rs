@@ -407,7 +407,8 @@ impl Plugin {
                 .with("index", i));
             }
             let view = match (policy, crossed.outcome) {
-                (_, runtime::Outcome::Withheld) if policy.is_some() => {
+                // Withholding is always allowed under a policy: nothing crosses.
+                (Some(_), runtime::Outcome::Withheld) => {
                     withheld_here += 1;
                     View::Withheld
                 }
