@@ -6,7 +6,7 @@ mod common;
 
 use cds::Code;
 use cds::plugin::runtime::{Limits, Runtime};
-use cds::plugin::{Registry, Shapes};
+use cds::plugin::{Crossed, Registry, Shapes};
 use cds_policy::{Policy, rule};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -70,14 +70,25 @@ fn run(reg: &Registry, mode: &str) -> cds::Result<usize> {
 }
 
 fn run_with(reg: &Registry, mode: &str, policy: Option<&Policy>) -> cds::Result<usize> {
-    let items: Vec<cds::merge::Item> = [
+    let items = [
         json!({"id": "a", "lastModified": "t", "mode": mode, "secret": "s3cret"}),
         json!({"id": "b", "lastModified": "t", "category": "private"}),
         json!({"id": "c", "lastModified": "t"}),
-    ]
-    .iter()
-    .map(|v| v.as_object().unwrap().clone())
-    .collect();
+    ];
+    cross(reg, &items, policy).map(|(_, c)| c.items.iter().filter(|v| !v.is_withheld()).count())
+}
+
+/// Sends `items` through the hostile plugin, personal -> business; returns
+/// them as items with what the plugin made of them.
+fn cross(
+    reg: &Registry,
+    items: &[Value],
+    policy: Option<&Policy>,
+) -> cds::Result<(Vec<cds::merge::Item>, Crossed)> {
+    let items: Vec<cds::merge::Item> = items
+        .iter()
+        .map(|v| v.as_object().unwrap().clone())
+        .collect();
     let refs: Vec<_> = items.iter().collect();
     let none = Vec::new();
     let shapes = Shapes {
@@ -87,8 +98,8 @@ fn run_with(reg: &Registry, mode: &str, policy: Option<&Policy>) -> cds::Result<
         to_fields: &none,
     };
     let p = reg.get("hostile")?;
-    p.map_filter(&reg.runtime, &shapes, policy, &refs)
-        .map(|c| c.items.iter().filter(|v| !v.is_withheld()).count())
+    let crossed = p.map_filter(&reg.runtime, &shapes, policy, &refs)?;
+    Ok((items, crossed))
 }
 
 /// The hostile plugin in a harmless mode, and a built-in plugin, both work.
@@ -142,26 +153,16 @@ fn refused_by_both(limits: Limits, mode: &str, cross: &str, map_then_filter: &st
 fn both_interface_versions_give_the_same_result() {
     for iface in BOTH {
         let (reg, _d) = registry_for(small(), iface);
-        let items: Vec<cds::merge::Item> = [
-            json!({"id": "a", "lastModified": "t", "secret": "s3cret", "x": 1}),
-            json!({"id": "b", "lastModified": "t", "category": "private"}),
-            json!({"id": "c", "lastModified": "t"}),
-        ]
-        .iter()
-        .map(|v| v.as_object().unwrap().clone())
-        .collect();
-        let refs: Vec<_> = items.iter().collect();
-        let none = Vec::new();
-        let shapes = Shapes {
-            from_domain: "personal",
-            to_domain: "business",
-            from_fields: &none,
-            to_fields: &none,
-        };
-        let p = reg.get("hostile").unwrap();
-        let out = p
-            .map_filter(&reg.runtime, &shapes, Some(&policy()), &refs)
-            .unwrap();
+        let (items, out) = cross(
+            &reg,
+            &[
+                json!({"id": "a", "lastModified": "t", "secret": "s3cret", "x": 1}),
+                json!({"id": "b", "lastModified": "t", "category": "private"}),
+                json!({"id": "c", "lastModified": "t"}),
+            ],
+            Some(&policy()),
+        )
+        .unwrap();
         assert_eq!((out.withheld, out.redacted_fields), (1, 1), "{iface:?}");
         let got: Vec<Option<Value>> = out
             .items
