@@ -736,14 +736,14 @@ impl Host {
                 let mut handles = Vec::new();
                 for (path, new) in &new_files {
                     handles.push(s.spawn(move || {
-                        store::prestage(path, &store::encode_entity_file(entity, new))
+                        store::prestage(path, &|w| store::write_entity_file(entity, new, w))
                     }));
                 }
                 if out.base_changed {
                     let path = &base_path;
-                    handles.push(
-                        s.spawn(move || store::prestage(path, &encode_base(req, entity, base))),
-                    );
+                    handles.push(s.spawn(move || {
+                        store::prestage(path, &|w| write_base(req, entity, base, w))
+                    }));
                 }
                 handles.into_iter().map(join).collect()
             });
@@ -1001,7 +1001,12 @@ fn merge_id(item: &Item, id_field: &str) -> String {
         .to_string()
 }
 
-fn encode_base(req: &SyncRequest, entity: &str, base: &Base) -> Vec<u8> {
+fn write_base(
+    req: &SyncRequest,
+    entity: &str,
+    base: &Base,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     use serde::ser::{SerializeMap, SerializeSeq, Serializer};
     /// One base entry, serialised from borrowed parts.
     struct Entry<'a>(&'a str, &'a BaseEntry, &'a SyncRequest);
@@ -1041,12 +1046,9 @@ fn encode_base(req: &SyncRequest, entity: &str, base: &Base) -> Vec<u8> {
             m.end()
         }
     }
-    // Compact: this file is the host's own state, not for reading. Writing
-    // into a Vec cannot fail.
-    let mut v = Vec::new();
-    let _ = serde_json::to_writer(&mut v, &File(entity, base, req));
-    v.push(b'\n');
-    v
+    // Compact: this file is the host's own state, not for reading.
+    serde_json::to_writer(&mut *out, &File(entity, base, req))?;
+    out.write_all(b"\n")
 }
 
 fn domain_plan(before: &[Item], after: &[Item], idf: &str) -> DomainPlan {

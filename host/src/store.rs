@@ -133,15 +133,24 @@ fn parent_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// A `.cds-tmp-*` file beside `path` holding `bytes`, on disk (fsync'd).
-fn synced_temp_beside(path: &Path, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
+/// Writes a file's content into a writer; may be called again on a retry.
+pub type Encode<'a> = dyn Fn(&mut dyn io::Write) -> io::Result<()> + 'a;
+
+/// A `.cds-tmp-*` file beside `path` holding what `encode` writes, on disk
+/// (fsync'd). The content streams through a buffer into the file, so a
+/// large file is never held whole in memory.
+fn synced_temp_beside(path: &Path, encode: &Encode) -> io::Result<tempfile::NamedTempFile> {
     faults::before_write(path)?;
     let dir = parent_of(path);
     fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".cds-tmp-")
         .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    {
+        let mut w = io::BufWriter::with_capacity(1 << 18, tmp.as_file_mut());
+        encode(&mut w)?;
+        w.flush()?;
+    }
     tmp.as_file().sync_all()?;
     Ok(tmp)
 }
@@ -150,7 +159,7 @@ fn synced_temp_beside(path: &Path, bytes: &[u8]) -> io::Result<tempfile::NamedTe
 /// one, never a mix, and the new one is on disk when this returns.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     retry(|| {
-        synced_temp_beside(path, bytes)?
+        synced_temp_beside(path, &|w| w.write_all(bytes))?
             .persist(path)
             .map_err(|e| e.error)?;
         fsync_dir(parent_of(path))
@@ -366,6 +375,18 @@ pub fn parse_entity_file(path: &Path, entity: &str, bytes: &[u8]) -> Result<Enti
 
 /// Encodes an entity file for writing.
 pub fn encode_entity_file(entity: &str, file: &EntityFile) -> Vec<u8> {
+    let mut out = Vec::with_capacity(file.bytes.max(1 << 16));
+    // Writing into a Vec cannot fail.
+    let _ = write_entity_file(entity, file, &mut out);
+    out
+}
+
+/// Writes an entity file as [`encode_entity_file`] encodes it.
+pub fn write_entity_file(
+    entity: &str,
+    file: &EntityFile,
+    out: &mut dyn io::Write,
+) -> io::Result<()> {
     /// The file's top-level object, serialised from borrowed parts (building
     /// a `Value` first would copy every item once more).
     struct Top<'a>(&'a str, &'a EntityFile);
@@ -383,11 +404,8 @@ pub fn encode_entity_file(entity: &str, file: &EntityFile) -> Vec<u8> {
             m.end()
         }
     }
-    let mut out = Vec::with_capacity(file.bytes.max(1 << 16));
-    // Writing JSON into a Vec cannot fail.
-    let _ = serde_json::to_writer_pretty(&mut out, &Top(entity, file));
-    out.push(b'\n');
-    out
+    serde_json::to_writer_pretty(&mut *out, &Top(entity, file))?;
+    out.write_all(b"\n")
 }
 
 /// One file change within a transaction: new content, or `None` to delete.
@@ -412,8 +430,8 @@ impl Write {
 /// types are still being planned, instead of holding every file's bytes in
 /// memory until the commit. A crash leaves a `.cds-tmp-*` file, which the
 /// next sync removes ([`DataDir::remove_temporaries`]).
-pub fn prestage(path: &Path, bytes: &[u8]) -> Result<Write> {
-    let temp = retry(|| Ok(synced_temp_beside(path, bytes)?.into_temp_path()))
+pub fn prestage(path: &Path, encode: &Encode) -> Result<Write> {
+    let temp = retry(|| Ok(synced_temp_beside(path, encode)?.into_temp_path()))
         .map_err(|e| Error::storage("writing", path, e))?;
     Ok(Write {
         path: path.to_path_buf(),
