@@ -262,8 +262,61 @@ pub struct MergeOutput {
 
 /// Item equality that ignores the host's bookkeeping fields and field order.
 pub fn content_eq(a: &Item, b: &Item) -> bool {
-    let count = |m: &Item| m.keys().filter(|k| !is_meta(k)).count();
-    count(a) == count(b) && a.iter().all(|(k, v)| is_meta(k) || b.get(k) == Some(v))
+    if std::ptr::eq(a, b) {
+        return true;
+    }
+    fn content(m: &Item) -> impl Iterator<Item = (&String, &Value)> {
+        m.iter().filter(|(k, _)| !is_meta(k))
+    }
+    match ordered_eq(content(a), content(b)) {
+        Some(eq) => eq,
+        None => {
+            let count = |m: &Item| content(m).count();
+            count(a) == count(b)
+                && content(a).all(|(k, v)| b.get(k).is_some_and(|w| value_eq(v, w)))
+        }
+    }
+}
+
+/// Compares two maps' entries in order, the usual case (both written by the
+/// same program, or one copied from the other), which needs no hashing:
+/// `Some(result)` when the keys come in the same order, or `None` when they
+/// do not and the caller must compare by lookup.
+fn ordered_eq<'a>(
+    mut a: impl Iterator<Item = (&'a String, &'a Value)>,
+    mut b: impl Iterator<Item = (&'a String, &'a Value)>,
+) -> Option<bool> {
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return Some(true),
+            // Keys are unique within a map, so one value differing under the
+            // same key settles it.
+            (Some((ka, va)), Some((kb, vb))) if ka == kb => {
+                if !value_eq(va, vb) {
+                    return Some(false);
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// `Value` equality (objects compare regardless of key order, as
+/// `PartialEq` does) with [`ordered_eq`]'s fast path for objects.
+fn value_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && ordered_eq(x.iter(), y.iter()).unwrap_or_else(|| {
+                    x.iter()
+                        .all(|(k, v)| y.get(k).is_some_and(|w| value_eq(v, w)))
+                })
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| value_eq(v, w))
+        }
+        _ => a == b,
+    }
 }
 
 fn id_of<'a>(item: &'a Item, id_field: &str) -> &'a str {

@@ -507,3 +507,93 @@ fn a_change_beats_a_deletion() {
             .any(|d| d.deleted && d.side == Side::Source)
     );
 }
+
+/// A small JSON value whose objects have few, clashing keys.
+fn small_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (0..3i64).prop_map(|n| json!(n)),
+        Just(json!(1.0)),
+        "[xy]{0,2}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            proptest::collection::vec(("[abc]", inner), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+/// An item with content fields and, sometimes, the bookkeeping fields.
+fn small_item() -> impl Strategy<Value = Item> {
+    proptest::collection::vec(
+        (
+            prop_oneof![
+                "[abcd]",
+                Just(merge::SYNCED_AT.to_string()),
+                Just(merge::LAST_MODIFIED.to_string()),
+                Just(merge::SYNC_DIRECTION.to_string()),
+            ],
+            small_value(),
+        ),
+        0..6,
+    )
+    .prop_map(|kv| kv.into_iter().collect())
+}
+
+/// `content_eq` by its definition: equal after dropping the bookkeeping
+/// fields, whatever the order of keys at any depth.
+fn content_eq_reference(a: &Item, b: &Item) -> bool {
+    let strip = |m: &Item| -> Value {
+        Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    ![
+                        merge::SYNCED_AT,
+                        merge::LAST_MODIFIED,
+                        merge::SYNC_DIRECTION,
+                    ]
+                    .contains(&k.as_str())
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
+    strip(a) == strip(b)
+}
+
+/// The same value with every object's keys in reverse order.
+fn reversed(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), reversed(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(reversed).collect()),
+        v => v.clone(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// `content_eq`'s in-order fast path gives the answer the definition
+    /// gives, for items in the same key order, in another order, and unlike.
+    #[test]
+    fn content_eq_agrees_with_its_definition(a in small_item(), b in small_item(), flip in any::<bool>()) {
+        let r = |i: &Item| match reversed(&Value::Object(i.clone())) {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let a2 = if flip { r(&a) } else { a.clone() };
+        prop_assert!(content_eq(&a, &a2));
+        prop_assert!(content_eq(&a2, &a));
+        prop_assert_eq!(content_eq(&a, &b), content_eq_reference(&a, &b));
+        prop_assert_eq!(content_eq(&a2, &b), content_eq_reference(&a2, &b));
+        prop_assert_eq!(content_eq(&b, &a2), content_eq_reference(&b, &a2));
+    }
+}
