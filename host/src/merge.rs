@@ -644,23 +644,29 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
             .filter(|id| !src_idx.contains_key(*id)),
     );
 
+    // Settled ids (in a re-sync, almost all) keep their entry where it is in
+    // `old_base`, which becomes the new base once the others are merged in:
+    // no entry is moved or id copied for them.
+    let mut settled = 0;
     for id in ids {
-        let base = old_base.remove(id);
         let pos = [src_idx.get(id).copied(), tgt_idx.get(id).copied()];
+        // Settled: neither side changed it since the base, so nothing
+        // travels whatever its view (which may not have been made).
+        if let [Some(si), Some(ti)] = pos
+            && old_base.get(id).is_some_and(|b| {
+                content_eq(&input.source.items[si], &b.source)
+                    && content_eq(&input.target.items[ti], &b.target)
+            })
+        {
+            stats.unchanged += 1;
+            settled += 1;
+            continue;
+        }
+        let base = old_base.remove(id);
         match (pos[0], pos[1]) {
             (Some(si), Some(ti)) => {
                 let s_item = &input.source.items[si];
                 let t_item = &input.target.items[ti];
-                // Settled: neither side changed it since the base, so nothing
-                // travels whatever its view (which may not have been made).
-                let settled = base.as_ref().is_some_and(|b| {
-                    content_eq(s_item, &b.source) && content_eq(t_item, &b.target)
-                });
-                if settled {
-                    stats.unchanged += 1;
-                    new_base.extend(base.map(|b| (id.to_string(), b)));
-                    continue;
-                }
                 let old = base;
                 let base = old.as_ref();
                 let mut new_s = Cow::Borrowed(s_item);
@@ -827,9 +833,23 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
             (None, None) => unreachable!("ids come from the items"),
         }
     }
-    // Ids only the old base knew (deleted on both sides) are forgotten.
-    base_changed |= !old_base.is_empty();
-    drop(old_base);
+    // What is left of the old base: the settled entries, and ids only it
+    // knew (deleted on both sides), which are forgotten.
+    if old_base.len() > settled {
+        base_changed = true;
+        old_base.retain(|id, _| src_idx.contains_key(id) || tgt_idx.contains_key(id));
+    }
+    // The smaller map goes into the larger: entry by entry when it is much
+    // smaller (a re-sync), else by `append`, which rebuilds the tree.
+    if new_base.len() > old_base.len() {
+        std::mem::swap(&mut old_base, &mut new_base);
+    }
+    if new_base.len() < old_base.len() / 8 {
+        old_base.extend(std::mem::take(&mut new_base));
+    } else {
+        old_base.append(&mut new_base);
+    }
+    let new_base = old_base;
     let (conflicts, conflicted) = (ctx.conflicts, ctx.conflicted);
 
     // Guard rails against an empty or re-pointed store.

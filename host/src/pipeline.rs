@@ -837,7 +837,7 @@ impl Host {
                 to_fields,
             };
             let open: Vec<usize> = (0..items.len())
-                .filter(|&i| !settled.contains(merge_id(&items[i], &idf).as_str()))
+                .filter(|&i| !settled.contains(id_str(&items[i], &idf)))
                 .collect();
             let refs: Vec<&Item> = open.iter().map(|&i| &items[i]).collect();
             timings.lap("prepare");
@@ -994,11 +994,13 @@ enum Stored {
     Missing,
 }
 
+/// An item's id as the merge sees it, borrowed.
+fn id_str<'a>(item: &'a Item, id_field: &str) -> &'a str {
+    item.get(id_field).and_then(Value::as_str).unwrap_or("")
+}
+
 fn merge_id(item: &Item, id_field: &str) -> String {
-    item.get(id_field)
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string()
+    id_str(item, id_field).to_string()
 }
 
 fn write_base(
