@@ -963,14 +963,16 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
 /// Joins two rounds of one sync: the second round's items and base, both
 /// rounds' conflicts, and the original versions that either round displaced.
 pub fn combine(first: MergeOutput, second: MergeOutput, id_field: &str) -> MergeOutput {
+    // A version made by the first round was never on disk: the second
+    // round's displaced versions count only for ids the first left alone.
+    let seen: HashSet<(Side, String)> = first
+        .displaced
+        .iter()
+        .map(|x| (x.side, id_of(&x.item, id_field).to_string()))
+        .collect();
     let mut displaced = first.displaced;
     for d in second.displaced {
-        let id = id_of(&d.item, id_field);
-        // A version made by the first round was never on disk.
-        if !displaced
-            .iter()
-            .any(|x| x.side == d.side && id_of(&x.item, id_field) == id)
-        {
+        if !seen.contains(&(d.side, id_of(&d.item, id_field).to_string())) {
             displaced.push(d);
         }
     }
