@@ -427,28 +427,36 @@ impl Host {
         };
         let sizes: Vec<u64> = req.entities.iter().map(|e| size(e)).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    loop {
-                        let n = next.fetch_add(1, Ordering::SeqCst);
-                        if n >= order.len() || failed.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let i = order[n];
-                        let entity = &req.entities[i];
-                        progress.entity_started(entity, i, req.entities.len());
-                        let r = check_time(&format!("while syncing {entity}")).and_then(|()| {
-                            self.plan_entity(&req, entity, &stamp, &bytes_read, deadline)
-                        });
-                        match &r {
-                            Ok(p) => progress.entity_done(entity, &p.result),
-                            Err(_) => failed.store(true, Ordering::SeqCst),
-                        }
-                        results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-                    }
-                });
+        let work = || {
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n >= order.len() || failed.load(Ordering::SeqCst) {
+                    break;
+                }
+                let i = order[n];
+                let entity = &req.entities[i];
+                progress.entity_started(entity, i, req.entities.len());
+                let r = check_time(&format!("while syncing {entity}"))
+                    .and_then(|()| self.plan_entity(&req, entity, &stamp, &bytes_read, deadline));
+                match &r {
+                    Ok(p) => progress.entity_done(entity, &p.result),
+                    Err(_) => failed.store(true, Ordering::SeqCst),
+                }
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
             }
+        };
+        // Small inputs are planned on this thread alone (see
+        // `PARALLEL_MIN_BYTES`); otherwise this thread is one of the workers.
+        let workers = if sizes.iter().sum::<u64>() < PARALLEL_MIN_BYTES {
+            1
+        } else {
+            workers
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..workers {
+                scope.spawn(work);
+            }
+            work();
         });
         let mut plans = Vec::with_capacity(req.entities.len());
         for r in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
@@ -604,12 +612,22 @@ impl Host {
             let checked = validate_items(&plugin, entity, path, &mut file.items, &fields);
             Ok((file, fields, checked))
         };
-        let (src_read, tgt_read, base) = std::thread::scope(|s| {
-            let tgt = s.spawn(|| read_side(&req.target, &tgt_path));
-            let base = s.spawn(|| self.load_base(req, entity));
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let (src_read, tgt_read, base) = if size(&src_path) + size(&tgt_path) < PARALLEL_MIN_BYTES {
             let src = read_side(&req.source, &src_path);
-            (src, join(tgt), join(base))
-        });
+            (
+                src,
+                read_side(&req.target, &tgt_path),
+                self.load_base(req, entity),
+            )
+        } else {
+            std::thread::scope(|s| {
+                let tgt = s.spawn(|| read_side(&req.target, &tgt_path));
+                let base = s.spawn(|| self.load_base(req, entity));
+                let src = read_side(&req.source, &src_path);
+                (src, join(tgt), join(base))
+            })
+        };
         let mut sides = Vec::with_capacity(2);
         for (read, path) in [(src_read, &src_path), (tgt_read, &tgt_path)] {
             let (file, fields, checked) = read?;
@@ -732,20 +750,30 @@ impl Host {
             // (up to three: both domain files and the base).
             let base_path = self.base_path(req, entity);
             let base = &out.base;
+            let mut jobs: Vec<Box<dyn FnOnce() -> Result<store::Write> + Send + '_>> = Vec::new();
+            for (path, new) in &new_files {
+                jobs.push(Box::new(move || {
+                    store::prestage(path, &|w| store::write_entity_file(entity, new, w))
+                }));
+            }
+            if out.base_changed {
+                let path = &base_path;
+                jobs.push(Box::new(move || {
+                    store::prestage(path, &|w| write_base(req, entity, base, w))
+                }));
+            }
+            // In parallel even when small: each file's fsync waits for the
+            // disk, and the waits overlap.
+            // This thread writes the first file itself.
             let staged: Vec<Result<store::Write>> = std::thread::scope(|s| {
-                let mut handles = Vec::new();
-                for (path, new) in &new_files {
-                    handles.push(s.spawn(move || {
-                        store::prestage(path, &|w| store::write_entity_file(entity, new, w))
-                    }));
-                }
-                if out.base_changed {
-                    let path = &base_path;
-                    handles.push(s.spawn(move || {
-                        store::prestage(path, &|w| write_base(req, entity, base, w))
-                    }));
-                }
-                handles.into_iter().map(join).collect()
+                let mut jobs = jobs.into_iter();
+                let first = jobs.next();
+                let handles: Vec<_> = jobs.map(|job| s.spawn(job)).collect();
+                first
+                    .map(|job| job())
+                    .into_iter()
+                    .chain(handles.into_iter().map(join))
+                    .collect()
             });
             for w in staged {
                 writes.push(w?);
@@ -978,6 +1006,12 @@ impl Host {
         Ok(base)
     }
 }
+
+/// Below this many bytes of data files, an entity type's work stays on one
+/// thread: a new thread costs more than it saves there (with mimalloc, each
+/// new thread first touches fresh allocator pages, and in a small sync those
+/// page faults were a quarter of the time).
+const PARALLEL_MIN_BYTES: u64 = 1 << 20;
 
 /// The result of a scoped thread; its panic, if any, continues here.
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {

@@ -147,7 +147,9 @@ fn synced_temp_beside(path: &Path, encode: &Encode) -> io::Result<tempfile::Name
         .prefix(".cds-tmp-")
         .tempfile_in(dir)?;
     {
-        let mut w = io::BufWriter::with_capacity(1 << 18, tmp.as_file_mut());
+        // 64 KiB: few writes for a large file, little fresh memory per
+        // writing thread for a small one.
+        let mut w = io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
         encode(&mut w)?;
         w.flush()?;
     }
@@ -654,23 +656,25 @@ impl DataDir {
             let pairs: Vec<(&Write, &JournalFile)> = writes.iter().zip(&journal.files).collect();
             let next = std::sync::atomic::AtomicUsize::new(0);
             let first_error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-            std::thread::scope(|scope| {
-                for _ in 0..STAGING_THREADS.min(pairs.len()) {
-                    scope.spawn(|| {
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            let Some(&pair) = pairs.get(i) else { break };
-                            if let Err(e) = stage(pair) {
-                                // Stop handing out files; the first error wins.
-                                next.store(pairs.len(), std::sync::atomic::Ordering::SeqCst);
-                                let mut slot =
-                                    first_error.lock().unwrap_or_else(|p| p.into_inner());
-                                slot.get_or_insert(e);
-                                break;
-                            }
-                        }
-                    });
+            let work = || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(&pair) = pairs.get(i) else { break };
+                    if let Err(e) = stage(pair) {
+                        // Stop handing out files; the first error wins.
+                        next.store(pairs.len(), std::sync::atomic::Ordering::SeqCst);
+                        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                        slot.get_or_insert(e);
+                        break;
+                    }
                 }
+            };
+            // This thread is one of the stagers.
+            std::thread::scope(|scope| {
+                for _ in 1..STAGING_THREADS.min(pairs.len()) {
+                    scope.spawn(work);
+                }
+                work();
             });
             match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
                 Some(e) => Err(e),
