@@ -14,10 +14,18 @@
 //! in neither view, so it never reaches, and is never erased on, the other side.
 
 use crate::error::{Code, Error, Result};
+use foldhash::{HashMapExt, HashSetExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+/// Maps and sets keyed by item ids, which the merge builds for every item.
+/// Ids come from user data: foldhash is seeded per process, so no fixed set
+/// of ids collides, and hashes short keys several times faster than SipHash.
+pub type IdMap<K, V> = foldhash::HashMap<K, V>;
+/// See [`IdMap`].
+pub type IdSet<T> = foldhash::HashSet<T>;
 use std::sync::Arc;
 
 pub type Item = Map<String, Value>;
@@ -331,11 +339,11 @@ pub fn settled_ids<'a>(
     target: &[Item],
     base: &Base,
     id_field: &str,
-) -> HashSet<&'a str> {
+) -> IdSet<&'a str> {
     if base.is_empty() {
-        return HashSet::new();
+        return IdSet::new();
     }
-    let t: HashMap<&str, &Item> = target.iter().map(|i| (id_of(i, id_field), i)).collect();
+    let t: IdMap<&str, &Item> = target.iter().map(|i| (id_of(i, id_field), i)).collect();
     source
         .iter()
         .filter_map(|s| {
@@ -355,7 +363,7 @@ pub fn base_items_needing_views<'a>(
     base: &'a Base,
     side: Side,
     id_field: &str,
-    settled: &HashSet<&str>,
+    settled: &IdSet<&str>,
 ) -> Vec<&'a Item> {
     items
         .iter()
@@ -379,7 +387,7 @@ pub fn items_needing_normalization<'a>(
     sender_views: &[View],
     id_field: &str,
 ) -> Vec<&'a Item> {
-    let views: HashMap<&str, &Item> = sender
+    let views: IdMap<&str, &Item> = sender
         .iter()
         .zip(sender_views)
         .filter_map(|(s, v)| v.resolve(s).map(|v| (id_of(s, id_field), v)))
@@ -395,8 +403,8 @@ pub fn items_needing_normalization<'a>(
 }
 
 /// Index of each id; duplicate ids are a `SYNC_CONFLICT`.
-fn index(items: &[Item], id_field: &str, domain: &str) -> Result<HashMap<String, usize>> {
-    let mut map = HashMap::with_capacity(items.len());
+fn index(items: &[Item], id_field: &str, domain: &str) -> Result<IdMap<String, usize>> {
+    let mut map = IdMap::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
         let id = id_of(it, id_field);
         if let Some(first) = map.insert(id.to_string(), i) {
@@ -471,7 +479,7 @@ fn set_field(item: &mut Item, field: &str, value: Option<Value>) {
 struct Ctx<'a> {
     input: &'a MergeInput<'a>,
     conflicts: Vec<Conflict>,
-    conflicted: HashSet<String>,
+    conflicted: IdSet<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -620,11 +628,11 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     let mut ctx = Ctx {
         input: &input,
         conflicts: Vec::new(),
-        conflicted: HashSet::new(),
+        conflicted: IdSet::new(),
     };
     let mut stats = Stats::default();
     let mut new_base = Base::new();
-    let mut fates: [HashMap<String, Fate>; 2] = [HashMap::new(), HashMap::new()];
+    let mut fates: [IdMap<String, Fate>; 2] = [IdMap::new(), IdMap::new()];
     let mut appended: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
     let slot = |s: Side| match s {
         Side::Source => 0,
@@ -943,7 +951,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     }
     stats.conflicts = conflicted.len();
     let [source_items, target_items] = out_items;
-    let mut all: HashSet<&str> = source_items.iter().map(|i| id_of(i, idf)).collect();
+    let mut all: IdSet<&str> = source_items.iter().map(|i| id_of(i, idf)).collect();
     all.extend(target_items.iter().map(|i| id_of(i, idf)));
     stats.merged = all.len();
     Ok(MergeOutput {
@@ -965,7 +973,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
 pub fn combine(first: MergeOutput, second: MergeOutput, id_field: &str) -> MergeOutput {
     // A version made by the first round was never on disk: the second
     // round's displaced versions count only for ids the first left alone.
-    let seen: HashSet<(Side, String)> = first
+    let seen: IdSet<(Side, String)> = first
         .displaced
         .iter()
         .map(|x| (x.side, id_of(&x.item, id_field).to_string()))
@@ -978,7 +986,7 @@ pub fn combine(first: MergeOutput, second: MergeOutput, id_field: &str) -> Merge
     }
     let mut conflicts = first.conflicts;
     conflicts.extend(second.conflicts);
-    let conflicted: HashSet<&str> = conflicts.iter().map(|c| c.item_id.as_str()).collect();
+    let conflicted: IdSet<&str> = conflicts.iter().map(|c| c.item_id.as_str()).collect();
     let stats = Stats {
         added: first.stats.added + second.stats.added,
         updated: first.stats.updated + second.stats.updated,

@@ -1168,7 +1168,8 @@ fn validate_items(
         }
     }
     let checked = schema_fault.as_ref().map_or(items.len(), |(i, _)| *i + 1);
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    let mut seen: merge::IdMap<&str, usize> =
+        merge::IdMap::with_capacity_and_hasher(items.len(), Default::default());
     for (i, item) in items[..checked].iter().enumerate() {
         if schema_fault.as_ref().is_some_and(|(f, _)| *f == i) {
             break;
