@@ -1037,54 +1037,54 @@ fn merge_id(item: &Item, id_field: &str) -> String {
     id_str(item, id_field).to_string()
 }
 
+/// Writes the base compactly (it is the host's own state, not for reading):
+/// `{"version":1,"entity":..,"items":[{"id":..,"<source>":item,"<target>":
+/// item or "="},..]}`, by `cds_json`, straight from the borrowed entries.
 fn write_base(
     req: &SyncRequest,
     entity: &str,
     base: &Base,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-    /// One base entry, serialised from borrowed parts.
-    struct Entry<'a>(&'a str, &'a BaseEntry, &'a SyncRequest);
-    impl serde::Serialize for Entry<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-            let Entry(id, e, req) = self;
-            let mut m = s.serialize_map(Some(3))?;
-            m.serialize_entry("id", id)?;
-            m.serialize_entry(&req.source.name, &e.source)?;
-            // When both sides agree in content (the usual case), one copy is
-            // kept: every use of the base ignores the bookkeeping fields.
-            if Arc::ptr_eq(&e.source, &e.target) || merge::content_eq(&e.source, &e.target) {
-                m.serialize_entry(&req.target.name, SAME)?;
-            } else {
-                m.serialize_entry(&req.target.name, &e.target)?;
-            }
-            m.end()
+    const PIECE: usize = 1 << 16;
+    let mut buf = Vec::with_capacity(PIECE + (PIECE >> 2));
+    let key = |buf: &mut Vec<u8>, k: &str| {
+        cds_json::write_str(buf, k);
+        buf.push(b':');
+    };
+    buf.extend_from_slice(b"{\"version\":1,");
+    key(&mut buf, "entity");
+    cds_json::write_str(&mut buf, entity);
+    buf.push(b',');
+    key(&mut buf, "items");
+    buf.push(b'[');
+    for (i, (id, e)) in base.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.push(b'{');
+        key(&mut buf, "id");
+        cds_json::write_str(&mut buf, id);
+        buf.push(b',');
+        key(&mut buf, &req.source.name);
+        cds_json::write_map_compact(&mut buf, &e.source);
+        buf.push(b',');
+        key(&mut buf, &req.target.name);
+        // When both sides agree in content (the usual case), one copy is
+        // kept: every use of the base ignores the bookkeeping fields.
+        if Arc::ptr_eq(&e.source, &e.target) || merge::content_eq(&e.source, &e.target) {
+            cds_json::write_str(&mut buf, SAME);
+        } else {
+            cds_json::write_map_compact(&mut buf, &e.target);
+        }
+        buf.push(b'}');
+        if buf.len() >= PIECE {
+            out.write_all(&buf)?;
+            buf.clear();
         }
     }
-    struct Items<'a>(&'a Base, &'a SyncRequest);
-    impl serde::Serialize for Items<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-            let mut seq = s.serialize_seq(Some(self.0.len()))?;
-            for (id, e) in self.0.iter() {
-                seq.serialize_element(&Entry(id, e, self.1))?;
-            }
-            seq.end()
-        }
-    }
-    struct File<'a>(&'a str, &'a Base, &'a SyncRequest);
-    impl serde::Serialize for File<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-            let mut m = s.serialize_map(Some(3))?;
-            m.serialize_entry("version", &1)?;
-            m.serialize_entry("entity", self.0)?;
-            m.serialize_entry("items", &Items(self.1, self.2))?;
-            m.end()
-        }
-    }
-    // Compact: this file is the host's own state, not for reading.
-    serde_json::to_writer(&mut *out, &File(entity, base, req))?;
-    out.write_all(b"\n")
+    buf.extend_from_slice(b"]}\n");
+    out.write_all(&buf)
 }
 
 fn domain_plan(before: &[Item], after: &[Item], idf: &str) -> DomainPlan {

@@ -383,31 +383,48 @@ pub fn encode_entity_file(entity: &str, file: &EntityFile) -> Vec<u8> {
     out
 }
 
-/// Writes an entity file as [`encode_entity_file`] encodes it.
+/// Writes an entity file as [`encode_entity_file`] encodes it: exactly
+/// `serde_json::to_writer_pretty` of `{"<entity>": items, ...rest}` and a
+/// newline, by `cds_json` (which escapes strings faster), straight from the
+/// borrowed items.
 pub fn write_entity_file(
     entity: &str,
     file: &EntityFile,
     out: &mut dyn io::Write,
 ) -> io::Result<()> {
-    /// The file's top-level object, serialised from borrowed parts (building
-    /// a `Value` first would copy every item once more).
-    struct Top<'a>(&'a str, &'a EntityFile);
-    impl Serialize for Top<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-            use serde::ser::SerializeMap;
-            let Top(entity, file) = self;
-            let mut m = s.serialize_map(Some(1 + file.rest.len()))?;
-            m.serialize_entry(entity, &file.items)?;
-            for (k, v) in &file.rest {
-                if k != entity {
-                    m.serialize_entry(k, v)?;
-                }
+    // Written out in pieces of about this size.
+    const PIECE: usize = 1 << 16;
+    let mut buf = Vec::with_capacity(PIECE + (PIECE >> 2));
+    buf.extend_from_slice(b"{\n  ");
+    cds_json::write_str(&mut buf, entity);
+    buf.extend_from_slice(b": ");
+    if file.items.is_empty() {
+        buf.extend_from_slice(b"[]");
+    } else {
+        buf.push(b'[');
+        for (i, item) in file.items.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
             }
-            m.end()
+            buf.extend_from_slice(b"\n    ");
+            cds_json::write_map_pretty(&mut buf, item, 2);
+            if buf.len() >= PIECE {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        buf.extend_from_slice(b"\n  ]");
+    }
+    for (k, v) in &file.rest {
+        if k != entity {
+            buf.extend_from_slice(b",\n  ");
+            cds_json::write_str(&mut buf, k);
+            buf.extend_from_slice(b": ");
+            cds_json::write_pretty(&mut buf, v, 1);
         }
     }
-    serde_json::to_writer_pretty(&mut *out, &Top(entity, file))?;
-    out.write_all(b"\n")
+    buf.extend_from_slice(b"\n}\n");
+    out.write_all(&buf)
 }
 
 /// One file change within a transaction: new content, or `None` to delete.
@@ -856,5 +873,50 @@ mod stamp_tests {
         assert!(!unchanged_since_read(&path, &digest, &stamp).unwrap());
         // Absent when read and still absent.
         assert!(unchanged_since_read(&path, &None, &None).unwrap());
+    }
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Entity files are written as `serde_json::to_writer_pretty` writes
+    /// them, whatever the items and the other top-level keys hold, and read
+    /// back as they were.
+    #[test]
+    fn entity_files_are_serde_json_pretty() {
+        let items = |v: Value| -> Vec<Map<String, Value>> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_object().unwrap().clone())
+                .collect()
+        };
+        let cases = [
+            (json!([]), json!({})),
+            (
+                json!([{"id": "a", "name": "Ä \"q\" \\ \n\t\u{1}", "tags": [], "n": {"x": [1, 2.5, -3]}},
+                       {"id": "b", "e": {}, "f": null, "g": true}]),
+                json!({}),
+            ),
+            (json!([{"id": "c"}]), json!({"version": 2, "meta": {"by": ["x", {"y": []}]}})),
+        ];
+        for (list, rest) in cases {
+            let file = EntityFile {
+                items: items(list.clone()),
+                rest: rest.as_object().unwrap().clone(),
+                ..EntityFile::default()
+            };
+            let mut whole = Map::new();
+            whole.insert("contacts".into(), list);
+            whole.extend(rest.as_object().unwrap().clone());
+            let mut want = serde_json::to_vec_pretty(&whole).unwrap();
+            want.push(b'\n');
+            let got = encode_entity_file("contacts", &file);
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+            let back = parse_entity_file(Path::new("contacts.json"), "contacts", &got).unwrap();
+            assert_eq!((back.items, back.rest), (file.items, file.rest));
+        }
     }
 }

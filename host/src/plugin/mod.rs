@@ -314,7 +314,7 @@ impl Plugin {
         };
         let mut encoded: Vec<String> = items
             .iter()
-            .map(|i| serde_json::to_string(i).unwrap_or_default())
+            .map(|i| cds_json::map_to_string(i))
             .collect();
         let mut start = 0;
         while start < items.len() {

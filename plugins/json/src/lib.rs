@@ -1,0 +1,277 @@
+//! JSON text exactly as `serde_json` writes it, compact (`to_vec`) and pretty
+//! with two-space indentation (`to_vec_pretty`), for `serde_json` values, only
+//! faster.
+//!
+//! Items cross the plugin boundary as JSON text and every data file is JSON
+//! text, so a sync serialises each item several times (for the plugin, in the
+//! plugin, into both domain files and the base). `serde_json` escapes strings
+//! one byte at a time through a table, and at the contract's limits (~100 MB
+//! of mostly long text fields) that loop was the largest single item of a
+//! profile. No crate writes `serde_json::Value` byte-identically to
+//! `serde_json` with a faster scan, hence this module: it looks at eight bytes
+//! at a time for the three kinds of byte that need escaping (`"`, `\` and
+//! control characters) and copies the runs between them whole. Numbers are
+//! written by `serde_json` itself. The property tests check that the output is
+//! byte-for-byte `serde_json`'s for arbitrary values.
+//!
+//! Shared by the host and the guest SDK, so it uses nothing but `core`
+//! arithmetic (no SIMD): the same code runs in WebAssembly.
+
+use serde_json::{Map, Value};
+
+/// `serde_json::to_vec(v)`.
+pub fn to_vec(v: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    write_value(&mut out, v, None);
+    out
+}
+
+/// `serde_json::to_string(m)` of an object.
+pub fn map_to_string(m: &Map<String, Value>) -> String {
+    let mut out = Vec::with_capacity(128);
+    write_map(&mut out, m, None);
+    // Only valid UTF-8 is ever written: the input's strings and ASCII.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Appends `v` as `serde_json::to_writer` writes it.
+pub fn write_compact(out: &mut Vec<u8>, v: &Value) {
+    write_value(out, v, None);
+}
+
+/// Appends the object `m` as `serde_json::to_writer` writes it.
+pub fn write_map_compact(out: &mut Vec<u8>, m: &Map<String, Value>) {
+    write_map(out, m, None);
+}
+
+/// Appends `v` as `serde_json::to_writer_pretty` writes it when `v` sits
+/// `depth` levels deep in the document (0: the top level): nested lines are
+/// indented by two spaces more than that.
+pub fn write_pretty(out: &mut Vec<u8>, v: &Value, depth: usize) {
+    write_value(out, v, Some(depth));
+}
+
+/// [`write_pretty`] of an object.
+pub fn write_map_pretty(out: &mut Vec<u8>, m: &Map<String, Value>, depth: usize) {
+    write_map(out, m, Some(depth));
+}
+
+/// `serde_json::to_vec_pretty(v)`.
+pub fn to_vec_pretty(v: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    write_value(&mut out, v, Some(0));
+    out
+}
+
+/// A newline and the indentation of `depth` (pretty), or nothing (compact).
+#[inline]
+fn newline(out: &mut Vec<u8>, depth: Option<usize>) {
+    if let Some(d) = depth {
+        out.push(b'\n');
+        for _ in 0..d {
+            out.extend_from_slice(b"  ");
+        }
+    }
+}
+
+fn write_value(out: &mut Vec<u8>, v: &Value, depth: Option<usize>) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            // serde_json's own number formatting (itoa, and its float
+            // printer), so that numbers can never differ. Writing into a Vec
+            // cannot fail.
+            let _ = serde::Serialize::serialize(n, &mut serde_json::Serializer::new(&mut *out));
+        }
+        Value::String(s) => write_str(out, s),
+        Value::Array(a) => {
+            if a.is_empty() {
+                out.extend_from_slice(b"[]");
+                return;
+            }
+            out.push(b'[');
+            let inner = depth.map(|d| d + 1);
+            for (i, e) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                newline(out, inner);
+                write_value(out, e, inner);
+            }
+            newline(out, depth);
+            out.push(b']');
+        }
+        Value::Object(m) => write_map(out, m, depth),
+    }
+}
+
+fn write_map(out: &mut Vec<u8>, m: &Map<String, Value>, depth: Option<usize>) {
+    if m.is_empty() {
+        out.extend_from_slice(b"{}");
+        return;
+    }
+    out.push(b'{');
+    let inner = depth.map(|d| d + 1);
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        newline(out, inner);
+        write_str(out, k);
+        out.extend_from_slice(if depth.is_some() { b": " } else { b":" });
+        write_value(out, v, inner);
+    }
+    newline(out, depth);
+    out.push(b'}');
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of the eight bytes of `w` is `"`, `\` or below 0x20. Each test
+/// is the classic exact "some byte is zero / less than n" bit trick: it may
+/// misplace which byte, never whether there is one (bytes of 0x80 and above,
+/// UTF-8, never match).
+#[inline]
+fn needs_escape(w: u64) -> bool {
+    let quote = w ^ (LO * b'"' as u64);
+    let backslash = w ^ (LO * b'\\' as u64);
+    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
+    (has_zero(quote) | has_zero(backslash) | below_space) != 0
+}
+
+/// Appends `s` as a JSON string, escaped as serde_json escapes it.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0; // first byte not yet copied
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip eight plain bytes at a time.
+        if i + 8 <= bytes.len() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[i..i + 8]);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0C => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1F => {
+                out.extend_from_slice(&bytes[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xF) as usize]);
+                i += 1;
+                start = i;
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn string() -> impl Strategy<Value = String> {
+        // Long runs (the fast path), every escape, control bytes, UTF-8.
+        prop_oneof![
+            "[a-z \"\\\\\u{0}-\u{1f}\u{7f}é€😀]{0,40}",
+            "[a-z]{0,30}",
+            ".{0,20}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            string().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((string(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn compact_is_serde_json(v in value()) {
+            prop_assert_eq!(to_vec(&v), serde_json::to_vec(&v).unwrap());
+        }
+
+        #[test]
+        fn pretty_is_serde_json(v in value()) {
+            prop_assert_eq!(to_vec_pretty(&v), serde_json::to_vec_pretty(&v).unwrap());
+        }
+
+        /// Written at depth 2, a value reads as it does inside a pretty
+        /// document two levels down (as an item of an entity file).
+        #[test]
+        fn pretty_at_depth_is_serde_json_nested(v in value()) {
+            let doc = serde_json::json!({"items": [v.clone()]});
+            let whole = serde_json::to_vec_pretty(&doc).unwrap();
+            let mut mine = b"{\n  \"items\": [\n    ".to_vec();
+            write_pretty(&mut mine, &v, 2);
+            mine.extend_from_slice(b"\n  ]\n}");
+            prop_assert_eq!(mine, whole);
+        }
+
+        #[test]
+        fn strings_are_serde_json(s in string()) {
+            let mut mine = Vec::new();
+            write_str(&mut mine, &s);
+            prop_assert_eq!(mine, serde_json::to_vec(&s).unwrap());
+        }
+    }
+
+    /// Every byte value at every position of a word, so that the eight-byte
+    /// test cannot miss one.
+    #[test]
+    fn every_byte_at_every_offset() {
+        for b in 0u8..0x80 {
+            for at in 0..17 {
+                let mut s = "x".repeat(17);
+                s.replace_range(at..at + 1, std::str::from_utf8(&[b]).unwrap());
+                let mut mine = Vec::new();
+                write_str(&mut mine, &s);
+                assert_eq!(mine, serde_json::to_vec(&s).unwrap(), "byte {b:#x} at {at}");
+            }
+        }
+    }
+}
