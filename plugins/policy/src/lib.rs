@@ -98,11 +98,21 @@ impl Policy {
 
     /// Applies the policy to one item; returns the outcome and how many field
     /// values were removed or replaced.
-    pub fn apply(&self, mut item: Item, id_field: &str) -> (Outcome, u64) {
+    pub fn apply(&self, item: Item, id_field: &str) -> (Outcome, u64) {
+        let (outcome, redacted, _) = self.apply_traced(item, id_field);
+        (outcome, redacted)
+    }
+
+    /// [`Policy::apply`], also saying whether a kept item differs from the
+    /// one given (the redaction count alone does not tell: a reduction may
+    /// add a field it sets without counting it). The guest SDK uses this to
+    /// skip re-encoding items the policy left alone.
+    pub fn apply_traced(&self, mut item: Item, id_field: &str) -> (Outcome, u64, bool) {
         if self.withholds(&item) {
-            return (Outcome::Withheld, 0);
+            return (Outcome::Withheld, 0, true);
         }
         let mut redacted = 0u64;
+        let mut changed = false;
         if let Some(red) = self.reduction_for(&item) {
             let before = item.len();
             item.retain(|k, _| k == id_field || red.keep.iter().any(|f| f == k));
@@ -115,6 +125,7 @@ impl Policy {
                         item.insert(k.clone(), v.clone());
                     }
                     None => {
+                        changed = true;
                         item.insert(k.clone(), v.clone());
                     }
                 }
@@ -125,7 +136,8 @@ impl Policy {
                 redacted += 1;
             }
         }
-        (Outcome::Kept(item), redacted)
+        changed |= redacted > 0;
+        (Outcome::Kept(item), redacted, changed)
     }
 
     /// Checks that `output`, claimed to be this policy applied to `input`,
@@ -198,6 +210,13 @@ impl Policy {
             strip: self.strip.iter().map(|f| rename(f)).collect(),
         }
     }
+}
+
+/// Whether [`rename_fields`] with `table` would change any key of `item`.
+pub fn renames_any(item: &Item, table: &[(&str, &str)]) -> bool {
+    table
+        .iter()
+        .any(|(from, to)| from != to && item.contains_key(*from))
 }
 
 /// Renames the keys of `item` by `table` (pairs `(from, to)`), keeping order.
@@ -326,6 +345,72 @@ mod tests {
         let biz = item(json!({"id":"2","name":"x","notes":"secret"}));
         let err = p.check(&biz, &biz, "id").unwrap_err();
         assert!(err.what.contains("notes"), "{err:?}");
+    }
+
+    /// `apply_traced` says "changed" exactly when the kept item differs from
+    /// the one given, across every default policy and items that each rule
+    /// does and does not touch (a busy block that only gains its title is a
+    /// change with nothing redacted).
+    #[test]
+    fn traced_change_is_exactly_a_difference() {
+        let items = [
+            json!({"id":"1","name":"x"}),
+            json!({"id":"2","name":"x","notes":"n","birthday":"b"}),
+            json!({"id":"3","category":"family","name":"x"}),
+            json!({"id":"4","title":"T","start":"a","end":"b","visibility":"private"}),
+            json!({"id":"5","start":"a","end":"b","visibility":"private"}),
+            json!({"id":"6","title":"Busy","start":"a","end":"b","visibility":"confidential"}),
+            json!({"id":"7","channel":"email","body":"b","attachments":[]}),
+            json!({"id":"8","classification":"restricted"}),
+            json!({"id":"9","classification":"internal","uri":"u"}),
+        ];
+        let mut changes = 0;
+        for (from, to) in [("personal", "business"), ("business", "personal")] {
+            for entity in ["contacts", "calendar", "tasks", "documents", "communications"] {
+                let p = default_policy(from, to, entity);
+                for it in &items {
+                    let given = item(it.clone());
+                    let (out, n, changed) = p.apply_traced(given.clone(), "id");
+                    assert_eq!((out.clone(), n), p.apply(given.clone(), "id"));
+                    match out {
+                        Outcome::Kept(kept) => {
+                            assert_eq!(changed, kept != given, "{from}->{to} {entity} {it}");
+                            changes += usize::from(changed);
+                        }
+                        Outcome::Withheld => assert!(changed),
+                    }
+                }
+            }
+        }
+        assert!(changes > 3, "the items exercise the policies");
+        // A reduction that only adds a field it sets: a change, no redaction.
+        let p = default_policy("personal", "business", "calendar");
+        let (_, n, changed) = p.apply_traced(item(items[4].clone()), "id");
+        assert_eq!((n, changed), (1, true));
+        let p = Policy {
+            reduce: vec![Reduction {
+                when: vec![Rule {
+                    field: "allDay".into(),
+                    values: vec![json!(true)],
+                }],
+                keep: vec!["start".into(), "allDay".into()],
+                set: [("title".to_string(), json!("Busy"))].into_iter().collect(),
+            }],
+            ..Policy::default()
+        };
+        let given = item(json!({"id":"x","start":"a","allDay":true}));
+        let (out, n, changed) = p.apply_traced(given.clone(), "id");
+        assert_eq!((n, changed), (0, true));
+        assert_ne!(out, Outcome::Kept(given));
+    }
+
+    #[test]
+    fn renames_any_is_whether_a_key_changes() {
+        let it = item(json!({"id":"1","company":"x"}));
+        assert!(renames_any(&it, &[("company", "organization")]));
+        assert!(!renames_any(&it, &[("company", "company")]));
+        assert!(!renames_any(&it, &[("title", "role")]));
+        assert!(!renames_any(&it, &[]));
     }
 
     #[test]

@@ -45,13 +45,45 @@ pub trait EntityPlugin {
 
     /// Type-specific normalisation after the standard one (canonical names).
     fn normalize(_item: &mut Item) -> Result<(), String> {
+        hooks::NORMALIZE.set(Some(false));
         Ok(())
     }
 
     /// Filters one item (receiving-shape names). The default applies the
     /// policy exactly; override only to be stricter.
     fn filter(policy: &Policy, item: Item) -> (Outcome, u64) {
-        policy.apply(item, Self::ID_FIELD)
+        let (outcome, redacted, changed) = policy.apply_traced(item, Self::ID_FIELD);
+        hooks::FILTER.set(Some(changed));
+        (outcome, redacted)
+    }
+}
+
+/// Whether a plugin's hook was the SDK's default, and if so whether it
+/// changed the item. The defaults of [`EntityPlugin::normalize`] and
+/// [`EntityPlugin::filter`] say so here; a plugin's own hook cannot (an
+/// override replaces the default body entirely), so after an override the
+/// SDK knows nothing and compares the encoded item instead. Knowing lets the
+/// SDK skip encoding, and comparing, the items a hook left alone: most of a
+/// batch. One cell per hook, so that a plugin's own `filter` that calls the
+/// default `normalize` is not taken for the default `filter`.
+mod hooks {
+    use std::cell::Cell;
+    use std::thread::LocalKey;
+
+    type Cell_ = Cell<Option<bool>>;
+    thread_local! {
+        /// `Some(changed)` once the default `normalize` ran.
+        pub static NORMALIZE: Cell_ = const { Cell::new(None) };
+        /// `Some(changed)` once the default `filter` ran.
+        pub static FILTER: Cell_ = const { Cell::new(None) };
+    }
+
+    /// Runs a hook; `Some(changed)` when it was the default one, which says
+    /// so in `cell`.
+    pub fn traced<T>(cell: &'static LocalKey<Cell_>, hook: impl FnOnce() -> T) -> (T, Option<bool>) {
+        cell.set(None);
+        let out = hook();
+        (out, cell.take())
     }
 }
 
@@ -89,43 +121,57 @@ pub fn normalize_timestamp(s: &str) -> Result<String, String> {
         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
+/// Applies `f` to the string, or each string of the array, `v` holds;
+/// returns whether any changed.
 fn each_string(
     v: &mut Value,
     f: &mut dyn FnMut(&str) -> Result<String, String>,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     match v {
         Value::String(s) => {
             let n = f(s)?;
             if *s != n {
                 *s = n;
+                return Ok(true);
             }
-            Ok(())
+            Ok(false)
         }
-        Value::Array(a) => a.iter_mut().try_for_each(|e| each_string(e, f)),
-        _ => Ok(()),
+        Value::Array(a) => a
+            .iter_mut()
+            .try_fold(false, |changed, e| Ok(each_string(e, f)? || changed)),
+        _ => Ok(false),
     }
 }
 
 /// The standard normalisation of one item in canonical names.
 pub fn normalize<P: EntityPlugin>(item: &mut Item) -> Result<(), String> {
+    normalize_traced::<P>(item).map(|_| ())
+}
+
+/// [`normalize`], saying whether the item changed: `None` when the plugin's
+/// own [`EntityPlugin::normalize`] ran and may have changed it.
+fn normalize_traced<P: EntityPlugin>(item: &mut Item) -> Result<Option<bool>, String> {
+    let mut changed = false;
     for f in P::EMAIL_FIELDS {
         if let Some(v) = item.get_mut(*f) {
-            each_string(v, &mut |s| Ok(normalize_email(s)))?;
+            changed |= each_string(v, &mut |s| Ok(normalize_email(s)))?;
         }
     }
     for f in P::PHONE_FIELDS {
         if let Some(v) = item.get_mut(*f) {
-            each_string(v, &mut |s| Ok(normalize_phone(s)))?;
+            changed |= each_string(v, &mut |s| Ok(normalize_phone(s)))?;
         }
     }
     for f in std::iter::once(&"lastModified").chain(P::TIMESTAMP_FIELDS) {
         if let Some(v) = item.get_mut(*f) {
-            each_string(v, &mut |s| {
+            changed |= each_string(v, &mut |s| {
                 normalize_timestamp(s).map_err(|e| format!("{f}: {e}"))
             })?;
         }
     }
-    P::normalize(item)
+    let (result, default) = hooks::traced(&hooks::NORMALIZE, || P::normalize(item));
+    result?;
+    Ok(default.map(|d| d || changed))
 }
 
 fn parse_item(s: &str, index: usize) -> Result<Item, String> {
@@ -152,8 +198,8 @@ pub fn map_batch<P: EntityPlugin>(
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let item = map_item::<P>(&to_canonical, to_fields, s, i)?;
-            serde_json::to_string(&item).map_err(|e| e.to_string())
+            let (item, _) = map_item::<P>(&to_canonical, to_fields, s, i)?;
+            Ok(cds_json::map_to_string(&item))
         })
         .collect()
 }
@@ -163,16 +209,22 @@ fn reversed<'a>(fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     fields.iter().map(|(c, l)| (*l, *c)).collect()
 }
 
-/// One item of a batch, `i`th, mapped into the receiving shape.
+/// One item of a batch, `i`th, mapped into the receiving shape; with whether
+/// that changed it (`None`: not known, the plugin's own hook ran).
 fn map_item<P: EntityPlugin>(
     to_canonical: &[(&str, &str)],
     to_fields: &[(&str, &str)],
     s: &str,
     i: usize,
-) -> Result<Item, String> {
-    let mut item = rename_fields(parse_item(s, i)?, to_canonical);
-    normalize::<P>(&mut item).map_err(|e| format!("item {i} (id {}): {e}", item_id::<P>(&item)))?;
-    Ok(rename_fields(item, to_fields))
+) -> Result<(Item, Option<bool>), String> {
+    let item = parse_item(s, i)?;
+    let renamed = cds_policy::renames_any(&item, to_canonical);
+    let mut item = rename_fields(item, to_canonical);
+    let normalized = normalize_traced::<P>(&mut item)
+        .map_err(|e| format!("item {i} (id {}): {e}", item_id::<P>(&item)))?;
+    let renamed = renamed || cds_policy::renames_any(&item, to_fields);
+    let item = rename_fields(item, to_fields);
+    Ok((item, normalized.map(|n| n || renamed)))
 }
 
 /// What [`filter_batch`] returns.
@@ -194,9 +246,7 @@ pub fn filter_batch<P: EntityPlugin>(policy: &str, items: &[String]) -> Result<F
         let (outcome, n) = P::filter(&policy, item);
         out.redacted_fields += n;
         match outcome {
-            Outcome::Kept(item) => out
-                .kept
-                .push(serde_json::to_string(&item).map_err(|e| e.to_string())?),
+            Outcome::Kept(item) => out.kept.push(cds_json::map_to_string(&item)),
             Outcome::Withheld => out.withheld.push(id),
         }
     }
@@ -206,7 +256,8 @@ pub fn filter_batch<P: EntityPlugin>(policy: &str, items: &[String]) -> Result<F
 /// What [`cross_batch`] made of one item.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrossedItem {
-    /// The mapped item's JSON text; `None` when it is exactly the input text.
+    /// The mapped item's JSON text; `None` when mapping left the item as it
+    /// was given.
     pub mapped: Option<String>,
     pub outcome: CrossOutcome,
 }
@@ -230,7 +281,8 @@ pub struct Crossed {
 
 /// Maps a batch as [`map_batch`] does and, given a policy (JSON text,
 /// receiving-shape names), filters each mapped item as [`filter_batch`] does,
-/// parsing every item once instead of twice.
+/// parsing every item once instead of twice, and encoding an item again only
+/// when mapping or the policy changed it.
 pub fn cross_batch<P: EntityPlugin>(
     from_fields: &[(&str, &str)],
     to_fields: &[(&str, &str)],
@@ -247,20 +299,32 @@ pub fn cross_batch<P: EntityPlugin>(
         redacted_fields: 0,
     };
     for (i, s) in items.iter().enumerate() {
-        let item = map_item::<P>(&to_canonical, to_fields, s, i)?;
-        let text = serde_json::to_string(&item).map_err(|e| e.to_string())?;
+        let (item, mapping_changed) = map_item::<P>(&to_canonical, to_fields, s, i)?;
+        // The mapped item's text, needed when mapping changed the item, or
+        // may have (a plugin's own `normalize`); then an item that encodes
+        // as it was given still goes back as `none`.
+        let text = match mapping_changed {
+            Some(false) => None,
+            Some(true) => Some(cds_json::map_to_string(&item)),
+            None => Some(cds_json::map_to_string(&item)).filter(|t| t != s),
+        };
         let outcome = match &policy {
             None => CrossOutcome::Kept,
             Some(policy) => {
-                let (outcome, n) = P::filter(policy, item);
+                let ((outcome, n), filter_changed) =
+                    hooks::traced(&hooks::FILTER, || P::filter(policy, item));
                 out.redacted_fields += n;
-                match outcome {
-                    Outcome::Withheld => CrossOutcome::Withheld,
-                    // Whatever `filter` did, the text decides: an item the
-                    // policy left alone goes back as `Kept`, with no copy.
-                    Outcome::Kept(kept) => {
-                        let k = serde_json::to_string(&kept).map_err(|e| e.to_string())?;
-                        if k == text {
+                match (outcome, filter_changed) {
+                    (Outcome::Withheld, _) => CrossOutcome::Withheld,
+                    (Outcome::Kept(_), Some(false)) => CrossOutcome::Kept,
+                    (Outcome::Kept(kept), Some(true)) => {
+                        CrossOutcome::Changed(cds_json::map_to_string(&kept))
+                    }
+                    // The plugin's own filter: the text decides, so that an
+                    // item it left alone goes back as `Kept`, with no copy.
+                    (Outcome::Kept(kept), None) => {
+                        let k = cds_json::map_to_string(&kept);
+                        if k == *text.as_ref().unwrap_or(s) {
                             CrossOutcome::Kept
                         } else {
                             CrossOutcome::Changed(k)
@@ -270,7 +334,7 @@ pub fn cross_batch<P: EntityPlugin>(
             }
         };
         out.items.push(CrossedItem {
-            mapped: (text != *s).then_some(text),
+            mapped: text,
             outcome,
         });
     }
@@ -461,6 +525,78 @@ mod tests {
         assert!(shaped.items.iter().all(|c| c.outcome == CrossOutcome::Kept));
         assert_eq!(shaped.redacted_fields, 0);
         assert!(cross_batch::<Person>(&from, &to, Some("{"), &items).is_err());
+    }
+
+    /// A plugin with hooks of its own: the SDK cannot know what they
+    /// changed, so it compares encodings; the result must still be
+    /// `map_batch` then `filter_batch`, and an item the hooks left alone
+    /// still comes back as `none` and `Kept`.
+    struct Strict;
+    impl EntityPlugin for Strict {
+        const ENTITY_TYPE: &'static str = "strict";
+        const VERSION: &'static str = "0.1.0";
+        const ITEM_SCHEMA: &'static str = "{}";
+        fn normalize(item: &mut Item) -> Result<(), String> {
+            if let Some(Value::String(c)) = item.get_mut("code") {
+                *c = c.to_uppercase();
+            }
+            Ok(())
+        }
+        fn filter(policy: &Policy, mut item: Item) -> (Outcome, u64) {
+            // Stricter than the policy, and calling a default hook inside.
+            let _ = Person::normalize(&mut item);
+            let removed = u64::from(item.shift_remove("secret").is_some());
+            let (o, n) = policy.apply(item, Self::ID_FIELD);
+            (o, n + removed)
+        }
+    }
+
+    #[test]
+    fn own_hooks_are_compared_not_trusted() {
+        let items: Vec<String> = [
+            r#"{"id":"a","code":"X","lastModified":"2026-01-01T00:00:00Z"}"#,
+            r#"{"id":"b","code":"x","lastModified":"2026-01-01T00:00:00Z"}"#,
+            r#"{"id":"c","secret":1,"lastModified":"2026-01-01T00:00:00Z"}"#,
+            r#"{"id":"d","notes":"n","lastModified":"2026-01-01T00:00:00Z"}"#,
+        ]
+        .map(String::from)
+        .to_vec();
+        let policy = r#"{"strip":["notes"]}"#;
+        let mapped = map_batch::<Strict>(&[], &[], &items).unwrap();
+        let filtered = filter_batch::<Strict>(policy, &mapped).unwrap();
+        let crossed = cross_batch::<Strict>(&[], &[], Some(policy), &items).unwrap();
+        assert_eq!(crossed.redacted_fields, filtered.redacted_fields);
+        let texts: Vec<&String> = crossed
+            .items
+            .iter()
+            .zip(&items)
+            .map(|(c, s)| c.mapped.as_ref().unwrap_or(s))
+            .collect();
+        assert_eq!(texts, mapped.iter().collect::<Vec<_>>());
+        let kept: Vec<&String> = crossed
+            .items
+            .iter()
+            .zip(&texts)
+            .map(|(c, t)| match &c.outcome {
+                CrossOutcome::Changed(k) => k,
+                _ => t,
+            })
+            .collect();
+        assert_eq!(kept, filtered.kept.iter().collect::<Vec<_>>());
+        let shape: Vec<(bool, &CrossOutcome)> = crossed
+            .items
+            .iter()
+            .map(|c| (c.mapped.is_some(), &c.outcome))
+            .collect();
+        assert!(matches!(
+            shape[..],
+            [
+                (false, CrossOutcome::Kept),
+                (true, CrossOutcome::Kept),
+                (false, CrossOutcome::Changed(_)),
+                (false, CrossOutcome::Changed(_))
+            ]
+        ));
     }
 
     #[test]
