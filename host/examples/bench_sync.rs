@@ -6,7 +6,7 @@
 //! - B2: B1's first sync with the plugins compiled natively into the host
 //!   (`--native BIN`, a build with `--features native-plugins`);
 //! - B3: the floor: reading, parsing, serialising and atomically writing the
-//!   same files with no logic at all;
+//!   same files with no logic at all, in a process of its own as a sync is;
 //! - B4: start-up at the seed's example-1 scale (contacts, ~270 items), with
 //!   the compiled-plugin cache cold and warm;
 //! - B5: peak resident memory of B1's first sync against the data's size;
@@ -14,8 +14,8 @@
 //!
 //! Run everything with `bench/run.sh`; this program prints the Markdown rows.
 
-// The floor (B3) runs in this process: give it the product's allocator, so
-// that B1 ÷ B3 compares logic, not allocators.
+// The floor (B3) runs as this program (`--floor DIR`): give it the product's
+// allocator, so that B1 ÷ B3 compares logic, not allocators.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -60,8 +60,6 @@ fn args() -> Args {
 }
 
 /// Runs a sync; returns wall time and the child's peak resident memory (KiB).
-// The child is reaped by wait4, which also gives its peak memory.
-#[allow(clippy::zombie_processes)]
 fn sync(
     bin: &Path,
     dir: &Path,
@@ -89,6 +87,14 @@ fn sync(
     for (k, v) in env {
         cmd.env(k, v);
     }
+    run(cmd)
+}
+
+/// Runs `cmd` to its end; returns wall time and its peak resident memory
+/// (KiB).
+// The child is reaped by wait4, which also gives its peak memory.
+#[allow(clippy::zombie_processes)]
+fn run(mut cmd: Command) -> (Duration, u64) {
     let t = Instant::now();
     let child = cmd.spawn().expect("run the binary");
     let mut status = 0;
@@ -99,7 +105,7 @@ fn sync(
     let wall = t.elapsed();
     assert!(
         pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "sync failed (status {status})"
+        "{cmd:?} failed (status {status})"
     );
     (wall, usage.ru_maxrss as u64)
 }
@@ -127,9 +133,19 @@ fn fresh_with(items: usize, overlap: f64) -> tempfile::TempDir {
     d
 }
 
-/// B3: read, parse, serialise and atomically write every data file.
+/// B3 as a process of its own, as each sync is: it starts, and touches its
+/// memory for the first time, as a sync does, rather than reusing pages the
+/// data generator left in this process. (Measured both ways over 5 rounds:
+/// 515-799 ms as a child, 593-645 ms in this process; the same within this
+/// machine's noise, but only the child's conditions are the sync's.)
 fn floor(dir: &Path) -> Duration {
-    let t = Instant::now();
+    let mut cmd = Command::new(std::env::current_exe().expect("this program's path"));
+    cmd.arg("--floor").arg(dir);
+    run(cmd).0
+}
+
+/// B3: read, parse, serialise and atomically write every data file.
+fn floor_here(dir: &Path) {
     for d in ["personal", "business"] {
         for e in std::fs::read_dir(dir.join("data").join(d))
             .unwrap()
@@ -145,10 +161,14 @@ fn floor(dir: &Path) -> Duration {
             tmp.persist(e.path()).unwrap();
         }
     }
-    t.elapsed()
 }
 
 fn main() {
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some("--floor") {
+        floor_here(Path::new(&argv.next().expect("--floor DIR")));
+        return;
+    }
     let a = args();
     let cache = tempfile::tempdir().unwrap();
     // Warm the compiled-plugin cache once (B4 measures the cold case).
@@ -160,14 +180,30 @@ fn main() {
     let mut resync = Vec::new();
     let mut floors = Vec::new();
     let mut rss = Vec::new();
+    let mut native = a.native.as_ref().map(|_| Vec::new());
+    let mut tenth = Vec::new();
     let mut bytes = 0;
+    // Each round takes every measurement once, one after the other, so that
+    // a ratio pairs two runs minutes apart at most: this machine has slow
+    // and fast phases lasting about as long as one measurement's repeats,
+    // and running all of one measurement before the next put them on
+    // different sides of a ratio (sandboxed ÷ native read 1.5 that way and
+    // 1.1 alternated).
     for _ in 0..a.repeat {
         let d = fresh(a.items);
         bytes = data_bytes(d.path());
         floors.push(floor(d.path()));
+        let d = fresh(a.items);
         let (t, m) = sync(&a.bin, d.path(), cache.path(), &[], &[]);
         first.push(t);
         rss.push(m);
+        if let (Some(nb), Some(times)) = (&a.native, native.as_mut()) {
+            let d = fresh(a.items);
+            let env = [("CDS_NATIVE_PLUGINS", "1")];
+            times.push(sync(nb, d.path(), cache.path(), &[], &env).0);
+        }
+        let d = fresh(a.items / 10);
+        tenth.push(sync(&a.bin, d.path(), cache.path(), &[], &[]).0);
         // A first sync with half the items unique to each side leaves each
         // domain past the limits, so the re-sync starts from two domains at
         // the limits that agree (synced once, untimed), then 1% edited.
@@ -176,31 +212,6 @@ fn main() {
         cds::generate::edit(d.path(), 0.01, 3).unwrap();
         resync.push(sync(&a.bin, d.path(), cache.path(), &[], &[]).0);
     }
-    let native = a.native.as_ref().map(|nb| {
-        let mut t = Vec::new();
-        for _ in 0..a.repeat {
-            let d = fresh(a.items);
-            t.push(
-                sync(
-                    nb,
-                    d.path(),
-                    cache.path(),
-                    &[],
-                    &[("CDS_NATIVE_PLUGINS", "1")],
-                )
-                .0,
-            );
-        }
-        t
-    });
-    let tenth = {
-        let mut t = Vec::new();
-        for _ in 0..a.repeat {
-            let d = fresh(a.items / 10);
-            t.push(sync(&a.bin, d.path(), cache.path(), &[], &[]).0);
-        }
-        t
-    };
     // B4: example-1 scale, cold then warm cache.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
