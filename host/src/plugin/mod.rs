@@ -312,10 +312,7 @@ impl Plugin {
             )),
             None => None,
         };
-        let mut encoded: Vec<String> = items
-            .iter()
-            .map(|i| cds_json::map_to_string(i))
-            .collect();
+        let mut encoded: Vec<String> = items.iter().map(|i| cds_json::map_to_string(i)).collect();
         let mut start = 0;
         while start < items.len() {
             let mut end = start;

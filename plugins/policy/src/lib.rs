@@ -366,7 +366,13 @@ mod tests {
         ];
         let mut changes = 0;
         for (from, to) in [("personal", "business"), ("business", "personal")] {
-            for entity in ["contacts", "calendar", "tasks", "documents", "communications"] {
+            for entity in [
+                "contacts",
+                "calendar",
+                "tasks",
+                "documents",
+                "communications",
+            ] {
                 let p = default_policy(from, to, entity);
                 for it in &items {
                     let given = item(it.clone());

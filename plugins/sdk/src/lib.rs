@@ -80,7 +80,10 @@ mod hooks {
 
     /// Runs a hook; `Some(changed)` when it was the default one, which says
     /// so in `cell`.
-    pub fn traced<T>(cell: &'static LocalKey<Cell_>, hook: impl FnOnce() -> T) -> (T, Option<bool>) {
+    pub fn traced<T>(
+        cell: &'static LocalKey<Cell_>,
+        hook: impl FnOnce() -> T,
+    ) -> (T, Option<bool>) {
         cell.set(None);
         let out = hook();
         (out, cell.take())
