@@ -189,34 +189,6 @@ impl Instance {
     }
 }
 
-/// How many instances may be alive at once: the pipeline calls plugins from
-/// at most four threads (two entity types at a time, and a thread per
-/// domain within one), one store each; the rest is headroom.
-const POOL_INSTANCES: u32 = 16;
-/// How much of a linear memory the pool keeps resident between calls: more
-/// than one batch's call touches (a 4 MiB batch in, its items parsed, the
-/// results out).
-const POOL_KEEP_RESIDENT: usize = 64 << 20;
-
-/// The pooling allocator's settings. Slots are reused least-recently-used
-/// whichever plugin had them (`max_unused_warm_slots(0)`), so no more slots
-/// hold pages than calls ever ran at once; a reused slot is reset to the
-/// plugin's initial memory, touching only the pages the last call dirtied
-/// (the kernel's `PAGEMAP_SCAN`, where it has it; else a plain `memset` of
-/// up to `POOL_KEEP_RESIDENT`).
-fn pool(memory_bytes: usize) -> wasmtime::PoolingAllocationConfig {
-    let mut p = wasmtime::PoolingAllocationConfig::new();
-    p.total_component_instances(POOL_INSTANCES)
-        .total_core_instances(POOL_INSTANCES * 4)
-        .total_memories(POOL_INSTANCES * 2)
-        .total_tables(POOL_INSTANCES * 4)
-        .max_memory_size(memory_bytes)
-        .max_unused_warm_slots(0)
-        .linear_memory_keep_resident(POOL_KEEP_RESIDENT.min(memory_bytes))
-        .pagemap_scan(wasmtime::Enabled::Auto);
-    p
-}
-
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -252,21 +224,7 @@ impl Runtime {
         let mut config = Config::new();
         config.consume_fuel(interruption.fuel);
         config.epoch_interruption(interruption.epoch);
-        // Each call still gets a fresh instance whose memory starts pristine;
-        // the pool only keeps the physical pages that held it (reset with
-        // memset) instead of handing them back to the kernel, which would
-        // zero them again on the next call's first touch (see `pool`). Where
-        // a pool cannot be reserved (a small `ulimit -v`), instances are
-        // allocated on demand as before.
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool(
-            limits.memory_bytes,
-        )));
-        let engine = Engine::new(&config).or_else(|e| {
-            tracing::debug!("no pooling allocator ({e:#}); allocating instances on demand");
-            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand);
-            Engine::new(&config)
-        });
-        let engine = engine
+        let engine = Engine::new(&config)
             .map_err(|e| Error::new(Code::PluginError, format!("cannot start wasmtime: {e}")))?;
         let linker = Linker::new(&engine);
         let mut h = std::collections::hash_map::DefaultHasher::new();
