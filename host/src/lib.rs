@@ -7,6 +7,7 @@
 //! trail.
 
 pub mod audit;
+pub mod base;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod mcp;
 pub mod merge;
 pub mod pipeline;
 pub mod plugin;
+pub mod raw;
 pub mod record;
 pub mod request;
 pub mod review;

@@ -215,6 +215,11 @@ pub struct MergeInput<'a> {
     pub id_field: &'a str,
     /// The sync's time, written into `syncedAt` of the items it changes.
     pub stamp: &'a str,
+    /// How many ids were left out of `source`, `target` and `base` because
+    /// the caller knows them settled: both sides hold them exactly as the
+    /// base does (the pipeline knows it from the digests of their text).
+    /// They count as unchanged, and as base entries for the guard rails.
+    pub settled: usize,
 }
 
 /// A value that lost, kept for review (CONTRACT §8).
@@ -623,14 +628,17 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
         std::mem::take(&mut input.target.views),
     ];
     let mut old_base = std::mem::take(&mut input.base);
-    let base_len = old_base.len();
+    let base_len = old_base.len() + input.settled;
     let mut base_changed = false;
     let mut ctx = Ctx {
         input: &input,
         conflicts: Vec::new(),
         conflicted: IdSet::new(),
     };
-    let mut stats = Stats::default();
+    let mut stats = Stats {
+        unchanged: input.settled,
+        ..Stats::default()
+    };
     let mut new_base = Base::new();
     let mut fates: [IdMap<String, Fate>; 2] = [IdMap::new(), IdMap::new()];
     let mut appended: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
@@ -870,7 +878,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
         // An empty side is the likelier explanation, so it is named first.
         let empty = [Side::Source, Side::Target]
             .into_iter()
-            .find(|s| side(*s).items.is_empty());
+            .find(|s| side(*s).items.is_empty() && input.settled == 0);
         let mass = [Side::Source, Side::Target].into_iter().find(|s| {
             let gone = deletions[slot(*s)];
             gone * 2 > n && gone > 10
@@ -878,7 +886,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
         if let Some(which) = empty.into_iter().chain(mass).next() {
             let s = side(which);
             let gone = deletions[slot(which)];
-            let why = if s.items.is_empty() {
+            let why = if s.items.is_empty() && input.settled == 0 {
                 format!(
                     "domain `{}` lists no items, but the last sync saw {n}",
                     s.domain
@@ -953,7 +961,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     let [source_items, target_items] = out_items;
     let mut all: IdSet<&str> = source_items.iter().map(|i| id_of(i, idf)).collect();
     all.extend(target_items.iter().map(|i| id_of(i, idf)));
-    stats.merged = all.len();
+    stats.merged = all.len() + input.settled;
     Ok(MergeOutput {
         source_changed: changed[0],
         target_changed: changed[1],

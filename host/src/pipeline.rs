@@ -13,13 +13,15 @@
 //! failed ones too, leaves exactly one audit entry.
 
 use crate::audit;
+use crate::base;
 use crate::config::{Config, EntityMappings, Right};
 use crate::error::{Code, Error, Result};
-use crate::merge::{self, Base, BaseEntry, Conflict, Direction, Item, Side, View};
+use crate::merge::{self, Base, Conflict, Direction, IdMap, IdSet, Item, Side, View};
 use crate::plugin::{Plugin, Registry, Shapes};
+use crate::raw;
 use crate::record::{DomainPlan, EntityResult, ErrorObject, Status, SyncRecord};
 use crate::request::{self, SyncRequest};
-use crate::store::{self, DataDir, EntityFile, Recovery, Write};
+use crate::store::{self, DataDir, Recovery, Write};
 use cds_policy::rename_fields;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -598,39 +600,54 @@ impl Host {
     ) -> Result<EntityPlan> {
         let t0 = Instant::now();
         let plugin = self.registry.get(entity)?;
+        let idf = plugin.id_field().to_string();
         let limits = &self.config.limits;
         let file_of = |d: &request::Domain| d.dir.join(format!("{entity}.json"));
         let (src_path, tgt_path) = (file_of(&req.source), file_of(&req.target));
-        // Both domain files are read, parsed and validated, and the base
-        // loaded, at the same time: while two entity types are planned the
+        let src_fields = self.mappings.fields(&req.source.name, entity);
+        let tgt_fields = self.mappings.fields(&req.target.name, entity);
+        let base_path = self.base_path(req, entity);
+        let key = base::key(
+            &plugin.info.sha256,
+            [
+                (&req.source.name, &src_fields),
+                (&req.target.name, &tgt_fields),
+            ],
+        );
+        // Both domain files are read and scanned, and the base loaded, at the
+        // same time, and then both files' unsettled items parsed and
+        // validated at the same time: while two entity types are planned the
         // cores are busy anyway, but the last type runs alone. Results are
-        // then checked in the order a sequential read would meet them, so
-        // the error reported does not depend on timing.
-        let read_side = |domain: &request::Domain, path: &Path| -> Result<_> {
-            let mut file = self.data.read_entity(path, entity)?;
-            let fields = self.mappings.fields(&domain.name, entity);
-            let checked = validate_items(&plugin, entity, path, &mut file.items, &fields);
-            Ok((file, fields, checked))
-        };
+        // checked in the order a sequential run would meet them (each file's
+        // reading, then the items of each, then the base), so the error
+        // reported does not depend on timing.
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let (src_read, tgt_read, base) = if size(&src_path) + size(&tgt_path) < PARALLEL_MIN_BYTES {
-            let src = read_side(&req.source, &src_path);
-            (
-                src,
-                read_side(&req.target, &tgt_path),
-                self.load_base(req, entity),
-            )
-        } else {
+        let large = size(&src_path) + size(&tgt_path) >= PARALLEL_MIN_BYTES;
+        // Files are scanned, their items left as text, only when the base
+        // has digests that may settle some; otherwise parsed whole at once.
+        let scan = base::trusted_header(&base_path, entity, &key);
+        let read_side = |path: &Path| {
+            if scan {
+                self.data.read_entity_raw(path, entity, &idf)
+            } else {
+                self.data.read_entity_parsed(path, entity, &idf)
+            }
+        };
+        let load_base =
+            || base::RawBase::load(&base_path, &req.source.name, &req.target.name, &key);
+        let (src_read, tgt_read, raw_base) = if large {
             std::thread::scope(|s| {
-                let tgt = s.spawn(|| read_side(&req.target, &tgt_path));
-                let base = s.spawn(|| self.load_base(req, entity));
-                let src = read_side(&req.source, &src_path);
+                let tgt = s.spawn(|| read_side(&tgt_path));
+                let base = s.spawn(load_base);
+                let src = read_side(&src_path);
                 (src, join(tgt), join(base))
             })
+        } else {
+            (read_side(&src_path), read_side(&tgt_path), load_base())
         };
         let mut sides = Vec::with_capacity(2);
         for (read, path) in [(src_read, &src_path), (tgt_read, &tgt_path)] {
-            let (file, fields, checked) = read?;
+            let file = read?;
             let total =
                 bytes_read.fetch_add(file.bytes as u64, Ordering::SeqCst) + file.bytes as u64;
             if total > limits.max_bytes_per_sync {
@@ -645,38 +662,77 @@ impl Host {
                 )
                 .with("file", path.display().to_string()));
             }
-            if file.items.len() > limits.max_items_per_type {
+            if file.raw.items.len() > limits.max_items_per_type {
                 return Err(Error::new(
                     Code::LimitExceeded,
                     format!(
                         "`{}` holds {} items, more than the limit of {} per entity type \
                          (limits.maxItemsPerType)",
                         path.display(),
-                        file.items.len(),
+                        file.raw.items.len(),
                         limits.max_items_per_type
                     ),
                 )
                 .with("file", path.display().to_string()));
             }
-            checked?;
-            sides.push((file, fields));
+            sides.push(file);
+        }
+        let mut tgt = sides.pop().unwrap_or_else(|| unreachable!());
+        let mut src = sides.pop().unwrap_or_else(|| unreachable!());
+        // Digests are worked out only when the base has some to compare
+        // them with (never in a first sync).
+        if scan && raw_base.as_ref().is_ok_and(base::RawBase::has_digests) {
+            src.raw.digest_items();
+            tgt.raw.digest_items();
+        }
+        // Items both sides hold exactly as the base knows them written are
+        // settled: they are not parsed, validated or merged, and a rewritten
+        // file copies their text (what makes a re-sync cheap). A base that
+        // cannot be read settles nothing; its error follows the files' own.
+        let no_base = base::RawBase::default();
+        let [src_settled, tgt_settled, base_settled] = base::settled(
+            &src.raw.items,
+            &tgt.raw.items,
+            raw_base.as_ref().unwrap_or(&no_base),
+        );
+        let settled = base_settled.iter().filter(|s| **s).count();
+        let parse_side = |file: &mut store::ReadFile, path: &Path, settled: &[bool], fields| {
+            read_items(&plugin, entity, path, file, settled, fields)
+        };
+        let (src_parsed, tgt_parsed) = if large {
+            std::thread::scope(|s| {
+                let tgt = s.spawn(|| parse_side(&mut tgt, &tgt_path, &tgt_settled, &tgt_fields));
+                let src = parse_side(&mut src, &src_path, &src_settled, &src_fields);
+                (src, join(tgt))
+            })
+        } else {
+            (
+                parse_side(&mut src, &src_path, &src_settled, &src_fields),
+                parse_side(&mut tgt, &tgt_path, &tgt_settled, &tgt_fields),
+            )
+        };
+        let (src_items, tgt_items) = (src_parsed?, tgt_parsed?);
+        let raw_base = raw_base?;
+        // The base entries that are not settled, for the merge.
+        let mut base = Base::new();
+        for (i, e) in raw_base.entries.iter().enumerate() {
+            if !base_settled[i] {
+                base.insert(e.id.clone(), raw_base.entry(i)?);
+            }
+        }
+        // A file's text is kept only to copy its settled items.
+        for (file, marks) in [(&mut src, &src_settled), (&mut tgt, &tgt_settled)] {
+            if !marks.contains(&true) {
+                file.raw.text = Vec::new();
+            }
         }
         store::faults::delay();
-        let (mut tgt, tgt_fields) = sides.pop().unwrap_or_else(|| unreachable!());
-        let (mut src, src_fields) = sides.pop().unwrap_or_else(|| unreachable!());
-        let base = base?;
-        // Reading, validating and loading the base ran side by side.
         let t_read = t0.elapsed();
-        let idf = plugin.id_field().to_string();
 
         let fields = [&src_fields, &tgt_fields];
-        let counts = (src.items.len(), tgt.items.len());
+        let counts = (src.raw.items.len(), tgt.raw.items.len());
         // The items move through the merge and come back in its output; a
         // dry run keeps the originals to describe the plan.
-        let (src_items, tgt_items) = (
-            std::mem::take(&mut src.items),
-            std::mem::take(&mut tgt.items),
-        );
         let before = req.dry_run.then(|| (src_items.clone(), tgt_items.clone()));
         let (mut out, withheld, redacted) = self.merge_round(
             req,
@@ -685,6 +741,7 @@ impl Host {
             [src_items, tgt_items],
             fields,
             base,
+            settled,
             stamp,
             deadline,
         )?;
@@ -696,8 +753,9 @@ impl Host {
                 std::mem::take(&mut out.target_items),
             ];
             let base = std::mem::take(&mut out.base);
-            let (second, _, _) =
-                self.merge_round(req, &plugin, entity, items, fields, base, stamp, deadline)?;
+            let (second, _, _) = self.merge_round(
+                req, &plugin, entity, items, fields, base, settled, stamp, deadline,
+            )?;
             out = merge::combine(out, second, &idf);
         }
         let t_merge = t0.elapsed();
@@ -725,62 +783,57 @@ impl Host {
             );
         }
         let mut read_digests = Vec::new();
-        let mut new_files = Vec::new();
-        for (changed, path, file, items) in [
-            (out.source_changed, &src_path, &src, out.source_items),
-            (out.target_changed, &tgt_path, &tgt, out.target_items),
+        for (changed, path, file) in [
+            (out.source_changed, &src_path, &src),
+            (out.target_changed, &tgt_path, &tgt),
         ] {
             if changed {
-                let new = EntityFile {
-                    items,
-                    rest: file.rest.clone(),
-                    existed: file.existed,
-                    // The size of the version read: a capacity hint.
-                    bytes: file.bytes,
-                    digest: None,
-                    stamp: None,
-                };
-                new_files.push((path, new));
                 read_digests.push((path.clone(), file.digest.clone(), file.stamp.clone()));
             }
         }
         let mut writes = Vec::new();
         if !req.dry_run {
-            // Each new file is encoded and written ahead on its own thread
-            // (up to three: both domain files and the base).
-            let base_path = self.base_path(req, entity);
-            let base = &out.base;
-            let mut jobs: Vec<Box<dyn FnOnce() -> Result<store::Write> + Send + '_>> = Vec::new();
-            for (path, new) in &new_files {
-                jobs.push(Box::new(move || {
-                    store::prestage(path, &|w| store::write_entity_file(entity, new, w))
-                }));
+            // The ids whose version in a file the merge replaced: with the
+            // new items, what the merge made.
+            let mut replaced: [IdSet<&str>; 2] = [IdSet::default(), IdSet::default()];
+            for d in out.displaced.iter().filter(|d| !d.deleted) {
+                replaced[d.side as usize].insert(id_str(&d.item, &idf));
             }
-            if out.base_changed {
-                let path = &base_path;
-                jobs.push(Box::new(move || {
-                    store::prestage(path, &|w| write_base(req, entity, base, w))
-                }));
-            }
-            // In parallel even when small: each file's fsync waits for the
-            // disk, and the waits overlap.
-            // This thread writes the first file itself.
-            let staged: Vec<Result<store::Write>> = std::thread::scope(|s| {
-                let mut jobs = jobs.into_iter();
-                let first = jobs.next();
-                let handles: Vec<_> = jobs.map(|job| s.spawn(job)).collect();
-                first
-                    .map(|job| job())
-                    .into_iter()
-                    .chain(handles.into_iter().map(join))
-                    .collect()
-            });
-            for w in staged {
-                writes.push(w?);
-            }
+            let [src_replaced, tgt_replaced] = replaced;
+            let sides = [
+                NewSide {
+                    side: Side::Source,
+                    changed: out.source_changed,
+                    path: &src_path,
+                    file: &src,
+                    settled: &src_settled,
+                    items: &mut out.source_items,
+                    replaced: src_replaced,
+                    fields: &src_fields,
+                },
+                NewSide {
+                    side: Side::Target,
+                    changed: out.target_changed,
+                    path: &tgt_path,
+                    file: &tgt,
+                    settled: &tgt_settled,
+                    items: &mut out.target_items,
+                    replaced: tgt_replaced,
+                    fields: &tgt_fields,
+                },
+            ];
+            writes = self.write_entity(
+                req,
+                &plugin,
+                entity,
+                sides,
+                (&out.base, out.base_changed),
+                (&base_path, &key, &raw_base, &base_settled),
+            )?;
         }
         tracing::info!(
             entity,
+            settled,
             read_validate_base_ms = t_read.as_millis() as u64,
             plugins_merge_ms = (t_merge - t_read).as_millis() as u64,
             encode_ms = (t0.elapsed() - t_merge).as_millis() as u64,
@@ -793,6 +846,97 @@ impl Host {
             read_digests,
             conflicts: out.conflicts,
             plan,
+        })
+    }
+
+    /// Encodes and writes ahead (see [`store::prestage`]) the new files of
+    /// one entity type: each domain file the merge changed, both at once,
+    /// and the base, when the merge changed it or the digests it holds are
+    /// not the ones it should (a base of format 1, or one recorded under
+    /// another plugin or other field renames, is rewritten once even when
+    /// nothing else changed).
+    ///
+    /// The base records the digest of a side's item, as written (or, in a
+    /// file not rewritten, as it would be written), when that item is in
+    /// content the base's item for that side, and valid. Items the merge made
+    /// are validated for that; an invalid one is still written, as before,
+    /// only without a digest, so that the next sync reads and validates it
+    /// again. Each side's thread works out its digests and hands them over;
+    /// this thread then writes the base while the domain files' fsyncs run.
+    fn write_entity(
+        &self,
+        req: &SyncRequest,
+        plugin: &Plugin,
+        entity: &str,
+        sides: [NewSide<'_>; 2],
+        (new_base, base_changed): (&Base, bool),
+        (base_path, key, old_base, base_settled): (&Path, &str, &base::RawBase, &[bool]),
+    ) -> Result<Vec<Write>> {
+        type Recorded<'b> = IdMap<&'b str, raw::ItemDigest>;
+        let (tx, rx) = std::sync::mpsc::channel::<(Side, Recorded<'_>)>();
+        std::thread::scope(|s| {
+            // A thread per rewritten file, this one for the base (and for
+            // the digests of a side not rewritten, which is quick).
+            let mut handles = Vec::with_capacity(2);
+            let mut inline = Vec::new();
+            for side in sides {
+                if side.changed {
+                    let tx = tx.clone();
+                    handles.push(s.spawn(move || side.write(plugin, entity, new_base, &tx)));
+                } else {
+                    inline.push(side.write(plugin, entity, new_base, &tx));
+                }
+            }
+            drop(tx);
+            let mut recorded = [Recorded::default(), Recorded::default()];
+            let mut heard = [false, false];
+            while heard != [true, true] {
+                // Closed early: a side failed before it could report.
+                let Ok((side, r)) = rx.recv() else { break };
+                recorded[side as usize] = r;
+                heard[side as usize] = true;
+            }
+            let sides_done = || -> Result<Vec<Write>> {
+                let mut writes = Vec::with_capacity(3);
+                for r in inline.into_iter().chain(handles.into_iter().map(join)) {
+                    writes.extend(r?);
+                }
+                Ok(writes)
+            };
+            if heard != [true, true] {
+                // The failed side's error.
+                return sides_done();
+            }
+            let stale = !base_changed && {
+                let held: IdMap<&str, [Option<raw::ItemDigest>; 2]> = old_base
+                    .entries
+                    .iter()
+                    .map(|e| (e.id.as_str(), e.digests))
+                    .collect();
+                new_base.keys().any(|id| {
+                    let now = recorded.each_ref().map(|r| r.get(id.as_str()).copied());
+                    held.get(id.as_str()).copied().unwrap_or_default() != now
+                })
+            };
+            let base_write = (base_changed || stale).then(|| {
+                let digest_of =
+                    |side: Side, id: &str, _: &Item| recorded[side as usize].get(id).copied();
+                store::prestage(base_path, &|w| {
+                    base::write(
+                        w,
+                        entity,
+                        key,
+                        [&req.source.name, &req.target.name],
+                        new_base,
+                        old_base,
+                        base_settled,
+                        &digest_of,
+                    )
+                })
+            });
+            let mut writes = sides_done()?;
+            writes.extend(base_write.transpose()?);
+            Ok(writes)
         })
     }
 
@@ -809,6 +953,7 @@ impl Host {
         [src_owned, tgt_owned]: [Vec<Item>; 2],
         [src_fields, tgt_fields]: [&Vec<(String, String)>; 2],
         base_owned: Base,
+        settled_out: usize,
         stamp: &str,
         deadline: Instant,
     ) -> Result<(merge::MergeOutput, usize, u64)> {
@@ -943,67 +1088,12 @@ impl Host {
             },
             id_field: &idf,
             stamp,
+            settled: settled_out,
         };
         let out = merge::merge(input).map_err(|e| e.with("entity", entity))?;
         timings.lap("merge");
         tracing::debug!(entity, "merge round: {}", timings.summary());
         Ok((out, withheld, redacted))
-    }
-
-    /// The stored base of this pair of domains and entity type, oriented as
-    /// (source, target) of this request.
-    fn load_base(&self, req: &SyncRequest, entity: &str) -> Result<Base> {
-        let path = self.base_path(req, entity);
-        let Some(bytes) = store::read_optional(&path)? else {
-            return Ok(Base::new());
-        };
-        let damaged = |why: String| {
-            Error::new(
-                Code::StorageError,
-                format!(
-                    "the sync state `{}` is damaged ({why}); move it away to start afresh (the \
-                     next sync then deletes nothing and treats differences as conflicts)",
-                    path.display()
-                ),
-            )
-            .with("file", path.display().to_string())
-        };
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
-        drop(bytes);
-        let Value::Object(mut top) = v else {
-            return Err(damaged("not a JSON object".into()));
-        };
-        let Some(Value::Array(items)) = top.shift_remove("items") else {
-            return Err(damaged("no `items` array".into()));
-        };
-        let mut base = Base::new();
-        // Each entry's items move into the base (no copies).
-        for it in items {
-            let Value::Object(mut it) = it else {
-                return Err(damaged("an entry is not an object".into()));
-            };
-            let mut take = |d: &str| match it.shift_remove(d) {
-                Some(Value::Object(m)) => Stored::Item(m),
-                Some(Value::String(s)) if s == SAME => Stored::Same,
-                _ => Stored::Missing,
-            };
-            let (s, t) = (take(&req.source.name), take(&req.target.name));
-            let entry = match (s, t) {
-                (Stored::Item(one), Stored::Same) | (Stored::Same, Stored::Item(one)) => {
-                    Some(BaseEntry::same(one))
-                }
-                (Stored::Item(s), Stored::Item(t)) => Some(BaseEntry {
-                    source: Arc::new(s),
-                    target: Arc::new(t),
-                }),
-                _ => None,
-            };
-            let (Some(Value::String(id)), Some(entry)) = (it.shift_remove("id"), entry) else {
-                return Err(damaged("an entry lacks its id or a domain's item".into()));
-            };
-            base.insert(id, entry);
-        }
-        Ok(base)
     }
 }
 
@@ -1018,16 +1108,6 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-/// In a base file: this domain's item equals the other's in content.
-const SAME: &str = "=";
-
-/// One domain's part of a base entry as stored.
-enum Stored {
-    Item(Item),
-    Same,
-    Missing,
-}
-
 /// An item's id as the merge sees it, borrowed.
 fn id_str<'a>(item: &'a Item, id_field: &str) -> &'a str {
     item.get(id_field).and_then(Value::as_str).unwrap_or("")
@@ -1035,56 +1115,6 @@ fn id_str<'a>(item: &'a Item, id_field: &str) -> &'a str {
 
 fn merge_id(item: &Item, id_field: &str) -> String {
     id_str(item, id_field).to_string()
-}
-
-/// Writes the base compactly (it is the host's own state, not for reading):
-/// `{"version":1,"entity":..,"items":[{"id":..,"<source>":item,"<target>":
-/// item or "="},..]}`, by `cds_json`, straight from the borrowed entries.
-fn write_base(
-    req: &SyncRequest,
-    entity: &str,
-    base: &Base,
-    out: &mut dyn std::io::Write,
-) -> std::io::Result<()> {
-    const PIECE: usize = 1 << 16;
-    let mut buf = Vec::with_capacity(PIECE + (PIECE >> 2));
-    let key = |buf: &mut Vec<u8>, k: &str| {
-        cds_json::write_str(buf, k);
-        buf.push(b':');
-    };
-    buf.extend_from_slice(b"{\"version\":1,");
-    key(&mut buf, "entity");
-    cds_json::write_str(&mut buf, entity);
-    buf.push(b',');
-    key(&mut buf, "items");
-    buf.push(b'[');
-    for (i, (id, e)) in base.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        buf.push(b'{');
-        key(&mut buf, "id");
-        cds_json::write_str(&mut buf, id);
-        buf.push(b',');
-        key(&mut buf, &req.source.name);
-        cds_json::write_map_compact(&mut buf, &e.source);
-        buf.push(b',');
-        key(&mut buf, &req.target.name);
-        // When both sides agree in content (the usual case), one copy is
-        // kept: every use of the base ignores the bookkeeping fields.
-        if Arc::ptr_eq(&e.source, &e.target) || merge::content_eq(&e.source, &e.target) {
-            cds_json::write_str(&mut buf, SAME);
-        } else {
-            cds_json::write_map_compact(&mut buf, &e.target);
-        }
-        buf.push(b'}');
-        if buf.len() >= PIECE {
-            out.write_all(&buf)?;
-            buf.clear();
-        }
-    }
-    buf.extend_from_slice(b"]}\n");
-    out.write_all(&buf)
 }
 
 fn domain_plan(before: &[Item], after: &[Item], idf: &str) -> DomainPlan {
@@ -1108,74 +1138,64 @@ fn domain_plan(before: &[Item], after: &[Item], idf: &str) -> DomainPlan {
     plan
 }
 
-/// Validates every item of one file (in canonical names); the first fault is
-/// a `DATA_FORMAT_INVALID` naming the file, index, id and JSON path. The same
-/// id twice is a `SYNC_CONFLICT`.
-fn validate_items(
+/// Parses and validates the items of one file that are not settled (in
+/// canonical names), returning them in file order; the first fault is a
+/// `DATA_FORMAT_INVALID` naming the file, index, id and JSON path. The same
+/// id twice, settled or not, is a `SYNC_CONFLICT`, reported unless a schema
+/// fault comes before it. Settled items need no validation: each is the text
+/// of an item the host validated and wrote (see [`crate::base`]).
+fn read_items(
     plugin: &Plugin,
     entity: &str,
     path: &Path,
-    items: &mut [Item],
+    read: &mut store::ReadFile,
+    settled: &[bool],
     fields: &[(String, String)],
-) -> Result<()> {
-    let to_canonical: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(c, l)| (l.as_str(), c.as_str()))
-        .collect();
-    // The first schema fault, reported unless a repeated id comes before it.
-    let mut schema_fault: Option<(usize, Error)> = None;
-    for (i, item) in items.iter_mut().enumerate() {
-        let faults = if to_canonical.is_empty() {
-            // The schema takes a `Value`: the item moves into one and back
-            // out rather than being copied.
-            let v = Value::Object(std::mem::take(item));
-            let faults = plugin.validate(&v);
-            if let Value::Object(m) = v {
-                *item = m;
-            }
-            faults
-        } else {
-            plugin.validate(&Value::Object(rename_fields(item.clone(), &to_canonical)))
-        };
-        let id = item.get(plugin.id_field()).and_then(Value::as_str);
-        if let Some(f) = faults.first() {
-            let at = format!("$.{entity}[{i}]{}", &f.path[1..]);
-            let who = match id {
-                Some(id) => format!("item {i} (id `{id}`)"),
-                None => format!("item {i} (no id)"),
+) -> Result<Vec<Item>> {
+    // Read whole, nothing is settled and every item is parsed already.
+    let mut parsed = read.parsed.take().map(Vec::into_iter);
+    let file = &read.raw;
+    let mut items = Vec::with_capacity(settled.iter().filter(|s| !**s).count());
+    let mut seen: IdMap<&str, usize> =
+        IdMap::with_capacity_and_hasher(file.items.len(), Default::default());
+    for (i, raw_item) in file.items.iter().enumerate() {
+        if !settled[i] {
+            let mut item = match parsed.as_mut().and_then(Iterator::next) {
+                Some(item) => item,
+                None => file.parse(path, i)?,
             };
-            let mut err = Error::new(
-                Code::DataFormatInvalid,
-                format!(
-                    "`{}`: {who} breaks the `{entity}` schema at {at}: {}",
-                    path.display(),
-                    f.message
-                ),
-            )
-            .with("file", path.display().to_string())
-            .with("index", i)
-            .with("path", at)
-            .with("entity", entity);
-            if let Some(id) = id {
-                err = err.with("id", id);
+            if let Some(f) = schema_fault(plugin, &mut item, fields) {
+                let id = item.get(plugin.id_field()).and_then(Value::as_str);
+                let at = format!("$.{entity}[{i}]{}", &f.0.path[1..]);
+                let who = match id {
+                    Some(id) => format!("item {i} (id `{id}`)"),
+                    None => format!("item {i} (no id)"),
+                };
+                let mut err = Error::new(
+                    Code::DataFormatInvalid,
+                    format!(
+                        "`{}`: {who} breaks the `{entity}` schema at {at}: {}",
+                        path.display(),
+                        f.0.message
+                    ),
+                )
+                .with("file", path.display().to_string())
+                .with("index", i)
+                .with("path", at)
+                .with("entity", entity);
+                if let Some(id) = id {
+                    err = err.with("id", id);
+                }
+                if f.1 > 1 {
+                    err = err.with_help(format!("{} more faults in this item", f.1 - 1));
+                }
+                return Err(
+                    err.with_help("Fix the item and run the sync again; nothing was written.")
+                );
             }
-            if faults.len() > 1 {
-                err = err.with_help(format!("{} more faults in this item", faults.len() - 1));
-            }
-            err = err.with_help("Fix the item and run the sync again; nothing was written.");
-            schema_fault = Some((i, err));
-            break;
+            items.push(item);
         }
-    }
-    let checked = schema_fault.as_ref().map_or(items.len(), |(i, _)| *i + 1);
-    let mut seen: merge::IdMap<&str, usize> =
-        merge::IdMap::with_capacity_and_hasher(items.len(), Default::default());
-    for (i, item) in items[..checked].iter().enumerate() {
-        if schema_fault.as_ref().is_some_and(|(f, _)| *f == i) {
-            break;
-        }
-        let id = item.get(plugin.id_field()).and_then(Value::as_str);
-        if let Some(id) = id
+        if let Some(id) = raw_item.id.as_deref()
             && let Some(first) = seen.insert(id, i)
         {
             return Err(Error::new(
@@ -1192,10 +1212,159 @@ fn validate_items(
             .with("entity", entity));
         }
     }
-    match schema_fault {
-        Some((_, e)) => Err(e),
-        None => Ok(()),
+    Ok(items)
+}
+
+/// The first way `item` (in `fields`' local names) breaks the item schema,
+/// with how many there are; `None` when it is valid.
+fn schema_fault(
+    plugin: &Plugin,
+    item: &mut Item,
+    fields: &[(String, String)],
+) -> Option<(crate::plugin::SchemaFault, usize)> {
+    let faults = if fields.is_empty() {
+        // The schema takes a `Value`: the item moves into one and back out
+        // rather than being copied.
+        let v = Value::Object(std::mem::take(item));
+        let faults = plugin.validate(&v);
+        if let Value::Object(m) = v {
+            *item = m;
+        }
+        faults
+    } else {
+        let to_canonical: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(c, l)| (l.as_str(), c.as_str()))
+            .collect();
+        plugin.validate(&Value::Object(rename_fields(item.clone(), &to_canonical)))
+    };
+    let n = faults.len();
+    faults.into_iter().next().map(|f| (f, n))
+}
+
+/// One domain's side of an entity type's new files (see
+/// [`Host::write_entity`]).
+struct NewSide<'a> {
+    side: Side,
+    /// Whether the merge changed the domain's file.
+    changed: bool,
+    path: &'a Path,
+    file: &'a store::ReadFile,
+    /// Which of the file's items are settled.
+    settled: &'a [bool],
+    /// The merge's items: the unsettled ones, in order, then new ones.
+    items: &'a mut Vec<Item>,
+    /// The ids whose version in the file the merge replaced.
+    replaced: IdSet<&'a str>,
+    fields: &'a [(String, String)],
+}
+
+impl NewSide<'_> {
+    /// Writes this side's file ahead when the merge changed it, and sends
+    /// the digest the base is to record for each id whose base entry holds,
+    /// for this side, this side's item in content.
+    fn write<'b>(
+        self,
+        plugin: &Plugin,
+        entity: &str,
+        new_base: &'b Base,
+        tx: &std::sync::mpsc::Sender<(Side, IdMap<&'b str, raw::ItemDigest>)>,
+    ) -> Result<Option<Write>> {
+        let idf = plugin.id_field();
+        // The entry of `item`'s id in the new base, when it holds `item`.
+        let entry_of = |item: &Item| -> Option<&'b str> {
+            let (id, e) = new_base.get_key_value(id_str(item, idf))?;
+            merge::content_eq(e.get(self.side), item).then_some(id.as_str())
+        };
+        if !self.changed {
+            // Not rewritten: its parsed items are the ones read, validated
+            // then; the digest is that of their written form.
+            let mut recorded =
+                IdMap::with_capacity_and_hasher(self.items.len(), Default::default());
+            for item in self.items.iter() {
+                if let Some(id) = entry_of(item) {
+                    recorded.insert(id, raw::written_digest(item));
+                }
+            }
+            // The receiving end outlives every sender.
+            let _ = tx.send((self.side, recorded));
+            return Ok(None);
+        }
+        let placed = layout(&self.file.raw, self.settled, self.items, idf);
+        // What the merge made (new, or in place of a replaced version) is
+        // validated; what it gave back as read was validated when read.
+        let mut valid = vec![true; self.items.len()];
+        for p in &placed {
+            if let Placed::Item { at, original } = *p {
+                let made =
+                    original.is_none() || self.replaced.contains(id_str(&self.items[at], idf));
+                if made {
+                    valid[at] = schema_fault(plugin, &mut self.items[at], self.fields).is_none();
+                }
+            }
+        }
+        let raw = &self.file.raw;
+        let items = &*self.items;
+        let write = store::prestage(self.path, &|w| {
+            let outs = placed.iter().map(|p| match *p {
+                // Settled items always have their digest (see `base::settled`).
+                Placed::Settled(i) => {
+                    raw::Out::Text(raw.text_of(i), raw.items[i].digest.unwrap_or_default())
+                }
+                Placed::Item { at, .. } => raw::Out::Item(&items[at]),
+            });
+            let digests = raw::write_items(entity, outs, &raw.rest, w)?;
+            let mut recorded = IdMap::with_capacity_and_hasher(items.len(), Default::default());
+            for (p, d) in placed.iter().zip(digests) {
+                if let Placed::Item { at, .. } = *p
+                    && valid[at]
+                    && let Some(id) = entry_of(&items[at])
+                {
+                    recorded.insert(id, d);
+                }
+            }
+            // Sent before the file's fsync, so that the base is encoded
+            // meanwhile. A retried write sends the same digests again.
+            let _ = tx.send((self.side, recorded));
+            Ok(())
+        });
+        write.map(Some)
     }
+}
+
+/// Where an item of a rewritten file comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    /// The text of the file's item at this index, settled.
+    Settled(usize),
+    /// The merge's item at `at`; in place of the file's item `original`,
+    /// or new.
+    Item { at: usize, original: Option<usize> },
+}
+
+/// The items of a rewritten file, in order: each settled item where it was,
+/// each unsettled one replaced by what the merge gave back for it (or gone,
+/// when deleted), then the merge's new items. `items` is the merge's output
+/// for this side, which keeps the unsettled items' order.
+fn layout(file: &raw::RawFile, settled: &[bool], items: &[Item], idf: &str) -> Vec<Placed> {
+    let mut out = Vec::with_capacity(file.items.len() + items.len());
+    let mut next = 0;
+    for (i, it) in file.items.iter().enumerate() {
+        if settled[i] {
+            out.push(Placed::Settled(i));
+        } else if items
+            .get(next)
+            .is_some_and(|m| it.id.as_deref() == Some(id_str(m, idf)))
+        {
+            out.push(Placed::Item {
+                at: next,
+                original: Some(i),
+            });
+            next += 1;
+        }
+    }
+    out.extend((next..items.len()).map(|at| Placed::Item { at, original: None }));
+    out
 }
 
 /// Milliseconds spent per named step, for the debug log (`-vv`).

@@ -506,11 +506,21 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
             before.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let mut out: Vec<Value> = Vec::new();
         let mut seen = HashSet::new();
+        // A base entry put back keeps no digests: they were recorded under
+        // that sync's plugin and renames, which the file's current key may
+        // not name (see `base.rs`); the next sync reads the item instead.
+        let restore = |old: &Value| {
+            let mut old = old.clone();
+            if is_base && let Some(m) = old.as_object_mut() {
+                m.shift_remove("digests");
+            }
+            old
+        };
         for (id, item) in &current {
             seen.insert(id.clone());
             if touched.contains(id) {
                 if let Some(old) = before_map.get(id.as_str()) {
-                    out.push((*old).clone());
+                    out.push(restore(old));
                 }
             } else {
                 out.push(item.clone());
@@ -518,7 +528,7 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
         }
         for (id, old) in &before {
             if touched.contains(id) && !seen.contains(id) {
-                out.push(old.clone());
+                out.push(restore(old));
             }
         }
         let mut doc = match current_doc {

@@ -385,46 +385,31 @@ pub fn encode_entity_file(entity: &str, file: &EntityFile) -> Vec<u8> {
 
 /// Writes an entity file as [`encode_entity_file`] encodes it: exactly
 /// `serde_json::to_writer_pretty` of `{"<entity>": items, ...rest}` and a
-/// newline, by `cds_json` (which escapes strings faster), straight from the
-/// borrowed items.
+/// newline (see [`crate::raw::write_items`]).
 pub fn write_entity_file(
     entity: &str,
     file: &EntityFile,
     out: &mut dyn io::Write,
 ) -> io::Result<()> {
-    // Written out in pieces of about this size.
-    const PIECE: usize = 1 << 16;
-    let mut buf = Vec::with_capacity(PIECE + (PIECE >> 2));
-    buf.extend_from_slice(b"{\n  ");
-    cds_json::write_str(&mut buf, entity);
-    buf.extend_from_slice(b": ");
-    if file.items.is_empty() {
-        buf.extend_from_slice(b"[]");
-    } else {
-        buf.push(b'[');
-        for (i, item) in file.items.iter().enumerate() {
-            if i > 0 {
-                buf.push(b',');
-            }
-            buf.extend_from_slice(b"\n    ");
-            cds_json::write_map_pretty(&mut buf, item, 2);
-            if buf.len() >= PIECE {
-                out.write_all(&buf)?;
-                buf.clear();
-            }
-        }
-        buf.extend_from_slice(b"\n  ]");
-    }
-    for (k, v) in &file.rest {
-        if k != entity {
-            buf.extend_from_slice(b",\n  ");
-            cds_json::write_str(&mut buf, k);
-            buf.extend_from_slice(b": ");
-            cds_json::write_pretty(&mut buf, v, 1);
-        }
-    }
-    buf.extend_from_slice(b"\n}\n");
-    out.write_all(&buf)
+    let items = file.items.iter().map(crate::raw::Out::Item);
+    crate::raw::write_items(entity, items, &file.rest, out).map(|_| ())
+}
+
+/// An entity file as a sync reads it: its items still text (see
+/// [`crate::raw`]), and what the commit needs to know of the version read.
+#[derive(Debug, Default)]
+pub struct ReadFile {
+    pub raw: crate::raw::RawFile,
+    /// Every item, parsed, when the file was read whole
+    /// ([`DataDir::read_entity_parsed`]): `raw` then holds only their ids.
+    pub parsed: Option<Vec<Map<String, Value>>>,
+    pub existed: bool,
+    /// Size on disk, for the bytes-per-sync limit.
+    pub bytes: usize,
+    /// SHA-256 of the bytes read (`None`: the file did not exist).
+    pub digest: Option<String>,
+    /// The file's metadata as it was just before it was read.
+    pub stamp: Option<FileStamp>,
 }
 
 /// One file change within a transaction: new content, or `None` to delete.
@@ -608,6 +593,74 @@ impl DataDir {
                 ..parse_entity_file(path, entity, &bytes)?
             }),
         }
+    }
+
+    /// Reads an entity file for a sync, its items left as text; errors name
+    /// the file and where it is broken, as [`parse_entity_file`]'s do.
+    pub fn read_entity_raw(&self, path: &Path, entity: &str, id_field: &str) -> Result<ReadFile> {
+        // Stamped before the read, as in `read_entity`.
+        let stamp = FileStamp::of(path);
+        let Some(bytes) = read_optional(path)? else {
+            return Ok(ReadFile::default());
+        };
+        let (len, digest) = (
+            bytes.len(),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        );
+        match crate::raw::scan(bytes, entity, id_field) {
+            Ok(raw) => Ok(ReadFile {
+                raw,
+                parsed: None,
+                existed: true,
+                bytes: len,
+                digest: Some(digest),
+                stamp,
+            }),
+            // Not an entity file: the full parse says precisely why.
+            Err(bytes) => Err(match parse_entity_file(path, entity, &bytes) {
+                Err(e) => e,
+                Ok(_) => Error::new(
+                    Code::DataFormatInvalid,
+                    format!("`{}` cannot be read as an entity file", path.display()),
+                )
+                .with("file", path.display().to_string()),
+            }),
+        }
+    }
+
+    /// Reads an entity file for a sync and parses every item (when there is
+    /// no base whose digests could settle any): as [`read_entity`], in the
+    /// form [`DataDir::read_entity_raw`] gives, the items in `parsed`.
+    ///
+    /// [`read_entity`]: DataDir::read_entity
+    pub fn read_entity_parsed(
+        &self,
+        path: &Path,
+        entity: &str,
+        id_field: &str,
+    ) -> Result<ReadFile> {
+        let file = self.read_entity(path, entity)?;
+        let items = file
+            .items
+            .iter()
+            .map(|i| crate::raw::RawItem {
+                span: 0..0,
+                id: i.get(id_field).and_then(Value::as_str).map(String::from),
+                digest: None,
+            })
+            .collect();
+        Ok(ReadFile {
+            raw: crate::raw::RawFile {
+                text: Vec::new(),
+                items,
+                rest: file.rest,
+            },
+            parsed: Some(file.items),
+            existed: file.existed,
+            bytes: file.bytes,
+            digest: file.digest,
+            stamp: file.stamp,
+        })
     }
 
     /// Writes every file of `writes` or none (see the module docs). Previous
@@ -900,7 +953,10 @@ mod encode_tests {
                        {"id": "b", "e": {}, "f": null, "g": true}]),
                 json!({}),
             ),
-            (json!([{"id": "c"}]), json!({"version": 2, "meta": {"by": ["x", {"y": []}]}})),
+            (
+                json!([{"id": "c"}]),
+                json!({"version": 2, "meta": {"by": ["x", {"y": []}]}}),
+            ),
         ];
         for (list, rest) in cases {
             let file = EntityFile {
@@ -914,7 +970,10 @@ mod encode_tests {
             let mut want = serde_json::to_vec_pretty(&whole).unwrap();
             want.push(b'\n');
             let got = encode_entity_file("contacts", &file);
-            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
             let back = parse_entity_file(Path::new("contacts.json"), "contacts", &got).unwrap();
             assert_eq!((back.items, back.rest), (file.items, file.rest));
         }

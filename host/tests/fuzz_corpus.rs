@@ -140,6 +140,7 @@ proptest! {
             options: Options { no_delete, allow_mass_delete: false },
             id_field: "id",
             stamp: "2026-01-12T10:00:00Z",
+            settled: 0,
         });
         if let Err(e) = r {
             prop_assert_eq!(e.code, Code::SyncConflict);

@@ -50,6 +50,16 @@ fn run(s: &State, dir: Direction, opts: Options) -> Result<MergeOutput, cds::Err
 }
 
 fn round(s: &State, dir: Direction, opts: Options) -> Result<(MergeOutput, bool), cds::Error> {
+    round_leaving_out(s, dir, opts, 0)
+}
+
+/// [`round`] of a state from which `settled` settled ids were left out.
+fn round_leaving_out(
+    s: &State,
+    dir: Direction,
+    opts: Options,
+    settled_out: usize,
+) -> Result<(MergeOutput, bool), cds::Error> {
     // As the plugins report them: a view equal to its item is `Same`.
     let views = |items: &[Item], side: Side| -> Vec<View> {
         if dir.sends(side) {
@@ -97,6 +107,7 @@ fn round(s: &State, dir: Direction, opts: Options) -> Result<(MergeOutput, bool)
         options: opts,
         id_field: "id",
         stamp: STAMP,
+        settled: settled_out,
     };
     let out = merge::merge(input)?;
     let again = out.again;
@@ -256,6 +267,75 @@ fn without_meta(i: &Item) -> BTreeMap<String, Value> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Leaving settled ids out of the merge (as the pipeline does for items
+    /// whose text the base knows) and counting them instead gives the same
+    /// merge: the same items once they are put back where they were, the
+    /// same base with their entries, the same counts and conflicts, the same
+    /// guard-rail refusals.
+    #[test]
+    fn settled_ids_left_out_change_nothing(
+        (s, _d1, d2) in scenario(),
+        pick in proptest::collection::vec(any::<bool>(), 16),
+        guarded in any::<bool>(),
+    ) {
+        let opts = if guarded { Options::default() } else { FREE };
+        let settled = merge::settled_ids(&s.a, &s.b, &s.base, "id");
+        let left_out: Vec<String> = ids(&s.a)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, x)| settled.contains(x.as_str()) && pick[*i % pick.len()])
+            .map(|(_, x)| x)
+            .collect();
+        let out_of = |items: &[Item]| -> Vec<Item> {
+            items.iter().filter(|i| !left_out.contains(&id(i))).cloned().collect()
+        };
+        let reduced = State {
+            a: out_of(&s.a),
+            b: out_of(&s.b),
+            base: s.base.iter().filter(|(k, _)| !left_out.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        let full = round(&s, d2, opts);
+        let part = round_leaving_out(&reduced, d2, opts, left_out.len());
+        let (full, part) = match (full, part) {
+            (Err(a), Err(b)) => {
+                prop_assert_eq!(a.code, b.code);
+                prop_assert_eq!(&a.message, &b.message);
+                return Ok(());
+            }
+            (Ok((a, _)), Ok((b, _))) => (a, b),
+            (a, b) => {
+                prop_assert!(false, "one refused, the other not: {:?} / {:?}", a.err(), b.err());
+                unreachable!()
+            }
+        };
+        // Put the left-out items back where they were.
+        let put_back = |before: &[Item], after: &[Item]| -> Vec<Item> {
+            let mut next = 0;
+            let mut out = Vec::new();
+            for it in before {
+                if left_out.contains(&id(it)) {
+                    out.push(it.clone());
+                } else if after.get(next).is_some_and(|a| id(a) == id(it)) {
+                    out.push(after[next].clone());
+                    next += 1;
+                }
+            }
+            out.extend(after[next..].iter().cloned());
+            out
+        };
+        prop_assert_eq!(put_back(&s.a, &part.source_items), full.source_items);
+        prop_assert_eq!(put_back(&s.b, &part.target_items), full.target_items);
+        let mut base = part.base.clone();
+        for k in &left_out {
+            base.insert(k.clone(), s.base[k].clone());
+        }
+        prop_assert_eq!(base, full.base);
+        prop_assert_eq!(part.stats, full.stats);
+        prop_assert_eq!(part.conflicts, full.conflicts);
+        prop_assert_eq!((part.source_changed, part.target_changed), (full.source_changed, full.target_changed));
+        prop_assert_eq!(part.again, full.again);
+    }
 
     /// Running the same sync twice in a row changes nothing the second time.
     #[test]
@@ -435,6 +515,64 @@ fn a_withheld_item_that_a_sync_makes_visible_crosses_in_that_sync() {
     );
     let again = run(&s1, Direction::Bidirectional, FREE).unwrap();
     assert!(!again.source_changed && !again.target_changed);
+}
+
+/// The mass-deletion guard counts settled ids that were left out as base
+/// entries: 12 deletions of 24 synced items is allowed (not more than half)
+/// whether or not 8 of the other 12 are left out, and 13 is refused.
+#[test]
+fn the_guard_counts_settled_ids_left_out() {
+    let it = |i: usize| {
+        json!({"id": format!("i{i:02}"), "lastModified": "2026-01-01T00:00:00Z", "a": 1})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    let all: Vec<Item> = (0..24).map(it).collect();
+    let synced = apply(
+        run(
+            &State {
+                a: all.clone(),
+                b: all.clone(),
+                base: Base::new(),
+            },
+            Direction::Bidirectional,
+            FREE,
+        )
+        .unwrap(),
+    );
+    let guarded = Options::default();
+    for (deleted, refused) in [(12, false), (13, true)] {
+        let mut s = synced.clone();
+        s.a.drain(..deleted);
+        let whole = round(&s, Direction::Bidirectional, guarded);
+        assert_eq!(whole.is_err(), refused, "{deleted} of 24, nothing left out");
+        // Leave out 8 of the ids still on both sides, as settled.
+        let out: Vec<String> = ids(&s.a).into_iter().take(8).collect();
+        let keep = |v: &[Item]| -> Vec<Item> {
+            v.iter()
+                .filter(|i| !out.contains(&id(i)))
+                .cloned()
+                .collect()
+        };
+        let reduced = State {
+            a: keep(&s.a),
+            b: keep(&s.b),
+            base: s
+                .base
+                .iter()
+                .filter(|(k, _)| !out.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let part = round_leaving_out(&reduced, Direction::Bidirectional, guarded, 8);
+        assert_eq!(part.is_err(), refused, "{deleted} of 24, 8 left out");
+        if let Ok((out, _)) = part {
+            assert_eq!(out.stats.deleted, deleted);
+            assert_eq!(out.stats.unchanged, 24 - deleted);
+            assert_eq!(out.stats.merged, 24 - deleted);
+        }
+    }
 }
 
 #[test]

@@ -1,0 +1,664 @@
+//! The sync base on disk: per pair of domains and entity type, each side's
+//! item as both last agreed on it (what the merge calls the base), and the
+//! digest of each side's item as the host last wrote it (see [`crate::raw`]).
+//!
+//! ```text
+//! {"version":2,"entity":"contacts","key":"<hex>","items":[
+//!   {"id":"c1","digests":{"personal":"<hex>","business":"<hex>"},
+//!    "personal":{...item...},"business":"="}, ...]}
+//! ```
+//!
+//! Entries are sorted by id. `"="` stands for "this domain's item equals the
+//! other's in content" (one copy is kept). A digest is recorded for a side
+//! only when its item in the domain file is, in content, the base's item for
+//! that side, and was validated against the item schema: then a file item
+//! whose text still has that digest is settled, and neither it nor its base
+//! entry needs parsing. `key` is the digest of what decides whether an item's
+//! text is valid (the plugin and both domains' field renames); digests under
+//! another key are not trusted. Version 1 bases (no digests, no key) are
+//! still read; every entry of one is parsed.
+//!
+//! The base is the host's own state, written compactly; [`RawBase`] reads it
+//! without parsing the entries' items, and [`write`] copies the text of
+//! settled entries as it is.
+
+use crate::error::{Code, Error, Result};
+use crate::merge::{self, Base, BaseEntry, IdMap, Item, Side};
+use crate::raw::{self, ItemDigest};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::fmt;
+use std::io;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+/// In a base file: this domain's item equals the other's in content.
+const SAME: &str = "=";
+const VERSION: u64 = 2;
+
+/// The key under which digests are trusted: the plugin's SHA-256 and both
+/// domains' field renames for the entity type, whichever domain is the
+/// source.
+pub fn key(plugin_sha256: &str, sides: [(&str, &[(String, String)]); 2]) -> String {
+    let mut sides = sides;
+    sides.sort_by(|a, b| a.0.cmp(b.0));
+    let text = serde_json::json!([plugin_sha256, sides]).to_string();
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()))
+}
+
+/// One side of an entry as stored.
+#[derive(Debug, Clone, PartialEq)]
+enum Stored {
+    Item(Range<usize>),
+    Same,
+    Missing,
+}
+
+/// One entry of a base file, its items still text.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    pub id: String,
+    /// The entry's text, copied as it is when it is settled.
+    span: Range<usize>,
+    /// Source, then target.
+    sides: [Stored; 2],
+    /// The digest of each side's item as written (source, then target);
+    /// `None` when not recorded or not trusted.
+    pub digests: [Option<ItemDigest>; 2],
+}
+
+/// A base file read without parsing its entries' items.
+#[derive(Debug, Default)]
+pub struct RawBase {
+    text: Vec<u8>,
+    /// In file order (sorted by id, as written).
+    pub entries: Vec<RawEntry>,
+}
+
+impl RawBase {
+    /// Reads the base at `path`, oriented as (`source`, `target`); an absent
+    /// file is an empty base. Digests are kept only under `key`.
+    pub fn load(path: &Path, source: &str, target: &str, key: &str) -> Result<RawBase> {
+        let Some(text) = crate::store::read_optional(path)? else {
+            return Ok(RawBase::default());
+        };
+        let damaged = |why: String| {
+            Error::new(
+                Code::StorageError,
+                format!(
+                    "the sync state `{}` is damaged ({why}); move it away to start afresh (the \
+                     next sync then deletes nothing and treats differences as conflicts)",
+                    path.display()
+                ),
+            )
+            .with("file", path.display().to_string())
+        };
+        let start = text.as_ptr() as usize;
+        let entries = {
+            let mut de = serde_json::Deserializer::from_slice(&text);
+            let top = TopSeed
+                .deserialize(&mut de)
+                .and_then(|t| de.end().map(|()| t))
+                .map_err(|e| damaged(e.to_string()))?;
+            let top = top.ok_or_else(|| damaged("not a JSON object".into()))?;
+            let items = top
+                .items
+                .ok_or_else(|| damaged("no `items` array".into()))?;
+            let trusted = top.version == Some(VERSION) && top.key.as_deref() == Some(key);
+            let mut entries = Vec::with_capacity(items.len());
+            for raw in items {
+                let s = raw.get();
+                let fields = (EntrySeed { source, target })
+                    .deserialize(&mut serde_json::Deserializer::from_str(s))
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| damaged("an entry is not an object".into()))?;
+                let side = |r: Option<&RawValue>| match r {
+                    Some(r) if r.get().starts_with('{') => {
+                        let at = r.get().as_ptr() as usize - start;
+                        Stored::Item(at..at + r.get().len())
+                    }
+                    Some(r) if serde_json::from_str::<String>(r.get()).is_ok_and(|s| s == SAME) => {
+                        Stored::Same
+                    }
+                    _ => Stored::Missing,
+                };
+                let sides = [side(fields.source), side(fields.target)];
+                let whole = matches!(
+                    sides,
+                    [Stored::Item(_), Stored::Item(_) | Stored::Same]
+                        | [Stored::Same, Stored::Item(_)]
+                );
+                let (Some(id), true) = (fields.id, whole) else {
+                    return Err(damaged("an entry lacks its id or a domain's item".into()));
+                };
+                let at = s.as_ptr() as usize - start;
+                entries.push(RawEntry {
+                    id,
+                    span: at..at + s.len(),
+                    sides,
+                    digests: if trusted {
+                        fields.digests
+                    } else {
+                        [None, None]
+                    },
+                });
+            }
+            entries
+        };
+        Ok(RawBase { text, entries })
+    }
+
+    /// The text of entry `i`.
+    pub fn text_of(&self, i: usize) -> &[u8] {
+        &self.text[self.entries[i].span.clone()]
+    }
+
+    /// Parses entry `i` into what the merge takes.
+    pub fn entry(&self, i: usize) -> Result<BaseEntry> {
+        let parse = |r: &Range<usize>| -> Result<Item> {
+            serde_json::from_slice(&self.text[r.clone()]).map_err(|e| {
+                Error::new(
+                    Code::StorageError,
+                    format!("an entry of the sync state cannot be read: {e}"),
+                )
+            })
+        };
+        Ok(match &self.entries[i].sides {
+            [Stored::Item(s), Stored::Item(t)] => BaseEntry {
+                source: Arc::new(parse(s)?),
+                target: Arc::new(parse(t)?),
+            },
+            [Stored::Item(one), _] | [_, Stored::Item(one)] => BaseEntry::same(parse(one)?),
+            // `load` refuses entries without an item.
+            _ => BaseEntry::same(Item::new()),
+        })
+    }
+}
+
+/// Whether the base at `path` begins as [`write`] begins a base of `entity`
+/// under `key`: then its digests may settle items, and the files are worth
+/// scanning for them. Reads only the first bytes; an absent or unreadable
+/// file, or any other beginning, is `false` (the sync then parses every item,
+/// as it would have to anyway).
+pub fn trusted_header(path: &Path, entity: &str, key: &str) -> bool {
+    use std::io::Read as _;
+    let want = header(entity, key);
+    let mut got = vec![0u8; want.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut got))
+        .is_ok_and(|()| got == want)
+}
+
+/// The first bytes of a base file, up to its first entry.
+fn header(entity: &str, key: &str) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(160);
+    buf.extend_from_slice(b"{\"version\":2,\"entity\":");
+    cds_json::write_str(&mut buf, entity);
+    buf.extend_from_slice(b",\"key\":");
+    cds_json::write_str(&mut buf, key);
+    buf.extend_from_slice(b",\"items\":[");
+    buf
+}
+
+/// The top level of a base file: its version, key, and entries as text.
+/// `None`: not an object.
+struct TopSeed;
+
+struct Top<'a> {
+    version: Option<u64>,
+    key: Option<String>,
+    items: Option<Vec<&'a RawValue>>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed {
+    type Value = Option<Top<'de>>;
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed {
+    type Value = Option<Top<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a sync base")
+    }
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut top = Top {
+            version: None,
+            key: None,
+            items: None,
+        };
+        while let Some(k) = map.next_key::<String>()? {
+            match k.as_str() {
+                "version" => top.version = map.next_value::<serde_json::Value>()?.as_u64(),
+                "key" => {
+                    top.key = map
+                        .next_value::<serde_json::Value>()?
+                        .as_str()
+                        .map(String::from)
+                }
+                "items" => {
+                    top.items = match map.next_value::<raw::ItemsOrNot<'de>>()? {
+                        raw::ItemsOrNot::Items(v) => Some(v),
+                        raw::ItemsOrNot::Not => None,
+                    }
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(top))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// The fields of one entry that loading needs. `None`: not an object.
+struct EntrySeed<'n> {
+    source: &'n str,
+    target: &'n str,
+}
+
+struct EntryFields<'a> {
+    id: Option<String>,
+    source: Option<&'a RawValue>,
+    target: Option<&'a RawValue>,
+    digests: [Option<ItemDigest>; 2],
+}
+
+impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+    type Value = Option<EntryFields<'de>>;
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed<'_> {
+    type Value = Option<EntryFields<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a base entry")
+    }
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut e = EntryFields {
+            id: None,
+            source: None,
+            target: None,
+            digests: [None, None],
+        };
+        while let Some(k) = map.next_key::<String>()? {
+            if k == "id" {
+                e.id = map
+                    .next_value::<serde_json::Value>()?
+                    .as_str()
+                    .map(String::from);
+            } else if k == "digests" {
+                let d = map.next_value::<serde_json::Value>()?;
+                let of = |dom: &str| d.get(dom).and_then(|v| v.as_str()).and_then(raw::unhex);
+                e.digests = [of(self.source), of(self.target)];
+            } else if k == self.source {
+                e.source = Some(map.next_value()?);
+            } else if k == self.target {
+                e.target = Some(map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Some(e))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+impl RawBase {
+    /// Whether any entry holds a digest this sync may trust.
+    pub fn has_digests(&self) -> bool {
+        self.entries.iter().any(|e| e.digests != [None, None])
+    }
+}
+
+/// Which items are settled by their digests: those that both sides hold
+/// with exactly the text the base records as written for them. Returns, for
+/// the source's items, the target's items and the base's entries, whether
+/// each is settled.
+pub fn settled(source: &[raw::RawItem], target: &[raw::RawItem], base: &RawBase) -> [Vec<bool>; 3] {
+    let mut marks = [
+        vec![false; source.len()],
+        vec![false; target.len()],
+        vec![false; base.entries.len()],
+    ];
+    if !base.has_digests() {
+        return marks;
+    }
+    let entries: IdMap<&str, usize> = base
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id.as_str(), i))
+        .collect();
+    let targets: IdMap<&str, usize> = target
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((t.id.as_deref()?, i)))
+        .collect();
+    for (i, s) in source.iter().enumerate() {
+        let Some(id) = s.id.as_deref() else { continue };
+        let (Some(&e), Some(&t)) = (entries.get(id), targets.get(id)) else {
+            continue;
+        };
+        if base.entries[e].digests == [s.digest, target[t].digest] && s.digest.is_some() {
+            marks[0][i] = true;
+            marks[1][t] = true;
+            marks[2][e] = true;
+        }
+    }
+    marks
+}
+
+/// Writes a base file: the entries of `merged` and, copied as they were, the
+/// settled entries of `old`, together in id order. `digest` gives the digest
+/// to record for a side of a merged entry (given the side, the id and the
+/// base's item for that side), or `None`.
+#[allow(clippy::too_many_arguments)]
+pub fn write(
+    out: &mut dyn io::Write,
+    entity: &str,
+    key: &str,
+    [source, target]: [&str; 2],
+    merged: &Base,
+    old: &RawBase,
+    settled: &[bool],
+    digest: &dyn Fn(Side, &str, &Item) -> Option<ItemDigest>,
+) -> io::Result<()> {
+    const PIECE: usize = 1 << 16;
+    let mut buf = Vec::with_capacity(PIECE + (PIECE >> 2));
+    let key_ = |buf: &mut Vec<u8>, k: &str| {
+        cds_json::write_str(buf, k);
+        buf.push(b':');
+    };
+    buf.extend_from_slice(&header(entity, key));
+    let mut kept = old
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| settled[*i])
+        .peekable();
+    let mut merged = merged.iter().peekable();
+    let mut first = true;
+    loop {
+        // The next entry in id order: a kept one's text, or a merged one.
+        let take_kept = match (kept.peek(), merged.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((_, k)), Some((id, _))) => k.id.as_str() < id.as_str(),
+        };
+        if !first {
+            buf.push(b',');
+        }
+        first = false;
+        if take_kept {
+            let (i, _) = kept.next().unwrap_or_else(|| unreachable!("peeked"));
+            buf.extend_from_slice(old.text_of(i));
+        } else {
+            let (id, e) = merged.next().unwrap_or_else(|| unreachable!("peeked"));
+            buf.push(b'{');
+            key_(&mut buf, "id");
+            cds_json::write_str(&mut buf, id);
+            let digests = [
+                digest(Side::Source, id, &e.source),
+                digest(Side::Target, id, &e.target),
+            ];
+            if digests != [None, None] {
+                buf.push(b',');
+                key_(&mut buf, "digests");
+                buf.push(b'{');
+                let mut sep = false;
+                for (dom, d) in [source, target].into_iter().zip(digests) {
+                    if let Some(d) = d {
+                        if sep {
+                            buf.push(b',');
+                        }
+                        sep = true;
+                        key_(&mut buf, dom);
+                        cds_json::write_str(&mut buf, &raw::hex(&d));
+                    }
+                }
+                buf.push(b'}');
+            }
+            buf.push(b',');
+            key_(&mut buf, source);
+            cds_json::write_map_compact(&mut buf, &e.source);
+            buf.push(b',');
+            key_(&mut buf, target);
+            // When both sides agree in content (the usual case), one copy is
+            // kept: every use of the base ignores the bookkeeping fields.
+            if Arc::ptr_eq(&e.source, &e.target) || merge::content_eq(&e.source, &e.target) {
+                cds_json::write_str(&mut buf, SAME);
+            } else {
+                cds_json::write_map_compact(&mut buf, &e.target);
+            }
+            buf.push(b'}');
+        }
+        if buf.len() >= PIECE {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    buf.extend_from_slice(b"]}\n");
+    out.write_all(&buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(v: serde_json::Value) -> Item {
+        v.as_object().unwrap().clone()
+    }
+
+    fn written(merged: &Base, old: &RawBase, settled: &[bool]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let d = |side: Side, id: &str, _: &Item| {
+            (id == "b" && side == Side::Target).then(|| raw::digest(b"b"))
+        };
+        write(
+            &mut out,
+            "contacts",
+            "k",
+            ["p", "q"],
+            merged,
+            old,
+            settled,
+            &d,
+        )
+        .unwrap();
+        out
+    }
+
+    /// A written base reads back, oriented either way; digests are kept
+    /// under the same key only; settled entries are copied in id order.
+    #[test]
+    fn bases_read_back_and_keep_settled_entries() {
+        let mut merged = Base::new();
+        merged.insert(
+            "b".into(),
+            BaseEntry::same(item(json!({"id": "b", "x": 1}))),
+        );
+        merged.insert(
+            "d".into(),
+            BaseEntry {
+                source: Arc::new(item(json!({"id": "d", "x": 1}))),
+                target: Arc::new(item(json!({"id": "d", "x": 2}))),
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contacts.json");
+        std::fs::write(&path, written(&merged, &RawBase::default(), &[])).unwrap();
+
+        let b = RawBase::load(&path, "p", "q", "k").unwrap();
+        let ids: Vec<&str> = b.entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["b", "d"]);
+        assert_eq!(b.entries[0].digests, [None, Some(raw::digest(b"b"))]);
+        assert_eq!(b.entry(0).unwrap(), merged["b"]);
+        assert_eq!(b.entry(1).unwrap(), merged["d"]);
+        let flipped = RawBase::load(&path, "q", "p", "k").unwrap();
+        assert_eq!(flipped.entries[0].digests, [Some(raw::digest(b"b")), None]);
+        assert_eq!(*flipped.entry(1).unwrap().source, *merged["d"].target);
+        let other_key = RawBase::load(&path, "p", "q", "other").unwrap();
+        assert_eq!(other_key.entries[0].digests, [None, None]);
+
+        // Entry "b" settled and copied; "a", "c" and "e" merged around it.
+        let mut again = Base::new();
+        for id in ["a", "c", "e"] {
+            again.insert(id.into(), BaseEntry::same(item(json!({"id": id}))));
+        }
+        std::fs::write(&path, written(&again, &b, &[true, false])).unwrap();
+        let c = RawBase::load(&path, "p", "q", "k").unwrap();
+        let ids: Vec<&str> = c.entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "e"]);
+        assert_eq!(c.text_of(1), b.text_of(0));
+        assert_eq!(c.entries[1].digests, [None, Some(raw::digest(b"b"))]);
+    }
+
+    #[test]
+    fn only_a_base_written_under_the_key_has_a_trusted_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contacts.json");
+        assert!(!trusted_header(&path, "contacts", "k"), "absent");
+        let mut out = Vec::new();
+        let none = |_: Side, _: &str, _: &Item| None;
+        write(
+            &mut out,
+            "contacts",
+            "k",
+            ["p", "q"],
+            &Base::new(),
+            &RawBase::default(),
+            &[],
+            &none,
+        )
+        .unwrap();
+        std::fs::write(&path, &out).unwrap();
+        assert!(trusted_header(&path, "contacts", "k"));
+        assert!(!trusted_header(&path, "contacts", "other"));
+        assert!(!trusted_header(&path, "calendar", "k"));
+        std::fs::write(
+            &path,
+            b"{\"version\":1,\"entity\":\"contacts\",\"items\":[]}",
+        )
+        .unwrap();
+        assert!(!trusted_header(&path, "contacts", "k"));
+        std::fs::write(&path, b"{").unwrap();
+        assert!(!trusted_header(&path, "contacts", "k"), "too short");
+    }
+
+    /// Version 1 bases (before digests) load, with nothing trusted.
+    #[test]
+    fn version_one_bases_load_without_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contacts.json");
+        let v1 = json!({"version": 1, "entity": "contacts", "items": [
+            {"id": "a", "p": {"id": "a"}, "q": "="},
+            {"id": "b", "p": {"id": "b"}, "q": {"id": "b", "y": 1}}]});
+        std::fs::write(&path, v1.to_string()).unwrap();
+        let b = RawBase::load(&path, "p", "q", "k").unwrap();
+        assert_eq!(b.entries.len(), 2);
+        assert!(b.entries.iter().all(|e| e.digests == [None, None]));
+        assert_eq!(
+            b.entry(0).unwrap(),
+            BaseEntry::same(item(json!({"id": "a"})))
+        );
+        assert_eq!(b.entry(1).unwrap().target["y"], json!(1));
+    }
+
+    #[test]
+    fn settled_needs_both_digests_to_match() {
+        let ri = |id: &str, text: &[u8]| raw::RawItem {
+            span: 0..0,
+            id: Some(id.into()),
+            digest: Some(raw::digest(text)),
+        };
+        let entry = |id: &str, d: [Option<ItemDigest>; 2]| RawEntry {
+            id: id.into(),
+            span: 0..0,
+            sides: [Stored::Same, Stored::Same],
+            digests: d,
+        };
+        let base = RawBase {
+            text: Vec::new(),
+            entries: vec![
+                entry("a", [Some(raw::digest(b"a")), Some(raw::digest(b"a'"))]),
+                entry("b", [Some(raw::digest(b"b")), Some(raw::digest(b"b"))]),
+                entry("c", [Some(raw::digest(b"c")), None]),
+            ],
+        };
+        let src = [ri("a", b"a"), ri("b", b"b"), ri("c", b"c")];
+        let tgt = [ri("c", b"c"), ri("b", b"b edited"), ri("a", b"a'")];
+        let [s, t, e] = settled(&src, &tgt, &base);
+        assert_eq!(s, [true, false, false]);
+        assert_eq!(t, [false, false, true]);
+        assert_eq!(e, [true, false, false]);
+    }
+}
