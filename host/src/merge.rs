@@ -17,7 +17,7 @@ use crate::error::{Code, Error, Result};
 use foldhash::{HashMapExt, HashSetExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, HashMap};
 
 /// Maps and sets keyed by item ids, which the merge builds for every item.
@@ -92,9 +92,11 @@ impl Direction {
     }
 }
 
-/// One id's base: each side's item as both last agreed on it. When the two
-/// agree in content (the usual case) they are one shared copy: every use of
-/// the base ignores the bookkeeping fields, in which alone they may differ.
+/// One id's base: each side's item as both last agreed on it. The merge
+/// shares each with the side's new item when it is that item (the usual
+/// case), so that the base costs no copy; read from disk, two sides that
+/// agree in content are one copy (every use of the base ignores the
+/// bookkeeping fields, in which alone they may differ).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BaseEntry {
     pub source: Arc<Item>,
@@ -102,23 +104,24 @@ pub struct BaseEntry {
 }
 
 impl BaseEntry {
-    /// An entry of these two items, one copy when they agree in content.
-    pub fn new(source: Cow<'_, Item>, target: Cow<'_, Item>) -> BaseEntry {
-        let source = Arc::new(source.into_owned());
-        let target = if content_eq(&source, &target) {
-            Arc::clone(&source)
-        } else {
-            Arc::new(target.into_owned())
-        };
-        BaseEntry { source, target }
-    }
-
     /// An entry whose two sides are the same item.
     pub fn same(item: Item) -> BaseEntry {
         let item = Arc::new(item);
         BaseEntry {
             source: Arc::clone(&item),
             target: item,
+        }
+    }
+
+    /// An entry sharing `have`'s item and the other side's (`other`).
+    pub fn of(have: Side, item: &Arc<Item>, other: &Arc<Item>) -> BaseEntry {
+        let (source, target) = match have {
+            Side::Source => (item, other),
+            Side::Target => (other, item),
+        };
+        BaseEntry {
+            source: Arc::clone(source),
+            target: Arc::clone(target),
         }
     }
 
@@ -176,13 +179,14 @@ impl From<Option<Item>> for View {
 }
 
 /// One side's input. Its items and views move into the merge, which hands
-/// the items back (changed or not) in its output: at the limits, copying
-/// every item would cost more than merging them.
+/// the items back (changed or not) in its output, each shared with the new
+/// base where that holds it: at the limits, copying every item would cost
+/// more than merging them.
 #[derive(Debug, Clone)]
 pub struct SideInput<'a> {
     pub domain: &'a str,
     /// Current items, in file order.
-    pub items: Vec<Item>,
+    pub items: Vec<Arc<Item>>,
     /// For a sending side: each item as the other side receives it (`None`:
     /// withheld by policy), aligned with `items`. Empty for a side that does
     /// not send.
@@ -240,7 +244,7 @@ pub struct Conflict {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Displaced {
     pub side: Side,
-    pub item: Item,
+    pub item: Arc<Item>,
     pub deleted: bool,
 }
 
@@ -256,8 +260,10 @@ pub struct Stats {
 
 #[derive(Debug, Clone)]
 pub struct MergeOutput {
-    pub source_items: Vec<Item>,
-    pub target_items: Vec<Item>,
+    /// Both sides' new items; an item the new base holds for that side is
+    /// the same allocation as the base's (see [`BaseEntry`]).
+    pub source_items: Vec<Arc<Item>>,
+    pub target_items: Vec<Arc<Item>>,
     pub source_changed: bool,
     pub target_changed: bool,
     pub base: Base,
@@ -339,19 +345,23 @@ fn id_of<'a>(item: &'a Item, id_field: &str) -> &'a str {
 /// The ids neither side changed since the base: the merge leaves them as
 /// they are without looking at their views, so the pipeline need not make
 /// them (in a re-sync, almost every item).
-pub fn settled_ids<'a>(
-    source: &'a [Item],
-    target: &[Item],
+pub fn settled_ids<'a, I: Borrow<Item>>(
+    source: &'a [I],
+    target: &[I],
     base: &Base,
     id_field: &str,
 ) -> IdSet<&'a str> {
     if base.is_empty() {
         return IdSet::new();
     }
-    let t: IdMap<&str, &Item> = target.iter().map(|i| (id_of(i, id_field), i)).collect();
+    let t: IdMap<&str, &Item> = target
+        .iter()
+        .map(|i| (id_of(i.borrow(), id_field), i.borrow()))
+        .collect();
     source
         .iter()
         .filter_map(|s| {
+            let s: &'a Item = s.borrow();
             let id = id_of(s, id_field);
             let b = base.get(id)?;
             let t = t.get(id)?;
@@ -363,8 +373,8 @@ pub fn settled_ids<'a>(
 /// The base items of `side` that need a view: those whose current item
 /// differs from the base. The pipeline maps and filters exactly these.
 /// `settled` (see [`settled_ids`]) are known to equal the base and skipped.
-pub fn base_items_needing_views<'a>(
-    items: &[Item],
+pub fn base_items_needing_views<'a, I: Borrow<Item>>(
+    items: &[I],
     base: &'a Base,
     side: Side,
     id_field: &str,
@@ -373,6 +383,7 @@ pub fn base_items_needing_views<'a>(
     items
         .iter()
         .filter_map(|it| {
+            let it = it.borrow();
             let id = id_of(it, id_field);
             if settled.contains(id) {
                 return None;
@@ -386,19 +397,23 @@ pub fn base_items_needing_views<'a>(
 
 /// The receiving side's items worth normalising: those whose id the sending
 /// side also holds, with a view that differs from them.
-pub fn items_needing_normalization<'a>(
-    receiver: &'a [Item],
-    sender: &[Item],
+pub fn items_needing_normalization<'a, I: Borrow<Item>>(
+    receiver: &'a [I],
+    sender: &[I],
     sender_views: &[View],
     id_field: &str,
 ) -> Vec<&'a Item> {
     let views: IdMap<&str, &Item> = sender
         .iter()
         .zip(sender_views)
-        .filter_map(|(s, v)| v.resolve(s).map(|v| (id_of(s, id_field), v)))
+        .filter_map(|(s, v)| {
+            let s = s.borrow();
+            v.resolve(s).map(|v| (id_of(s, id_field), v))
+        })
         .collect();
     receiver
         .iter()
+        .map(Borrow::borrow)
         .filter(|r| {
             views
                 .get(id_of(r, id_field))
@@ -408,7 +423,7 @@ pub fn items_needing_normalization<'a>(
 }
 
 /// Index of each id; duplicate ids are a `SYNC_CONFLICT`.
-fn index(items: &[Item], id_field: &str, domain: &str) -> Result<IdMap<String, usize>> {
+fn index(items: &[Arc<Item>], id_field: &str, domain: &str) -> Result<IdMap<String, usize>> {
     let mut map = IdMap::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
         let id = id_of(it, id_field);
@@ -611,7 +626,7 @@ fn id_only(id_field: &str, id: &str) -> Item {
 
 /// What happens to one side's copy of an id.
 enum Fate {
-    Replace(Item),
+    Replace(Arc<Item>),
     Delete,
 }
 
@@ -641,7 +656,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     };
     let mut new_base = Base::new();
     let mut fates: [IdMap<String, Fate>; 2] = [IdMap::new(), IdMap::new()];
-    let mut appended: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
+    let mut appended: [Vec<Arc<Item>>; 2] = [Vec::new(), Vec::new()];
     let slot = |s: Side| match s {
         Side::Source => 0,
         Side::Target => 1,
@@ -685,8 +700,8 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                 let t_item = &input.target.items[ti];
                 let old = base;
                 let base = old.as_ref();
-                let mut new_s = Cow::Borrowed(s_item);
-                let mut new_t = Cow::Borrowed(t_item);
+                let mut new_s = Cow::Borrowed(&**s_item);
+                let mut new_t = Cow::Borrowed(&**t_item);
                 // What each side sends (None: it sends nothing for this id,
                 // being a one-way receiver or withheld by policy).
                 let pos_of = |side: Side| if side == Side::Source { si } else { ti };
@@ -737,18 +752,31 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                 if !s_changed && !t_changed {
                     stats.unchanged += 1;
                 }
-                let [a_s, a_t] = agreed;
-                let entry = BaseEntry::new(
-                    a_s.map_or_else(|| Cow::Borrowed(new_s.as_ref()), Cow::Owned),
-                    a_t.map_or_else(|| Cow::Borrowed(new_t.as_ref()), Cow::Owned),
+                // Each side's new item, shared with the base where the base
+                // holds it (an item unchanged in content stays as it was).
+                let new_of = |changed: bool, new: Cow<'_, Item>, old: &Arc<Item>| {
+                    if changed {
+                        Arc::new(new.into_owned())
+                    } else {
+                        Arc::clone(old)
+                    }
+                };
+                let (new_s, new_t) = (
+                    new_of(s_changed, new_s, s_item),
+                    new_of(t_changed, new_t, t_item),
                 );
+                let [a_s, a_t] = agreed;
+                let entry = BaseEntry {
+                    source: a_s.map_or_else(|| Arc::clone(&new_s), Arc::new),
+                    target: a_t.map_or_else(|| Arc::clone(&new_t), Arc::new),
+                };
                 base_changed |= old.as_ref() != Some(&entry);
                 new_base.insert(id.to_string(), entry);
                 if s_changed {
-                    fates[0].insert(id.to_string(), Fate::Replace(new_s.into_owned()));
+                    fates[0].insert(id.to_string(), Fate::Replace(new_s));
                 }
                 if t_changed {
-                    fates[1].insert(id.to_string(), Fate::Replace(new_t.into_owned()));
+                    fates[1].insert(id.to_string(), Fate::Replace(new_t));
                 }
             }
             (Some(_), None) | (None, Some(_)) => {
@@ -770,13 +798,9 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                         if dir.sends(have)
                             && let Some(v) = view
                         {
-                            let fresh = ctx.fresh(have, v);
+                            let fresh = Arc::new(ctx.fresh(have, v));
                             stats.added += 1;
-                            let (s, t) = match have {
-                                Side::Source => (item, &fresh),
-                                Side::Target => (&fresh, item),
-                            };
-                            let entry = BaseEntry::new(Cow::Borrowed(s), Cow::Borrowed(t));
+                            let entry = BaseEntry::of(have, item, &fresh);
                             base_changed = true;
                             new_base.insert(id.to_string(), entry);
                             appended[slot(lack)].push(fresh);
@@ -804,13 +828,9 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                                 winner: have,
                             });
                             if let Some(v) = view {
-                                let fresh = ctx.fresh(have, v);
+                                let fresh = Arc::new(ctx.fresh(have, v));
                                 stats.added += 1;
-                                let (s, t) = match have {
-                                    Side::Source => (item, &fresh),
-                                    Side::Target => (&fresh, item),
-                                };
-                                let entry = BaseEntry::new(Cow::Borrowed(s), Cow::Borrowed(t));
+                                let entry = BaseEntry::of(have, item, &fresh);
                                 base_changed |= b != entry;
                                 new_base.insert(id.to_string(), entry);
                                 appended[slot(lack)].push(fresh);
@@ -916,7 +936,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     // deleted versions are displaced (moved, not copied).
     let mut displaced = Vec::new();
     let mut again = false;
-    let mut out_items: [Vec<Item>; 2] = [Vec::new(), Vec::new()];
+    let mut out_items: [Vec<Arc<Item>>; 2] = [Vec::new(), Vec::new()];
     let mut changed = [false, false];
     let sides = [
         (Side::Source, std::mem::take(&mut input.source.items)),

@@ -807,7 +807,7 @@ impl Host {
                     path: &src_path,
                     file: &src,
                     settled: &src_settled,
-                    items: &mut out.source_items,
+                    items: &out.source_items,
                     replaced: src_replaced,
                     fields: &src_fields,
                 },
@@ -817,7 +817,7 @@ impl Host {
                     path: &tgt_path,
                     file: &tgt,
                     settled: &tgt_settled,
-                    items: &mut out.target_items,
+                    items: &out.target_items,
                     replaced: tgt_replaced,
                     fields: &tgt_fields,
                 },
@@ -950,7 +950,7 @@ impl Host {
         req: &SyncRequest,
         plugin: &Plugin,
         entity: &str,
-        [src_owned, tgt_owned]: [Vec<Item>; 2],
+        [src_owned, tgt_owned]: [Vec<Arc<Item>>; 2],
         [src_fields, tgt_fields]: [&Vec<(String, String)>; 2],
         base_owned: Base,
         settled_out: usize,
@@ -1012,7 +1012,7 @@ impl Host {
             let open: Vec<usize> = (0..items.len())
                 .filter(|&i| !settled.contains(id_str(&items[i], &idf)))
                 .collect();
-            let refs: Vec<&Item> = open.iter().map(|&i| &items[i]).collect();
+            let refs: Vec<&Item> = open.iter().map(|&i| &*items[i]).collect();
             timings.lap("prepare");
             let crossed =
                 plugin.map_filter(&self.registry.runtime, &shapes, Some(&policy), &refs)?;
@@ -1117,9 +1117,9 @@ fn merge_id(item: &Item, id_field: &str) -> String {
     id_str(item, id_field).to_string()
 }
 
-fn domain_plan(before: &[Item], after: &[Item], idf: &str) -> DomainPlan {
-    let b: HashMap<String, &Item> = before.iter().map(|i| (merge_id(i, idf), i)).collect();
-    let a: HashMap<String, &Item> = after.iter().map(|i| (merge_id(i, idf), i)).collect();
+fn domain_plan(before: &[Arc<Item>], after: &[Arc<Item>], idf: &str) -> DomainPlan {
+    let b: HashMap<String, &Arc<Item>> = before.iter().map(|i| (merge_id(i, idf), i)).collect();
+    let a: HashMap<String, &Arc<Item>> = after.iter().map(|i| (merge_id(i, idf), i)).collect();
     let mut plan = DomainPlan::default();
     for i in after {
         let id = merge_id(i, idf);
@@ -1151,7 +1151,7 @@ fn read_items(
     read: &mut store::ReadFile,
     settled: &[bool],
     fields: &[(String, String)],
-) -> Result<Vec<Item>> {
+) -> Result<Vec<Arc<Item>>> {
     // Read whole, nothing is settled and every item is parsed already.
     let mut parsed = read.parsed.take().map(Vec::into_iter);
     let file = &read.raw;
@@ -1193,7 +1193,7 @@ fn read_items(
                     err.with_help("Fix the item and run the sync again; nothing was written.")
                 );
             }
-            items.push(item);
+            items.push(Arc::new(item));
         }
         if let Some(id) = raw_item.id.as_deref()
             && let Some(first) = seen.insert(id, i)
@@ -1253,7 +1253,7 @@ struct NewSide<'a> {
     /// Which of the file's items are settled.
     settled: &'a [bool],
     /// The merge's items: the unsettled ones, in order, then new ones.
-    items: &'a mut Vec<Item>,
+    items: &'a [Arc<Item>],
     /// The ids whose version in the file the merge replaced.
     replaced: IdSet<&'a str>,
     fields: &'a [(String, String)],
@@ -1299,12 +1299,15 @@ impl NewSide<'_> {
                 let made =
                     original.is_none() || self.replaced.contains(id_str(&self.items[at], idf));
                 if made {
-                    valid[at] = schema_fault(plugin, &mut self.items[at], self.fields).is_none();
+                    // A copy: the item is shared with the base, and
+                    // validation takes it as a `Value`.
+                    let mut copy = Item::clone(&self.items[at]);
+                    valid[at] = schema_fault(plugin, &mut copy, self.fields).is_none();
                 }
             }
         }
         let raw = &self.file.raw;
-        let items = &*self.items;
+        let items = self.items;
         let write = store::prestage(self.path, &|w| {
             let outs = placed.iter().map(|p| match *p {
                 // Settled items always have their digest (see `base::settled`).
@@ -1346,7 +1349,7 @@ enum Placed {
 /// each unsettled one replaced by what the merge gave back for it (or gone,
 /// when deleted), then the merge's new items. `items` is the merge's output
 /// for this side, which keeps the unsettled items' order.
-fn layout(file: &raw::RawFile, settled: &[bool], items: &[Item], idf: &str) -> Vec<Placed> {
+fn layout(file: &raw::RawFile, settled: &[bool], items: &[Arc<Item>], idf: &str) -> Vec<Placed> {
     let mut out = Vec::with_capacity(file.items.len() + items.len());
     let mut next = 0;
     for (i, it) in file.items.iter().enumerate() {

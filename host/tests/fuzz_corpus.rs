@@ -133,8 +133,8 @@ proptest! {
         let (va, vb) = (views(&a), views(&b));
         let none = HashMap::new();
         let r = merge::merge(MergeInput {
-            source: SideInput { domain: "personal", items: a, views: va, base_views: &none, normalized: &HashMap::new() },
-            target: SideInput { domain: "business", items: b, views: vb, base_views: &none, normalized: &HashMap::new() },
+            source: SideInput { domain: "personal", items: a.into_iter().map(Into::into).collect(), views: va, base_views: &none, normalized: &HashMap::new() },
+            target: SideInput { domain: "business", items: b.into_iter().map(Into::into).collect(), views: vb, base_views: &none, normalized: &HashMap::new() },
             base,
             direction: dir,
             options: Options { no_delete, allow_mass_delete: false },

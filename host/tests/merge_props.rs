@@ -9,6 +9,7 @@ use cds::merge::{
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 const STAMP: &str = "2026-02-01T00:00:00Z";
 
@@ -40,12 +41,9 @@ fn run(s: &State, dir: Direction, opts: Options) -> Result<MergeOutput, cds::Err
     if !again {
         return Ok(first);
     }
-    let next = State {
-        a: first.source_items.clone(),
-        b: first.target_items.clone(),
-        base: first.base.clone(),
-    };
-    let (second, _) = round(&next, dir, opts)?;
+    // The first round's items go on as they are, shared with its base.
+    let (a, b) = (first.source_items.clone(), first.target_items.clone());
+    let (second, _) = round_of(a, b, first.base.clone(), dir, opts, 0)?;
     Ok(merge::combine(first, second, "id"))
 }
 
@@ -60,6 +58,30 @@ fn round_leaving_out(
     opts: Options,
     settled_out: usize,
 ) -> Result<(MergeOutput, bool), cds::Error> {
+    round_of(
+        shared(&s.a),
+        shared(&s.b),
+        s.base.clone(),
+        dir,
+        opts,
+        settled_out,
+    )
+}
+
+/// One merge round of these items and base.
+fn round_of(
+    a: Vec<Arc<Item>>,
+    b: Vec<Arc<Item>>,
+    base: Base,
+    dir: Direction,
+    opts: Options,
+    settled_out: usize,
+) -> Result<(MergeOutput, bool), cds::Error> {
+    let s = State {
+        a: plain(&a),
+        b: plain(&b),
+        base,
+    };
     // As the plugins report them: a view equal to its item is `Same`.
     let views = |items: &[Item], side: Side| -> Vec<View> {
         if dir.sends(side) {
@@ -90,14 +112,14 @@ fn round_leaving_out(
     let input = MergeInput {
         source: SideInput {
             domain: "personal",
-            items: s.a.clone(),
+            items: a,
             views: va,
             base_views: &ba,
             normalized: &HashMap::new(),
         },
         target: SideInput {
             domain: "business",
-            items: s.b.clone(),
+            items: b,
             views: vb,
             base_views: &bb,
             normalized: &HashMap::new(),
@@ -116,8 +138,8 @@ fn round_leaving_out(
 
 fn apply(out: MergeOutput) -> State {
     State {
-        a: out.source_items,
-        b: out.target_items,
+        a: plain(&out.source_items),
+        b: plain(&out.target_items),
         base: out.base,
     }
 }
@@ -254,8 +276,18 @@ fn scenario() -> impl Strategy<Value = (State, Direction, Direction)> {
         })
 }
 
-fn ids(items: &[Item]) -> Vec<String> {
-    items.iter().map(id).collect()
+fn ids<I: std::borrow::Borrow<Item>>(items: &[I]) -> Vec<String> {
+    items.iter().map(|i| id(i.borrow())).collect()
+}
+
+/// The merge's items (shared with its base) as plain items.
+fn plain(items: &[Arc<Item>]) -> Vec<Item> {
+    items.iter().map(|i| Item::clone(i)).collect()
+}
+
+/// Items as the merge takes them.
+fn shared(items: &[Item]) -> Vec<Arc<Item>> {
+    items.iter().cloned().map(Arc::new).collect()
 }
 
 fn without_meta(i: &Item) -> BTreeMap<String, Value> {
@@ -324,8 +356,8 @@ proptest! {
             out.extend(after[next..].iter().cloned());
             out
         };
-        prop_assert_eq!(put_back(&s.a, &part.source_items), full.source_items);
-        prop_assert_eq!(put_back(&s.b, &part.target_items), full.target_items);
+        prop_assert_eq!(put_back(&s.a, &plain(&part.source_items)), plain(&full.source_items));
+        prop_assert_eq!(put_back(&s.b, &plain(&part.target_items)), plain(&full.target_items));
         let mut base = part.base.clone();
         for k in &left_out {
             base.insert(k.clone(), s.base[k].clone());
@@ -407,8 +439,8 @@ proptest! {
         let Ok(out) = run(&s, d2, FREE) else { return Ok(()); };
         for (before, after, side) in [(&s.a, &out.source_items, Side::Source), (&s.b, &out.target_items, Side::Target)] {
             for old in before.iter() {
-                let kept = after.iter().any(|n| n == old);
-                let displaced = out.displaced.iter().any(|d| d.side == side && &d.item == old);
+                let kept = after.iter().any(|n| **n == *old);
+                let displaced = out.displaced.iter().any(|d| d.side == side && *d.item == *old);
                 prop_assert!(kept || displaced, "{:?} item {} vanished", side, id(old));
             }
         }
@@ -463,6 +495,29 @@ proptest! {
         }
     }
 
+    /// The new base holds no copies: where its entry for a side is that
+    /// side's new item in content, it is the same allocation (what lets the
+    /// pipeline check it, and keeps a first sync's memory down).
+    #[test]
+    fn the_base_shares_the_items_it_holds((s, _d1, d2) in scenario(), first in any::<bool>()) {
+        let s = if first { State { base: Base::new(), ..s } } else { s };
+        let Ok(out) = run(&s, d2, FREE) else { return Ok(()); };
+        for (side, items) in [(Side::Source, &out.source_items), (Side::Target, &out.target_items)] {
+            for it in items {
+                let Some(e) = out.base.get(&id(it)) else { continue };
+                let held = match side { Side::Source => &e.source, Side::Target => &e.target };
+                // Entries the merge left as they were (settled) come from
+                // the old base; only those it made must share.
+                if s.base.get(&id(it)).is_some_and(|old| old == e) {
+                    continue;
+                }
+                if content_eq(held, it) {
+                    prop_assert!(Arc::ptr_eq(held, it), "{:?} {} is a copy", side, id(it));
+                }
+            }
+        }
+    }
+
     /// Without a base (first sync, or lost state) nothing is deleted.
     #[test]
     fn without_a_base_nothing_is_deleted(a in side_strategy(), b in side_strategy(), d in direction()) {
@@ -481,10 +536,10 @@ proptest! {
         let Ok(out) = run(&s, d, FREE) else { return Ok(()); };
         if to_target {
             prop_assert!(!out.source_changed);
-            prop_assert_eq!(&out.source_items, &s.a);
+            prop_assert_eq!(&plain(&out.source_items), &s.a);
         } else {
             prop_assert!(!out.target_changed);
-            prop_assert_eq!(&out.target_items, &s.b);
+            prop_assert_eq!(&plain(&out.target_items), &s.b);
         }
     }
 }
@@ -571,6 +626,39 @@ fn the_guard_counts_settled_ids_left_out() {
             assert_eq!(out.stats.deleted, deleted);
             assert_eq!(out.stats.unchanged, 24 - deleted);
             assert_eq!(out.stats.merged, 24 - deleted);
+        }
+    }
+}
+
+/// In a first sync both ways, the base holds each side's new items
+/// themselves, the copied ones and the ones already there alike.
+#[test]
+fn a_first_sync_shares_every_item_with_its_base() {
+    let it = |id: &str| {
+        json!({"id": id, "lastModified": "2026-01-01T00:00:00Z", "a": 1})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    let s = State {
+        a: vec![it("x"), it("y")],
+        b: vec![it("y"), it("z")],
+        base: Base::new(),
+    };
+    let out = run(&s, Direction::Bidirectional, FREE).unwrap();
+    assert_eq!((out.source_items.len(), out.target_items.len()), (3, 3));
+    for (items, side) in [
+        (&out.source_items, Side::Source),
+        (&out.target_items, Side::Target),
+    ] {
+        for i in items {
+            let e = &out.base[&id(i)];
+            let held = if side == Side::Source {
+                &e.source
+            } else {
+                &e.target
+            };
+            assert!(Arc::ptr_eq(held, i), "{side:?} {}", id(i));
         }
     }
 }
