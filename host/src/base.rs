@@ -94,6 +94,9 @@ impl RawBase {
             )
             .with("file", path.display().to_string())
         };
+        if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(damaged("not a JSON object".into()));
+        }
         let start = text.as_ptr() as usize;
         let entries = {
             let mut de = serde_json::Deserializer::from_slice(&text);
@@ -101,7 +104,6 @@ impl RawBase {
                 .deserialize(&mut de)
                 .and_then(|t| de.end().map(|()| t))
                 .map_err(|e| damaged(e.to_string()))?;
-            let top = top.ok_or_else(|| damaged("not a JSON object".into()))?;
             let items = top
                 .items
                 .ok_or_else(|| damaged("no `items` array".into()))?;
@@ -111,9 +113,7 @@ impl RawBase {
                 let s = raw.get();
                 let fields = (EntrySeed { source, target })
                     .deserialize(&mut serde_json::Deserializer::from_str(s))
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| damaged("an entry is not an object".into()))?;
+                    .map_err(|_| damaged("an entry is not an object".into()))?;
                 let side = |r: Option<&RawValue>| match r {
                     Some(r) if r.get().starts_with('{') => {
                         let at = r.get().as_ptr() as usize - start;
@@ -203,7 +203,6 @@ fn header(entity: &str, key: &str) -> Vec<u8> {
 }
 
 /// The top level of a base file: its version, key, and entries as text.
-/// `None`: not an object.
 struct TopSeed;
 
 struct Top<'a> {
@@ -213,17 +212,17 @@ struct Top<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for TopSeed {
-    type Value = Option<Top<'de>>;
+    type Value = Top<'de>;
     fn deserialize<D: de::Deserializer<'de>>(
         self,
         d: D,
     ) -> std::result::Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
+        d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for TopSeed {
-    type Value = Option<Top<'de>>;
+    type Value = Top<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a sync base")
     }
@@ -245,47 +244,17 @@ impl<'de> Visitor<'de> for TopSeed {
                         .as_str()
                         .map(String::from)
                 }
-                "items" => {
-                    top.items = match map.next_value::<raw::ItemsOrNot<'de>>()? {
-                        raw::ItemsOrNot::Items(v) => Some(v),
-                        raw::ItemsOrNot::Not => None,
-                    }
-                }
+                "items" => top.items = Some(map.next_value::<Vec<&'de RawValue>>()?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Some(top))
-    }
-    fn visit_seq<A: de::SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
-        Ok(None)
+        Ok(top)
     }
 }
 
-/// The fields of one entry that loading needs. `None`: not an object.
+/// The fields of one entry that loading needs.
 struct EntrySeed<'n> {
     source: &'n str,
     target: &'n str,
@@ -299,17 +268,17 @@ struct EntryFields<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
-    type Value = Option<EntryFields<'de>>;
+    type Value = EntryFields<'de>;
     fn deserialize<D: de::Deserializer<'de>>(
         self,
         d: D,
     ) -> std::result::Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
+        d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for EntrySeed<'_> {
-    type Value = Option<EntryFields<'de>>;
+    type Value = EntryFields<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a base entry")
     }
@@ -341,32 +310,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(Some(e))
-    }
-    fn visit_seq<A: de::SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
-        Ok(None)
+        Ok(e)
     }
 }
 

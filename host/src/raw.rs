@@ -17,7 +17,7 @@
 
 use crate::error::{Code, Error, Result};
 use crate::merge::Item;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::Digest as _;
@@ -99,7 +99,7 @@ pub fn scan(text: Vec<u8>, entity: &str, id_field: &str) -> Result<RawFile, Vec<
             .deserialize(&mut de)
             .and_then(|t| de.end().map(|()| t))
         {
-            Ok(top) if !top.not_array => {
+            Ok(top) => {
                 let base = text.as_ptr() as usize;
                 let raws = top.items.unwrap_or_default();
                 let mut items = Vec::with_capacity(raws.len());
@@ -116,7 +116,7 @@ pub fn scan(text: Vec<u8>, entity: &str, id_field: &str) -> Result<RawFile, Vec<
                 }
                 objects.then_some((items, top.rest))
             }
-            _ => None,
+            Err(_) => None,
         }
     };
     match scanned {
@@ -128,8 +128,6 @@ pub fn scan(text: Vec<u8>, entity: &str, id_field: &str) -> Result<RawFile, Vec<
 /// The top level of an entity file, items as text.
 struct Top<'a> {
     items: Option<Vec<&'a RawValue>>,
-    /// The entity's key holds something other than an array.
-    not_array: bool,
     rest: Map<String, Value>,
 }
 
@@ -152,16 +150,14 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
         let mut top = Top {
             items: None,
-            not_array: false,
             rest: Map::new(),
         };
         while let Some(key) = map.next_key::<String>()? {
             if key == self.entity {
                 // A repeated key counts as its last value, as when parsed.
-                match map.next_value::<ItemsOrNot<'de>>()? {
-                    ItemsOrNot::Items(v) => (top.items, top.not_array) = (Some(v), false),
-                    ItemsOrNot::Not => (top.items, top.not_array) = (None, true),
-                }
+                // Anything but an array fails the scan (the caller's full
+                // parse then names the fault).
+                top.items = Some(map.next_value::<Vec<&'de RawValue>>()?);
                 top.rest.shift_remove(&key);
             } else {
                 let v: Value = map.next_value()?;
@@ -169,55 +165,6 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
             }
         }
         Ok(top)
-    }
-}
-
-/// A value that should be an array: its elements as text, or `Not` an
-/// array.
-pub(crate) enum ItemsOrNot<'a> {
-    Items(Vec<&'a RawValue>),
-    Not,
-}
-
-impl<'de> de::Deserialize<'de> for ItemsOrNot<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ItemsOrNot<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(1024));
-                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-                    v.push(raw);
-                }
-                Ok(ItemsOrNot::Items(v))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(ItemsOrNot::Not)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(ItemsOrNot::Not)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(ItemsOrNot::Not)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(ItemsOrNot::Not)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(ItemsOrNot::Not)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(ItemsOrNot::Not)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(ItemsOrNot::Not)
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 

@@ -82,6 +82,22 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// Three contacts in personal, synced both ways once.
+fn synced_once() -> Scratch {
+    let s = Scratch::new();
+    s.write("personal", "contacts", three());
+    sync(&s, &BOTH);
+    s
+}
+
+/// [`synced_once`], then a second time, which settles all three.
+fn settled_three() -> Scratch {
+    let s = synced_once();
+    let (_, settled) = sync(&s, &BOTH);
+    assert_eq!(settled, 3);
+    s
+}
+
 fn file(s: &Scratch, domain: &str) -> String {
     std::fs::read_to_string(s.data().join(domain).join("contacts.json")).unwrap()
 }
@@ -165,11 +181,7 @@ fn a_resync_settles_what_did_not_change_and_carries_what_did() {
 
 #[test]
 fn a_settled_item_broken_by_hand_is_refused() {
-    let s = Scratch::new();
-    s.write("personal", "contacts", three());
-    sync(&s, &BOTH);
-    let (_, settled) = sync(&s, &BOTH);
-    assert_eq!(settled, 3);
+    let s = settled_three();
     let mut items = s.items("business", "contacts");
     items[1]["name"] = json!(42);
     s.write("business", "contacts", Value::Array(items));
@@ -225,9 +237,7 @@ fn a_settled_item_broken_by_hand_is_refused() {
 /// whole file is in the written form: no item's foreign text is copied.
 #[test]
 fn files_in_another_form_are_read_again_and_written_in_the_written_form() {
-    let s = Scratch::new();
-    s.write("personal", "contacts", three());
-    sync(&s, &BOTH);
+    let s = synced_once();
     let compact =
         serde_json::to_string(&json!({"contacts": s.items("business", "contacts")})).unwrap();
     std::fs::write(s.data().join("business/contacts.json"), &compact).unwrap();
@@ -273,11 +283,7 @@ fn a_one_way_sync_settles_the_sender_too() {
 /// recorded with: a rename changes what an item's text means.
 #[test]
 fn new_field_renames_trust_no_digest() {
-    let s = Scratch::new();
-    s.write("personal", "contacts", three());
-    sync(&s, &BOTH);
-    let (_, settled) = sync(&s, &BOTH);
-    assert_eq!(settled, 3);
+    let s = settled_three();
     let key = base(&s)["key"].clone();
     s.write_raw(
         "entity_mappings.json",
@@ -296,9 +302,7 @@ fn new_field_renames_trust_no_digest() {
 /// written anew with digests.
 #[test]
 fn a_base_of_format_one_is_read_and_upgraded() {
-    let s = Scratch::new();
-    s.write("personal", "contacts", three());
-    sync(&s, &BOTH);
+    let s = synced_once();
     let path = s.data().join(".sync/base/business+personal/contacts.json");
     let mut b = base(&s);
     b["version"] = json!(1);
