@@ -198,8 +198,9 @@ pub struct SideInput<'a> {
     /// shape (the plugin's map from this domain to itself), by id; a value
     /// that differs from an incoming one only in its writing (`+1-555-0100`
     /// against `+15550100`) is then no change and no conflict. Only items that
-    /// differ from what the other side sends need to be here (see
-    /// [`items_needing_normalization`]); others compare as written.
+    /// differ from what the other side sends where that could matter need to
+    /// be here (see [`items_needing_normalization`]); others compare as
+    /// written.
     pub normalized: &'a HashMap<String, Item>,
 }
 
@@ -396,12 +397,18 @@ pub fn base_items_needing_views<'a, I: Borrow<Item>>(
 }
 
 /// The receiving side's items worth normalising: those whose id the sending
-/// side also holds, with a view that differs from them.
+/// side also holds, with a view that differs from them where normalising
+/// could matter. Without a base entry the sender's change is its whole view,
+/// so only a field the view holds with another value can be a difference in
+/// writing alone (a field the policy stripped from the view is no change at
+/// all); with one, any difference counts, as a field the sender removed
+/// since is a change too.
 pub fn items_needing_normalization<'a, I: Borrow<Item>>(
     receiver: &'a [I],
     sender: &[I],
     sender_views: &[View],
     id_field: &str,
+    base: &Base,
 ) -> Vec<&'a Item> {
     let views: IdMap<&str, &Item> = sender
         .iter()
@@ -415,9 +422,15 @@ pub fn items_needing_normalization<'a, I: Borrow<Item>>(
         .iter()
         .map(Borrow::borrow)
         .filter(|r| {
-            views
-                .get(id_of(r, id_field))
-                .is_some_and(|v| !content_eq(v, r))
+            let id = id_of(r, id_field);
+            views.get(id).is_some_and(|v| {
+                if base.contains_key(id) {
+                    !content_eq(v, r)
+                } else {
+                    v.iter()
+                        .any(|(k, val)| !is_meta(k) && r.get(k).is_none_or(|w| !value_eq(val, w)))
+                }
+            })
         })
         .collect()
 }

@@ -1029,7 +1029,7 @@ impl Host {
             // The receiving side's items that differ from what arrives,
             // normalised in their own shape (a map from the domain to itself,
             // no policy), so that a difference in writing alone is no change.
-            let differ = merge::items_needing_normalization(own, items, &views[k], &idf);
+            let differ = merge::items_needing_normalization(own, items, &views[k], &idf, base);
             timings.lap("align");
             if !differ.is_empty() {
                 let same = Shapes {

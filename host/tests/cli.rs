@@ -916,6 +916,47 @@ fn a_damaged_base_is_a_storage_error_naming_the_file() {
     assert_eq!(s.items("business", "contacts").len(), 2);
 }
 
+/// A value that differs only in its writing (`+1-555-0100` against
+/// `+15550100`) is no change and no conflict, also in a first sync where the
+/// policy strips other fields of the same item: the receiving side's item is
+/// normalised before it is compared, and keeps its own writing.
+#[test]
+fn a_difference_in_writing_alone_is_no_change() {
+    let s = Scratch::new();
+    let p = contact(
+        "c1",
+        "Ann",
+        json!({"category": "business", "phone": "+1-555-0100", "notes": "private"}),
+    );
+    let b = contact(
+        "c1",
+        "Ann",
+        json!({"category": "business", "phone": "+15550100"}),
+    );
+    s.write("personal", "contacts", json!([p]));
+    s.write("business", "contacts", json!([b]));
+    let (status, rec) = s.run_json(&[
+        "--source",
+        "business",
+        "--target",
+        "personal",
+        "--direction",
+        "bidirectional",
+        "--entities",
+        "contacts",
+    ]);
+    assert_eq!(status, 0, "{rec}");
+    let r = &rec["results"]["contacts"];
+    assert_eq!(
+        (r["conflicts"].as_u64(), r["updated"].as_u64()),
+        (Some(0), Some(0)),
+        "{rec}"
+    );
+    let kept = s.item("personal", "contacts", "c1").unwrap();
+    assert_eq!(kept["phone"], "+1-555-0100");
+    assert_eq!(kept["notes"], "private");
+}
+
 /// Both domain files are read at the same time; the error reported is still
 /// the one a sequential read would meet first (the source's), every time.
 #[test]

@@ -663,6 +663,40 @@ fn a_first_sync_shares_every_item_with_its_base() {
     }
 }
 
+/// What the receiving side has normalised: only items where that can
+/// matter. Without a base entry, a field the view lacks (stripped) is no
+/// reason; a field it holds with another value, or that the receiver lacks,
+/// is. With a base entry any difference is.
+#[test]
+fn normalisation_is_asked_for_where_it_can_matter() {
+    let it = |v: Value| Arc::new(v.as_object().unwrap().clone());
+    let sender = vec![
+        it(json!({"id": "stripped", "a": 1})),
+        it(json!({"id": "written", "a": "+15550100"})),
+        it(json!({"id": "added", "a": 1, "b": 2})),
+        it(json!({"id": "meta", "a": 1, "lastModified": "2026-01-02T00:00:00Z"})),
+    ];
+    let receiver = vec![
+        it(json!({"id": "stripped", "a": 1, "secret": "s"})),
+        it(json!({"id": "written", "a": "+1-555-0100"})),
+        it(json!({"id": "added", "a": 1})),
+        it(json!({"id": "meta", "a": 1, "lastModified": "2026-01-01T00:00:00Z"})),
+    ];
+    let views = vec![View::Same; sender.len()];
+    let asked = |base: &Base| -> Vec<String> {
+        merge::items_needing_normalization(&receiver, &sender, &views, "id", base)
+            .into_iter()
+            .map(id)
+            .collect()
+    };
+    assert_eq!(asked(&Base::new()), ["written", "added"]);
+    let base: Base = receiver
+        .iter()
+        .map(|r| (id(r), merge::BaseEntry::same(Item::clone(r))))
+        .collect();
+    assert_eq!(asked(&base), ["stripped", "written", "added"]);
+}
+
 #[test]
 fn only_a_change_on_both_sides_is_a_conflict() {
     let it = |a: i64, b: i64| {
