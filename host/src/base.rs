@@ -361,8 +361,8 @@ pub fn settled(source: &[raw::RawItem], target: &[raw::RawItem], base: &RawBase)
 
 /// Writes a base file: the entries of `merged` and, copied as they were, the
 /// settled entries of `old`, together in id order. `digest` gives the digest
-/// to record for a side of a merged entry (given the side, the id and the
-/// base's item for that side), or `None`.
+/// to record for a side of a merged entry (given the side and the id), or
+/// `None`.
 #[allow(clippy::too_many_arguments)]
 pub fn write(
     out: &mut dyn io::Write,
@@ -372,7 +372,7 @@ pub fn write(
     merged: &Base,
     old: &RawBase,
     settled: &[bool],
-    digest: &dyn Fn(Side, &str, &Item) -> Option<ItemDigest>,
+    digest: &dyn Fn(Side, &str) -> Option<ItemDigest>,
 ) -> io::Result<()> {
     const PIECE: usize = 1 << 16;
     let mut buf = Vec::with_capacity(PIECE + (PIECE >> 2));
@@ -409,10 +409,7 @@ pub fn write(
             buf.push(b'{');
             key_(&mut buf, "id");
             cds_json::write_str(&mut buf, id);
-            let digests = [
-                digest(Side::Source, id, &e.source),
-                digest(Side::Target, id, &e.target),
-            ];
+            let digests = [digest(Side::Source, id), digest(Side::Target, id)];
             if digests != [None, None] {
                 buf.push(b',');
                 key_(&mut buf, "digests");
@@ -464,9 +461,8 @@ mod tests {
 
     fn written(merged: &Base, old: &RawBase, settled: &[bool]) -> Vec<u8> {
         let mut out = Vec::new();
-        let d = |side: Side, id: &str, _: &Item| {
-            (id == "b" && side == Side::Target).then(|| raw::digest(b"b"))
-        };
+        let d =
+            |side: Side, id: &str| (id == "b" && side == Side::Target).then(|| raw::digest(b"b"));
         write(
             &mut out,
             "contacts",
@@ -532,7 +528,7 @@ mod tests {
         let path = dir.path().join("contacts.json");
         assert!(!trusted_header(&path, "contacts", "k"), "absent");
         let mut out = Vec::new();
-        let none = |_: Side, _: &str, _: &Item| None;
+        let none = |_: Side, _: &str| None;
         write(
             &mut out,
             "contacts",

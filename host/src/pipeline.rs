@@ -872,7 +872,6 @@ impl Host {
         (new_base, base_changed): (&Base, bool),
         (base_path, key, old_base, base_settled): (&Path, &str, &base::RawBase, &[bool]),
     ) -> Result<Vec<Write>> {
-        type Recorded<'b> = IdMap<&'b str, raw::ItemDigest>;
         let (tx, rx) = std::sync::mpsc::channel::<(Side, Recorded<'_>)>();
         std::thread::scope(|s| {
             // A thread per rewritten file, this one for the base (and for
@@ -919,8 +918,7 @@ impl Host {
                 })
             };
             let base_write = (base_changed || stale).then(|| {
-                let digest_of =
-                    |side: Side, id: &str, _: &Item| recorded[side as usize].get(id).copied();
+                let digest_of = |side: Side, id: &str| recorded[side as usize].get(id).copied();
                 store::prestage(base_path, &|w| {
                     base::write(
                         w,
@@ -1242,6 +1240,10 @@ fn schema_fault(
     faults.into_iter().next().map(|f| (f, n))
 }
 
+/// The digest the base is to record of a side's item, by id (see
+/// [`NewSide::write`]).
+type Recorded<'b> = IdMap<&'b str, raw::ItemDigest>;
+
 /// One domain's side of an entity type's new files (see
 /// [`Host::write_entity`]).
 struct NewSide<'a> {
@@ -1268,7 +1270,7 @@ impl NewSide<'_> {
         plugin: &Plugin,
         entity: &str,
         new_base: &'b Base,
-        tx: &std::sync::mpsc::Sender<(Side, IdMap<&'b str, raw::ItemDigest>)>,
+        tx: &std::sync::mpsc::Sender<(Side, Recorded<'b>)>,
     ) -> Result<Option<Write>> {
         let idf = plugin.id_field();
         // The entry of `item`'s id in the new base, when it holds `item`.

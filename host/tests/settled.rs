@@ -186,14 +186,7 @@ fn a_settled_item_broken_by_hand_is_refused() {
     items[1]["name"] = json!(42);
     s.write("business", "contacts", Value::Array(items));
     let before = s.snapshot();
-    let (status, rec) = s.run_json(&[
-        "--source",
-        "personal",
-        "--target",
-        "business",
-        "--direction",
-        "bidirectional",
-    ]);
+    let (status, rec) = s.run_json(&BOTH);
     assert_eq!(status, 6, "{rec}");
     let e = &rec["errors"][0];
     assert_eq!(e["code"], "DATA_FORMAT_INVALID");
@@ -217,14 +210,7 @@ fn a_settled_item_broken_by_hand_is_refused() {
     let mut fixed = s.items("business", "contacts");
     fixed[1]["name"] = json!("Alan");
     s.write("business", "contacts", Value::Array(fixed));
-    let (status, rec) = s.run_json(&[
-        "--source",
-        "personal",
-        "--target",
-        "business",
-        "--direction",
-        "bidirectional",
-    ]);
+    let (status, rec) = s.run_json(&BOTH);
     assert_eq!(
         (status, rec["errors"][0]["code"].as_str()),
         (7, Some("SYNC_CONFLICT")),
