@@ -74,10 +74,10 @@ pub struct LimitsConfig {
     /// Memory cap of a plugin call, MiB.
     #[schemars(range(min = 1, max = 4096))]
     pub plugin_memory_mib: u64,
-    /// CPU budget of a plugin call: fuel units (≈ wasm instructions), fixed part.
-    pub plugin_fuel_base: u64,
-    /// CPU budget of a plugin call: fuel units per item in the batch.
-    pub plugin_fuel_per_item: u64,
+    /// CPU budget of a plugin call, milliseconds of CPU time: fixed part.
+    pub plugin_cpu_base_ms: u64,
+    /// CPU budget of a plugin call: microseconds of CPU time per batch item.
+    pub plugin_cpu_per_item_us: u64,
     /// Wall-clock limit of a plugin call, milliseconds.
     #[schemars(range(min = 1))]
     pub plugin_wall_ms: u64,
@@ -91,8 +91,8 @@ impl Default for LimitsConfig {
             max_bytes_per_sync: 100 * 1024 * 1024,
             timeout_seconds: 300,
             plugin_memory_mib: (p.memory_bytes >> 20) as u64,
-            plugin_fuel_base: p.fuel_base,
-            plugin_fuel_per_item: p.fuel_per_item,
+            plugin_cpu_base_ms: p.cpu_base.as_millis() as u64,
+            plugin_cpu_per_item_us: p.cpu_per_item.as_micros() as u64,
             plugin_wall_ms: p.wall.as_millis() as u64,
         }
     }
@@ -102,8 +102,8 @@ impl LimitsConfig {
     pub fn plugin_limits(&self) -> crate::plugin::runtime::Limits {
         crate::plugin::runtime::Limits {
             memory_bytes: (self.plugin_memory_mib as usize) << 20,
-            fuel_base: self.plugin_fuel_base,
-            fuel_per_item: self.plugin_fuel_per_item,
+            cpu_base: std::time::Duration::from_millis(self.plugin_cpu_base_ms),
+            cpu_per_item: std::time::Duration::from_micros(self.plugin_cpu_per_item_us),
             wall: std::time::Duration::from_millis(self.plugin_wall_ms),
         }
     }

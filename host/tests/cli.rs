@@ -548,7 +548,7 @@ fn plugin_error_exit_9() {
             .status
             .success()
     );
-    s.config(json!({"limits": {"pluginFuelBase": 10000000, "pluginFuelPerItem": 1000}}));
+    s.config(json!({"limits": {"pluginCpuBaseMs": 50, "pluginCpuPerItemUs": 100}}));
     s.write(
         "personal",
         "hostile",

@@ -50,8 +50,8 @@ fn registry_for(limits: Limits, iface: Iface) -> (Registry, tempfile::TempDir) {
 fn small() -> Limits {
     Limits {
         memory_bytes: 64 << 20,
-        fuel_base: 50_000_000,
-        fuel_per_item: 100_000,
+        cpu_base: Duration::from_millis(100),
+        cpu_per_item: Duration::from_micros(100),
         wall: Duration::from_secs(20),
     }
 }
@@ -185,7 +185,7 @@ fn both_interface_versions_give_the_same_result() {
 }
 
 #[test]
-fn infinite_loop_runs_out_of_fuel() {
+fn infinite_loop_runs_out_of_its_cpu_budget() {
     refused_by_both(
         small(),
         "loop",
@@ -196,9 +196,9 @@ fn infinite_loop_runs_out_of_fuel() {
 
 #[test]
 fn infinite_loop_hits_the_wall_clock_limit() {
-    // Fuel that would last for minutes; the epoch deadline stops it.
+    // A CPU budget that would last for minutes; the wall-clock limit stops it.
     let (reg, _d) = registry(Limits {
-        fuel_base: u64::MAX / 4,
+        cpu_base: Duration::from_secs(600),
         wall: Duration::from_millis(300),
         ..small()
     });
