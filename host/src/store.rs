@@ -247,8 +247,8 @@ pub struct EntityFile {
     pub existed: bool,
     /// Size on disk, for the bytes-per-sync limit.
     pub bytes: usize,
-    /// SHA-256 of the bytes read (`None`: the file did not exist), to see
-    /// whether another program changed it before the commit.
+    /// [`content_digest`] of the bytes read (`None`: the file did not exist),
+    /// to see whether another program changed it before the commit.
     pub digest: Option<String>,
     /// The file's metadata as it was just before it was read.
     pub stamp: Option<FileStamp>,
@@ -309,9 +309,19 @@ pub fn unchanged_since_read(
     Ok(file_digest(path)? == *digest)
 }
 
-/// SHA-256 of a file's current bytes (`None`: absent).
+/// [`content_digest`] of a file's current bytes (`None`: absent).
 pub fn file_digest(path: &Path) -> Result<Option<String>> {
-    Ok(read_optional(path)?.map(|b| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b))))
+    Ok(read_optional(path)?.map(|b| content_digest(&b)))
+}
+
+/// The digest by which the commit tells whether a domain file still holds
+/// the bytes a sync read: XXH3-128, which runs at memory speed. It never
+/// leaves the process and only tells a benign writer's change from none (a
+/// writer able to forge a collision could as well remove the file), so it
+/// need not be cryptographic; SHA-256 took 60-70 ms of a sync at the limits
+/// re-checking files written moments before it (racy stamps, above).
+pub fn content_digest(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
 /// Parses an entity file; errors name the file and where it is broken.
@@ -370,7 +380,7 @@ pub fn parse_entity_file(path: &Path, entity: &str, bytes: &[u8]) -> Result<Enti
         rest: top,
         existed: true,
         bytes: bytes.len(),
-        digest: Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))),
+        digest: Some(content_digest(bytes)),
         stamp: None,
     })
 }
@@ -406,7 +416,7 @@ pub struct ReadFile {
     pub existed: bool,
     /// Size on disk, for the bytes-per-sync limit.
     pub bytes: usize,
-    /// SHA-256 of the bytes read (`None`: the file did not exist).
+    /// [`content_digest`] of the bytes read (`None`: the file did not exist).
     pub digest: Option<String>,
     /// The file's metadata as it was just before it was read.
     pub stamp: Option<FileStamp>,
@@ -603,10 +613,7 @@ impl DataDir {
         let Some(bytes) = read_optional(path)? else {
             return Ok(ReadFile::default());
         };
-        let (len, digest) = (
-            bytes.len(),
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-        );
+        let (len, digest) = (bytes.len(), content_digest(&bytes));
         match crate::raw::scan(bytes, entity, id_field) {
             Ok(raw) => Ok(ReadFile {
                 raw,
