@@ -73,7 +73,7 @@ fn misbehave(mode: &str) {
         }
         "membomb" => {
             // Reserve without touching the pages: memory grows fast and
-            // costs little fuel, so the memory cap is what stops it.
+            // costs little CPU time, so the memory cap is what stops it.
             let mut hoard: Vec<Vec<u8>> = Vec::new();
             loop {
                 let mut v: Vec<u8> = Vec::with_capacity(16 << 20);
