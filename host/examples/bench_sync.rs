@@ -166,6 +166,8 @@ fn floor_here(dir: &Path) {
 fn main() {
     let mut argv = std::env::args().skip(1);
     if argv.next().as_deref() == Some("--floor") {
+        // The product's allocator settings too (see `cds::memory`).
+        cds::memory::keep_freed_memory();
         floor_here(Path::new(&argv.next().expect("--floor DIR")));
         return;
     }

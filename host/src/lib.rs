@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod mcp;
+pub mod memory;
 pub mod merge;
 pub mod pipeline;
 pub mod plugin;

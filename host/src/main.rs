@@ -7,6 +7,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    cds::memory::keep_freed_memory();
     let code = cds::cli::run(std::env::args_os().collect());
     std::process::exit(code);
 }

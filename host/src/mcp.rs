@@ -387,9 +387,15 @@ impl Server {
         });
         let host = self.host.clone();
         let user = self.fallback_user.clone();
-        let record = tokio::task::spawn_blocking(move || match &progress {
-            Some(p) => host.sync(&args, &user, p, &cancel),
-            None => host.sync(&args, &user, &crate::pipeline::Quiet, &cancel),
+        let record = tokio::task::spawn_blocking(move || {
+            let record = match &progress {
+                Some(p) => host.sync(&args, &user, p, &cancel),
+                None => host.sync(&args, &user, &crate::pipeline::Quiet, &cancel),
+            };
+            // A server lives on after the sync: what it freed goes back now
+            // rather than staying with the process (see `memory`).
+            crate::memory::release_freed_memory();
+            record
         })
         .await;
         watcher.abort();
