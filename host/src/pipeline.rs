@@ -502,22 +502,45 @@ impl Host {
         }
 
         // Another program may have written a domain file since it was read;
-        // committing would lose that change.
-        for p in &plans {
-            for (path, digest, stamp) in &p.read_digests {
-                if !store::unchanged_since_read(path, digest, stamp)? {
-                    return Err(Error::new(
-                        Code::StorageError,
-                        format!(
-                            "`{}` changed while the sync ran (another program wrote or removed \
-                             it); nothing was written. Run the sync again",
-                            path.display()
-                        ),
-                    )
-                    .with("file", path.display().to_string()));
-                }
+        // committing would lose that change. Large files are checked on two
+        // threads (a file whose stamp is racy is read and hashed again); the
+        // first changed one in plan order is reported.
+        let t_check = Instant::now();
+        let read: Vec<_> = plans.iter().flat_map(|p| &p.read_digests).collect();
+        let unchanged = |part: &[&(PathBuf, Option<String>, Option<store::FileStamp>)]| {
+            part.iter()
+                .map(|(path, digest, stamp)| store::unchanged_since_read(path, digest, stamp))
+                .collect::<Vec<_>>()
+        };
+        let bytes: u64 = read
+            .iter()
+            .filter_map(|(_, _, stamp)| stamp.as_ref().map(store::FileStamp::size))
+            .sum();
+        let checked = if bytes < PARALLEL_MIN_BYTES {
+            unchanged(&read)
+        } else {
+            let (first, second) = read.split_at(read.len() / 2);
+            std::thread::scope(|s| {
+                let second = s.spawn(|| unchanged(second));
+                let mut checked = unchanged(first);
+                checked.extend(join(second));
+                checked
+            })
+        };
+        for ((path, _, _), unchanged) in read.iter().zip(checked) {
+            if !unchanged? {
+                return Err(Error::new(
+                    Code::StorageError,
+                    format!(
+                        "`{}` changed while the sync ran (another program wrote or removed it); \
+                         nothing was written. Run the sync again",
+                        path.display()
+                    ),
+                )
+                .with("file", path.display().to_string()));
             }
         }
+        let check_ms = t_check.elapsed().as_millis() as u64;
         let mut writes: Vec<Write> = Vec::new();
         let mut conflicts = Vec::new();
         for p in &mut plans {
@@ -579,6 +602,8 @@ impl Host {
                 .map(|w| w.content.as_ref().map_or(0, Vec::len))
                 .sum::<usize>(),
             commit_ms = t_commit.elapsed().as_millis() as u64,
+            // The check that no other program wrote a file the sync read.
+            check_ms,
             "committed"
         );
         Ok(record)

@@ -289,6 +289,11 @@ impl FileStamp {
         })
     }
 
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+
     fn same_file_state(&self, now: &FileStamp) -> bool {
         !self.racy && (self.len, self.modified, self.inode) == (now.len, now.modified, now.inode)
     }
@@ -309,9 +314,31 @@ pub fn unchanged_since_read(
     Ok(file_digest(path)? == *digest)
 }
 
-/// [`content_digest`] of a file's current bytes (`None`: absent).
+/// [`content_digest`] of a file's current bytes (`None`: absent), streamed
+/// through a small buffer: the commit checks files of up to ~10 MB each at
+/// the limits, and reading each whole into new memory cost more than
+/// hashing it (fresh pages, zeroed by the kernel).
 pub fn file_digest(path: &Path) -> Result<Option<String>> {
-    Ok(read_optional(path)?.map(|b| content_digest(&b)))
+    let digest = retry(|| {
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut buf = vec![0u8; 1 << 18];
+        loop {
+            match io::Read::read(&mut file, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(hasher.digest128()))
+    })
+    .map_err(|e| Error::storage("reading", path, e))?;
+    Ok(digest.map(digest_hex))
 }
 
 /// The digest by which the commit tells whether a domain file still holds
@@ -321,7 +348,11 @@ pub fn file_digest(path: &Path) -> Result<Option<String>> {
 /// need not be cryptographic; SHA-256 took 60-70 ms of a sync at the limits
 /// re-checking files written moments before it (racy stamps, above).
 pub fn content_digest(bytes: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+    digest_hex(xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+fn digest_hex(digest: u128) -> String {
+    format!("{digest:032x}")
 }
 
 /// Parses an entity file; errors name the file and where it is broken.
@@ -933,6 +964,39 @@ mod stamp_tests {
         assert!(!unchanged_since_read(&path, &digest, &stamp).unwrap());
         // Absent when read and still absent.
         assert!(unchanged_since_read(&path, &None, &None).unwrap());
+    }
+
+    /// A file's streamed digest is the digest of its bytes read whole (what
+    /// the sync records when it reads a file), at sizes around XXH3's
+    /// internal blocks and the streaming buffer.
+    #[test]
+    fn a_streamed_digest_is_the_digest_of_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        for len in [
+            0,
+            1,
+            16,
+            17,
+            128,
+            129,
+            240,
+            241,
+            1024,
+            1 << 18,
+            (1 << 18) + 7,
+            3 << 20,
+        ] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            fs::write(&path, &bytes).unwrap();
+            assert_eq!(
+                file_digest(&path).unwrap(),
+                Some(content_digest(&bytes)),
+                "{len} bytes"
+            );
+        }
+        fs::remove_file(&path).unwrap();
+        assert_eq!(file_digest(&path).unwrap(), None);
     }
 }
 
