@@ -323,6 +323,19 @@ fn concurrent_runs_lose_no_update() {
 /// And a write by another program during a sync is not overwritten.
 #[test]
 fn a_file_changed_during_the_sync_is_not_overwritten() {
+    // The other program writes 700 ms in, which must fall after the sync
+    // read the file: compile the plugin first (a debug host with a cold
+    // cache takes longer than that), as a sync of its own.
+    let warm = Scratch::new();
+    let (code, _) = warm.run_json(&[
+        "--source",
+        "personal",
+        "--target",
+        "business",
+        "--entities",
+        "contacts",
+    ]);
+    assert_eq!(code, 0);
     let s = Scratch::new();
     s.write("personal", "contacts", many(2));
     let child = s
