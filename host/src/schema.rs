@@ -80,13 +80,19 @@ pub struct Violation {
     pub keyword: String,
 }
 
-/// Validates `instance` against `schema`; every violation with its JSON path.
-pub fn violations(schema: &Value, instance: &Value) -> Vec<Violation> {
-    let validator = match jsonschema::options()
+/// The validator of `schema` (draft 2020-12, formats checked), as every
+/// schema here is used.
+pub fn validator(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
+    jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(true)
         .build(schema)
-    {
+        .map_err(|e| e.to_string())
+}
+
+/// Validates `instance` against `schema`; every violation with its JSON path.
+pub fn violations(schema: &Value, instance: &Value) -> Vec<Violation> {
+    let validator = match validator(schema) {
         Ok(v) => v,
         Err(e) => {
             return vec![Violation {

@@ -58,8 +58,64 @@ fn contacts_schema() -> Value {
     serde_json::from_str(include_str!("../../plugins/contacts/schema.json")).unwrap()
 }
 
+/// The built-in types with their item schema and the example data's first
+/// item, a valid one.
+fn builtin_types() -> Vec<(&'static str, Value, Value)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    [
+        "contacts",
+        "calendar",
+        "tasks",
+        "documents",
+        "communications",
+    ]
+    .map(|t| {
+        let read = |p: std::path::PathBuf| -> Value {
+            serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+        };
+        let schema = read(root.join(format!("plugins/{t}/schema.json")));
+        let file = read(root.join(format!("examples/data/personal/{t}.json")));
+        (t, schema, file[t][0].clone())
+    })
+    .to_vec()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// Items are validated with `is_valid`, and their faults collected with
+    /// `iter_errors` only when that says no (`Plugin::validate`): the two
+    /// must agree on every item, valid or not. Items start valid (the
+    /// examples' first of each type) and have fields set to arbitrary
+    /// values or removed, so most lie near the schema's edge.
+    #[test]
+    fn validity_is_what_the_faults_say(
+        t in 0usize..5,
+        edits in proptest::collection::vec(
+            (prop_oneof![
+                Just("id"), Just("lastModified"), Just("name"), Just("email"), Just("title"),
+                Just("start"), Just("end"), Just("status"), Just("uri"), Just("channel"),
+                Just("timestamp"), Just("tags"), Just("attendees"), Just("visibility"),
+                Just("classification"), Just("birthday"), Just("to"), Just("x"),
+            ], proptest::option::of(json_value())),
+            0..3,
+        ),
+    ) {
+        let (name, schema, mut item) = builtin_types().swap_remove(t);
+        let validator = cds::schema::validator(&schema).unwrap();
+        prop_assert!(validator.is_valid(&item), "{name}: the example item is valid");
+        for (field, value) in edits {
+            match value {
+                Some(v) => { item[field] = v; }
+                None => { item.as_object_mut().unwrap().remove(field); }
+            }
+        }
+        prop_assert_eq!(
+            validator.is_valid(&item),
+            validator.iter_errors(&item).next().is_none(),
+            "{}: {}", name, item
+        );
+    }
 
     #[test]
     fn data_files_from_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {

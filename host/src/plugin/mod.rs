@@ -185,10 +185,7 @@ impl Plugin {
                 format!("describes an item schema that is not JSON: {e}"),
             )
         })?;
-        let validator = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
-            .build(&schema)
+        let validator = crate::schema::validator(&schema)
             .map_err(|e| Error::plugin(&name, format!("describes an invalid item schema: {e}")))?;
         let required: Vec<&str> = schema
             .get("required")
@@ -246,14 +243,19 @@ impl Plugin {
     /// Validates one item (canonical names) against the item schema; returns
     /// every fault with its JSON path.
     pub fn validate(&self, item: &Value) -> Vec<SchemaFault> {
-        let mut faults: Vec<SchemaFault> = self
-            .validator
-            .iter_errors(item)
-            .map(|e| SchemaFault {
-                path: json_path(&e.instance_path().to_string()),
-                message: e.to_string(),
-            })
-            .collect();
+        // Nearly every item is valid: `is_valid` checks it without building
+        // error values; the faults are collected only for an invalid one.
+        let mut faults: Vec<SchemaFault> = if self.validator.is_valid(item) {
+            Vec::new()
+        } else {
+            self.validator
+                .iter_errors(item)
+                .map(|e| SchemaFault {
+                    path: json_path(&e.instance_path().to_string()),
+                    message: e.to_string(),
+                })
+                .collect()
+        };
         if faults.is_empty() {
             for (a, b) in &self.ordered {
                 let (Some(x), Some(y)) = (
