@@ -14,9 +14,49 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// A JSON object: one entity item.
 pub type Item = Map<String, Value>;
+
+/// What applying a policy needs of an item. [`Item`] has it; so has the
+/// guest SDK's item whose values stay JSON text until a rule reads them, so
+/// that one definition of what a policy does ([`Policy::apply_traced`])
+/// serves both.
+pub trait Fields {
+    /// The value of `key`, when the item has it.
+    fn value(&self, key: &str) -> Option<Cow<'_, Value>>;
+    /// How many fields the item has.
+    fn len(&self) -> usize;
+    /// Whether the item has no fields.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Keeps only the fields whose key `keep` accepts, in order.
+    fn retain_keys(&mut self, keep: &mut dyn FnMut(&str) -> bool);
+    /// Sets `key` to `value`: where it is, or last when new.
+    fn set(&mut self, key: &str, value: &Value);
+    /// Removes `key`, keeping the others in order; whether it was there.
+    fn remove(&mut self, key: &str) -> bool;
+}
+
+impl Fields for Item {
+    fn value(&self, key: &str) -> Option<Cow<'_, Value>> {
+        self.get(key).map(Cow::Borrowed)
+    }
+    fn len(&self) -> usize {
+        Map::len(self)
+    }
+    fn retain_keys(&mut self, keep: &mut dyn FnMut(&str) -> bool) {
+        self.retain(|k, _| keep(k));
+    }
+    fn set(&mut self, key: &str, value: &Value) {
+        self.insert(key.to_string(), value.clone());
+    }
+    fn remove(&mut self, key: &str) -> bool {
+        self.shift_remove(key).is_some()
+    }
+}
 
 /// The policy for one crossing and one entity type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -57,9 +97,9 @@ pub struct Reduction {
 
 /// What became of one item under a policy.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum Outcome<I = Item> {
     /// The item may cross, as given (possibly reduced or stripped).
-    Kept(Item),
+    Kept(I),
     Withheld,
 }
 
@@ -71,8 +111,8 @@ pub struct Violation {
 }
 
 impl Rule {
-    pub fn matches(&self, item: &Item) -> bool {
-        match item.get(&self.field) {
+    pub fn matches<I: Fields + ?Sized>(&self, item: &I) -> bool {
+        match item.value(&self.field).as_deref() {
             None => false,
             Some(Value::Array(elems)) => elems.iter().any(|e| self.values.contains(e)),
             Some(v) => self.values.contains(v),
@@ -86,11 +126,11 @@ impl Policy {
         self.withhold.is_empty() && self.reduce.is_empty() && self.strip.is_empty()
     }
 
-    pub fn withholds(&self, item: &Item) -> bool {
+    pub fn withholds<I: Fields + ?Sized>(&self, item: &I) -> bool {
         self.withhold.iter().any(|r| r.matches(item))
     }
 
-    fn reduction_for(&self, item: &Item) -> Option<&Reduction> {
+    fn reduction_for<I: Fields + ?Sized>(&self, item: &I) -> Option<&Reduction> {
         self.reduce
             .iter()
             .find(|red| red.when.iter().any(|r| r.matches(item)))
@@ -107,7 +147,7 @@ impl Policy {
     /// one given (the redaction count alone does not tell: a reduction may
     /// add a field it sets without counting it). The guest SDK uses this to
     /// skip re-encoding items the policy left alone.
-    pub fn apply_traced(&self, mut item: Item, id_field: &str) -> (Outcome, u64, bool) {
+    pub fn apply_traced<I: Fields>(&self, mut item: I, id_field: &str) -> (Outcome<I>, u64, bool) {
         if self.withholds(&item) {
             return (Outcome::Withheld, 0, true);
         }
@@ -115,24 +155,25 @@ impl Policy {
         let mut changed = false;
         if let Some(red) = self.reduction_for(&item) {
             let before = item.len();
-            item.retain(|k, _| k == id_field || red.keep.iter().any(|f| f == k));
+            item.retain_keys(&mut |k| k == id_field || red.keep.iter().any(|f| f == k));
             redacted += (before - item.len()) as u64;
             for (k, v) in &red.set {
-                match item.get(k) {
-                    Some(old) if old == v => {}
-                    Some(_) => {
+                // `Some(same value)` is already as the reduction sets it.
+                match item.value(k).map(|old| *old == *v) {
+                    Some(true) => {}
+                    Some(false) => {
                         redacted += 1;
-                        item.insert(k.clone(), v.clone());
+                        item.set(k, v);
                     }
                     None => {
                         changed = true;
-                        item.insert(k.clone(), v.clone());
+                        item.set(k, v);
                     }
                 }
             }
         }
         for field in &self.strip {
-            if field != id_field && item.shift_remove(field).is_some() {
+            if field != id_field && item.remove(field) {
                 redacted += 1;
             }
         }

@@ -14,6 +14,8 @@
 pub use cds_policy::{Item, Outcome, Policy, rename_fields};
 pub use serde_json::Value;
 
+mod lazy;
+
 wit_bindgen::generate!({
     path: "../../wit",
     world: "entity-plugin",
@@ -39,11 +41,20 @@ pub trait EntityPlugin {
     const EMAIL_FIELDS: &'static [&'static str] = &[];
     /// Fields holding a phone number: reduced to `+` and digits.
     const PHONE_FIELDS: &'static [&'static str] = &[];
+    /// Fields holding an email address or a phone number, or an array of
+    /// them: each normalised as what it is (see [`normalize_address`]).
+    const ADDRESS_FIELDS: &'static [&'static str] = &[];
     /// Fields holding an RFC 3339 timestamp: converted to UTC with `Z`.
     /// `lastModified` is always normalised.
     const TIMESTAMP_FIELDS: &'static [&'static str] = &[];
 
     /// Type-specific normalisation after the standard one (canonical names).
+    ///
+    /// A plugin that keeps this default (and [`EntityPlugin::filter`]'s)
+    /// gets the SDK's fast path: items are parsed only as far as its
+    /// declarations and the policy look into them. With its own hook, every
+    /// item is parsed whole, handed to it, and encoded again to tell
+    /// whether the hook changed it.
     fn normalize(_item: &mut Item) -> Result<(), String> {
         hooks::NORMALIZE.set(Some(false));
         Ok(())
@@ -116,6 +127,16 @@ pub fn normalize_phone(s: &str) -> String {
     }
 }
 
+/// Normalises an address: an email (it has an `@`) as [`normalize_email`],
+/// anything else as a phone number ([`normalize_phone`]).
+pub fn normalize_address(s: &str) -> String {
+    if s.contains('@') {
+        normalize_email(s)
+    } else {
+        normalize_phone(s)
+    }
+}
+
 /// Converts an RFC 3339 timestamp to UTC with a `Z` suffix.
 pub fn normalize_timestamp(s: &str) -> Result<String, String> {
     let t = chrono::DateTime::parse_from_rfc3339(s.trim())
@@ -151,27 +172,45 @@ pub fn normalize<P: EntityPlugin>(item: &mut Item) -> Result<(), String> {
     normalize_traced::<P>(item).map(|_| ())
 }
 
+/// Applies `f` to the value of a field, when the item has it; returns what
+/// `f` did (whether it changed the value).
+type Update<'f> = dyn FnMut(&str, &mut dyn FnMut(&mut Value) -> Result<bool, String>) -> Result<bool, String>
+    + 'f;
+
+/// The standard normalisation the declarations of `P` ask for, in order
+/// (emails, phones, addresses, then timestamps), through `update`, which
+/// reaches an item's fields (a parsed [`Item`]'s or a lazily parsed one's);
+/// returns whether any value changed.
+fn standard_normalize<P: EntityPlugin>(update: &mut Update<'_>) -> Result<bool, String> {
+    let mut changed = false;
+    for f in P::EMAIL_FIELDS {
+        changed |= update(f, &mut |v| each_string(v, &mut |s| Ok(normalize_email(s))))?;
+    }
+    for f in P::PHONE_FIELDS {
+        changed |= update(f, &mut |v| each_string(v, &mut |s| Ok(normalize_phone(s))))?;
+    }
+    for f in P::ADDRESS_FIELDS {
+        changed |= update(f, &mut |v| {
+            each_string(v, &mut |s| Ok(normalize_address(s)))
+        })?;
+    }
+    for f in std::iter::once(&"lastModified").chain(P::TIMESTAMP_FIELDS) {
+        changed |= update(f, &mut |v| {
+            each_string(v, &mut |s| {
+                normalize_timestamp(s).map_err(|e| format!("{f}: {e}"))
+            })
+        })?;
+    }
+    Ok(changed)
+}
+
 /// [`normalize`], saying whether the item changed: `None` when the plugin's
 /// own [`EntityPlugin::normalize`] ran and may have changed it.
 fn normalize_traced<P: EntityPlugin>(item: &mut Item) -> Result<Option<bool>, String> {
-    let mut changed = false;
-    for f in P::EMAIL_FIELDS {
-        if let Some(v) = item.get_mut(*f) {
-            changed |= each_string(v, &mut |s| Ok(normalize_email(s)))?;
-        }
-    }
-    for f in P::PHONE_FIELDS {
-        if let Some(v) = item.get_mut(*f) {
-            changed |= each_string(v, &mut |s| Ok(normalize_phone(s)))?;
-        }
-    }
-    for f in std::iter::once(&"lastModified").chain(P::TIMESTAMP_FIELDS) {
-        if let Some(v) = item.get_mut(*f) {
-            changed |= each_string(v, &mut |s| {
-                normalize_timestamp(s).map_err(|e| format!("{f}: {e}"))
-            })?;
-        }
-    }
+    let changed = standard_normalize::<P>(&mut |f, g| match item.get_mut(f) {
+        Some(v) => g(v),
+        None => Ok(false),
+    })?;
     let (result, default) = hooks::traced(&hooks::NORMALIZE, || P::normalize(item));
     result?;
     Ok(default.map(|d| d || changed))
@@ -286,11 +325,28 @@ pub struct Crossed {
 /// receiving-shape names), filters each mapped item as [`filter_batch`] does,
 /// parsing every item once instead of twice, and encoding an item again only
 /// when mapping or the policy changed it.
+///
+/// The first item goes the way of [`map_batch`] and [`filter_batch`], which
+/// shows whether the plugin's hooks are the SDK's defaults (see
+/// [`EntityPlugin::normalize`]); when they are, the others take the fast
+/// path, parsed only as far as the declarations and the policy look.
 pub fn cross_batch<P: EntityPlugin>(
     from_fields: &[(&str, &str)],
     to_fields: &[(&str, &str)],
     policy: Option<&str>,
     items: &[String],
+) -> Result<Crossed, String> {
+    cross_batch_with::<P>(from_fields, to_fields, policy, items, true)
+}
+
+/// [`cross_batch`], taking the fast path only when `fast` allows (the tests
+/// compare both).
+fn cross_batch_with<P: EntityPlugin>(
+    from_fields: &[(&str, &str)],
+    to_fields: &[(&str, &str)],
+    policy: Option<&str>,
+    items: &[String],
+    fast: bool,
 ) -> Result<Crossed, String> {
     let policy: Option<Policy> = policy
         .map(serde_json::from_str)
@@ -301,47 +357,130 @@ pub fn cross_batch<P: EntityPlugin>(
         items: Vec::with_capacity(items.len()),
         redacted_fields: 0,
     };
+    let mut defaults = false;
     for (i, s) in items.iter().enumerate() {
-        let (item, mapping_changed) = map_item::<P>(&to_canonical, to_fields, s, i)?;
-        // The mapped item's text, needed when mapping changed the item, or
-        // may have (a plugin's own `normalize`); then an item that encodes
-        // as it was given still goes back as `none`.
-        let text = match mapping_changed {
-            Some(false) => None,
-            Some(true) => Some(cds_json::map_to_string(&item)),
-            None => Some(cds_json::map_to_string(&item)).filter(|t| t != s),
+        let lazy = if defaults { lazy::Lazy::parse(s) } else { None };
+        let crossed = match lazy {
+            Some(item) => cross_lazy::<P>(
+                &to_canonical,
+                to_fields,
+                policy.as_ref(),
+                item,
+                i,
+                &mut out.redacted_fields,
+            )?,
+            None => {
+                let (crossed, hooks) = cross_parsed::<P>(
+                    &to_canonical,
+                    to_fields,
+                    policy.as_ref(),
+                    s,
+                    i,
+                    &mut out.redacted_fields,
+                )?;
+                defaults = hooks && fast;
+                crossed
+            }
         };
-        let outcome = match &policy {
-            None => CrossOutcome::Kept,
-            Some(policy) => {
-                let ((outcome, n), filter_changed) =
-                    hooks::traced(&hooks::FILTER, || P::filter(policy, item));
-                out.redacted_fields += n;
-                match (outcome, filter_changed) {
-                    (Outcome::Withheld, _) => CrossOutcome::Withheld,
-                    (Outcome::Kept(_), Some(false)) => CrossOutcome::Kept,
-                    (Outcome::Kept(kept), Some(true)) => {
-                        CrossOutcome::Changed(cds_json::map_to_string(&kept))
-                    }
-                    // The plugin's own filter: the text decides, so that an
-                    // item it left alone goes back as `Kept`, with no copy.
-                    (Outcome::Kept(kept), None) => {
-                        let k = cds_json::map_to_string(&kept);
-                        if k == *text.as_ref().unwrap_or(s) {
-                            CrossOutcome::Kept
-                        } else {
-                            CrossOutcome::Changed(k)
-                        }
+        out.items.push(crossed);
+    }
+    Ok(out)
+}
+
+/// One item of [`cross_batch`], `i`th, parsed whole; with whether the hooks
+/// that ran were the SDK's defaults.
+fn cross_parsed<P: EntityPlugin>(
+    to_canonical: &[(&str, &str)],
+    to_fields: &[(&str, &str)],
+    policy: Option<&Policy>,
+    s: &str,
+    i: usize,
+    redacted: &mut u64,
+) -> Result<(CrossedItem, bool), String> {
+    let (item, mapping_changed) = map_item::<P>(to_canonical, to_fields, s, i)?;
+    // The mapped item's text, needed when mapping changed the item, or
+    // may have (a plugin's own `normalize`); then an item that encodes
+    // as it was given still goes back as `none`.
+    let text = match mapping_changed {
+        Some(false) => None,
+        Some(true) => Some(cds_json::map_to_string(&item)),
+        None => Some(cds_json::map_to_string(&item)).filter(|t| t != s),
+    };
+    let mut defaults = mapping_changed.is_some();
+    let outcome = match policy {
+        None => CrossOutcome::Kept,
+        Some(policy) => {
+            let ((outcome, n), filter_changed) =
+                hooks::traced(&hooks::FILTER, || P::filter(policy, item));
+            *redacted += n;
+            defaults &= filter_changed.is_some();
+            match (outcome, filter_changed) {
+                (Outcome::Withheld, _) => CrossOutcome::Withheld,
+                (Outcome::Kept(_), Some(false)) => CrossOutcome::Kept,
+                (Outcome::Kept(kept), Some(true)) => {
+                    CrossOutcome::Changed(cds_json::map_to_string(&kept))
+                }
+                // The plugin's own filter: the text decides, so that an
+                // item it left alone goes back as `Kept`, with no copy.
+                (Outcome::Kept(kept), None) => {
+                    let k = cds_json::map_to_string(&kept);
+                    if k == *text.as_deref().unwrap_or(s) {
+                        CrossOutcome::Kept
+                    } else {
+                        CrossOutcome::Changed(k)
                     }
                 }
             }
-        };
-        out.items.push(CrossedItem {
+        }
+    };
+    Ok((
+        CrossedItem {
             mapped: text,
             outcome,
-        });
-    }
-    Ok(out)
+        },
+        defaults,
+    ))
+}
+
+/// One item of [`cross_batch`], `i`th, on the fast path: what
+/// [`cross_parsed`] gives for a plugin whose hooks are the defaults (whose
+/// `normalize` does nothing and whose `filter` is `Policy::apply_traced`),
+/// with values parsed only where read.
+fn cross_lazy<P: EntityPlugin>(
+    to_canonical: &[(&str, &str)],
+    to_fields: &[(&str, &str)],
+    policy: Option<&Policy>,
+    mut item: lazy::Lazy<'_>,
+    i: usize,
+    redacted: &mut u64,
+) -> Result<CrossedItem, String> {
+    let renamed = item.renames_any(to_canonical);
+    item.rename(to_canonical);
+    let normalized = standard_normalize::<P>(&mut |f, g| item.update(f, g));
+    let normalized = normalized.map_err(|e| {
+        let id = cds_policy::Fields::value(&item, P::ID_FIELD);
+        let id = id.as_deref().and_then(Value::as_str).unwrap_or("?");
+        format!("item {i} (id {id}): {e}")
+    })?;
+    let renamed = renamed || item.renames_any(to_fields);
+    item.rename(to_fields);
+    let text = (normalized || renamed).then(|| item.encode());
+    let outcome = match policy {
+        None => CrossOutcome::Kept,
+        Some(policy) => {
+            let (outcome, n, changed) = policy.apply_traced(item, P::ID_FIELD);
+            *redacted += n;
+            match outcome {
+                Outcome::Withheld => CrossOutcome::Withheld,
+                Outcome::Kept(_) if !changed => CrossOutcome::Kept,
+                Outcome::Kept(kept) => CrossOutcome::Changed(kept.encode()),
+            }
+        }
+    };
+    Ok(CrossedItem {
+        mapped: text,
+        outcome,
+    })
 }
 
 #[doc(hidden)]
@@ -600,6 +739,170 @@ mod tests {
                 (false, CrossOutcome::Changed(_))
             ]
         ));
+    }
+
+    /// A plugin declaring every kind of normalisation, with the SDK's hooks.
+    struct Mixed;
+    impl EntityPlugin for Mixed {
+        const ENTITY_TYPE: &'static str = "mixed";
+        const VERSION: &'static str = "0.1.0";
+        const ITEM_SCHEMA: &'static str = "{}";
+        const EMAIL_FIELDS: &'static [&'static str] = &["email", "cc"];
+        const PHONE_FIELDS: &'static [&'static str] = &["phone"];
+        const ADDRESS_FIELDS: &'static [&'static str] = &["from", "to"];
+        const TIMESTAMP_FIELDS: &'static [&'static str] = &["start"];
+    }
+
+    mod lazy_props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const KEYS: &[&str] = &[
+            "id",
+            "lastModified",
+            "email",
+            "cc",
+            "phone",
+            "from",
+            "to",
+            "start",
+            "category",
+            "visibility",
+            "notes",
+            "title",
+            "org",
+            "company",
+            "tags",
+            "na\"me",
+            "é",
+        ];
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(" John@Example.COM ".to_string()),
+                Just("+1 (555) 010-0100".to_string()),
+                Just("555-0100 ext 4".to_string()),
+                Just("2026-01-12T12:00:00+02:00".to_string()),
+                Just("2026-01-12T10:00:00Z".to_string()),
+                Just("personal".to_string()),
+                Just("family".to_string()),
+                Just("private".to_string()),
+                Just("Busy".to_string()),
+                "[a-zA-Z@ .+\"\\\u{1}é-]{0,12}",
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Value::from),
+                text().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::vec((proptest::sample::select(KEYS), inner), 0..4)
+                        .prop_map(|kv| Value::Object(
+                            kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                        )),
+                ]
+            })
+        }
+
+        /// An item as the host sends it (`cds_json`), or, now and then,
+        /// written by hand with a key twice or an escaped key.
+        fn item() -> impl Strategy<Value = String> {
+            let fields = proptest::collection::vec((proptest::sample::select(KEYS), value()), 0..9);
+            let category = proptest::option::of(proptest::sample::select(
+                &["personal", "family", "business"][..],
+            ));
+            (fields, any::<bool>(), 0u8..8, category).prop_map(
+                |(fields, valid_time, hand, category)| {
+                    let mut m = Item::new();
+                    m.insert("id".into(), Value::String("x".into()));
+                    if let Some(c) = category {
+                        m.insert("category".into(), Value::String(c.into()));
+                    }
+                    m.insert(
+                        "lastModified".into(),
+                        Value::String(
+                            if valid_time {
+                                "2026-01-12T12:00:00+02:00"
+                            } else {
+                                "2026-01-12T10:00:00Z"
+                            }
+                            .into(),
+                        ),
+                    );
+                    for (k, v) in fields {
+                        m.insert(k.to_string(), v);
+                    }
+                    let s = cds_json::map_to_string(&m);
+                    match hand {
+                        // The same key twice: the last value, in the first place.
+                        0 => format!("{},\"notes\":\"again\",\"id\":\"y\"}}", &s[..s.len() - 1]),
+                        // An escaped key, and space around the values.
+                        1 => format!("{{\"t\\u0069tle\": \"T\" , {}", &s[1..]),
+                        _ => s,
+                    }
+                },
+            )
+        }
+
+        fn policy() -> impl Strategy<Value = Option<String>> {
+            let keys = || proptest::sample::subsequence(KEYS.to_vec(), 0..4);
+            let withhold = prop_oneof![Just(vec!["category"]), keys()];
+            proptest::option::of((withhold, keys(), keys(), any::<bool>()).prop_map(
+                |(withhold, keep, strip, reduce)| {
+                    let rule = |f: &str| serde_json::json!({"field": f, "in": ["family", "private", 1, true]});
+                    let mut p = serde_json::json!({
+                        "withhold": withhold.iter().map(|f| rule(f)).collect::<Vec<_>>(),
+                        "strip": strip,
+                    });
+                    if reduce {
+                        p["reduce"] = serde_json::json!([{
+                            "when": [rule("category"), rule("visibility")],
+                            "keep": keep,
+                            "set": {"title": "Busy"},
+                        }]);
+                    }
+                    p.to_string()
+                },
+            ))
+        }
+
+        fn renames() -> impl Strategy<Value = Vec<(&'static str, &'static str)>> {
+            proptest::collection::vec(
+                (
+                    proptest::sample::select(KEYS),
+                    proptest::sample::select(KEYS),
+                ),
+                0..3,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            /// The fast path gives exactly what parsing every item whole
+            /// gives: the same mapped texts, outcomes, redaction count and
+            /// errors.
+            #[test]
+            fn lazy_agrees_with_eager(
+                items in proptest::collection::vec(item(), 1..6),
+                from in renames(),
+                to in renames(),
+                policy in policy(),
+            ) {
+                let fast = cross_batch_with::<Mixed>(&from, &to, policy.as_deref(), &items, true);
+                let slow = cross_batch_with::<Mixed>(&from, &to, policy.as_deref(), &items, false);
+                prop_assert_eq!(fast, slow);
+            }
+        }
     }
 
     #[test]
