@@ -6,8 +6,8 @@
 //! while the next ones parse theirs. mimalloc returns ("purges") freed
 //! memory to the system one second after it is freed, by default, so the
 //! next type's first touch of that memory page-faults and the kernel zeroes
-//! it again. On this project's machine that cost 440 MB of purges and
-//! refaults per first sync and about 4% of its time (BENCHMARKS.md). A
+//! it again: 440 MB of purges and refaults per first sync on this
+//! project's machine, about 2% of its time (BENCHMARKS.md). A
 //! one-shot sync is over before holding its freed memory could matter, so
 //! [`keep_freed_memory`] delays purging past any sync's length; a long-lived
 //! `serve` process gives its freed memory back after each sync with
