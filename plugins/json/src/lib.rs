@@ -130,17 +130,43 @@ fn write_map(out: &mut Vec<u8>, m: &Map<String, Value>, depth: Option<usize>) {
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any of the eight bytes of `w` is `"`, `\` or below 0x20. Each test
-/// is the classic exact "some byte is zero / less than n" bit trick: it may
-/// misplace which byte, never whether there is one (bytes of 0x80 and above,
-/// UTF-8, never match).
+/// The bytes of `w` that are `"`, `\` or below 0x20, as the high bit of
+/// each: zero when there are none. Each test is the classic "some byte is
+/// zero / less than n" bit trick; a flag above a true one may be spurious
+/// (a borrow), but the lowest flag always marks a true one, so it locates
+/// the first such byte. Bytes of 0x80 and above (UTF-8) never match.
 #[inline]
-fn needs_escape(w: u64) -> bool {
+fn escapes(w: u64) -> u64 {
     let quote = w ^ (LO * b'"' as u64);
     let backslash = w ^ (LO * b'\\' as u64);
     let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
     let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
-    (has_zero(quote) | has_zero(backslash) | below_space) != 0
+    has_zero(quote) | has_zero(backslash) | below_space
+}
+
+/// The index of the first byte of `bytes` at or after `from` that needs
+/// escaping, testing eight bytes at a time (the last few padded with a
+/// byte that needs none).
+#[inline]
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i..i + 8]);
+        let m = escapes(u64::from_le_bytes(word));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let rest = &bytes[i..];
+    if rest.is_empty() {
+        return None;
+    }
+    let mut word = [b'a'; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    let m = escapes(u64::from_le_bytes(word));
+    (m != 0).then(|| i + (m.trailing_zeros() / 8) as usize)
 }
 
 /// Appends `s` as a JSON string, escaped as serde_json escapes it.
@@ -149,45 +175,25 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0; // first byte not yet copied
-    let mut i = 0;
-    while i < bytes.len() {
-        // Skip eight plain bytes at a time.
-        if i + 8 <= bytes.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[i..i + 8]);
-            if !needs_escape(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
-            }
-        }
+    while let Some(i) = next_escape(bytes, start) {
+        out.extend_from_slice(&bytes[start..i]);
         let b = bytes[i];
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x0C => b"\\f",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1F => {
-                out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0C => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(b >> 4) as usize]);
                 out.push(HEX[(b & 0xF) as usize]);
-                i += 1;
-                start = i;
-                continue;
             }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
-        i += 1;
-        start = i;
+        }
+        start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
@@ -260,17 +266,33 @@ mod tests {
         }
     }
 
-    /// Every byte value at every position of a word, so that the eight-byte
-    /// test cannot miss one.
+    /// Every byte value at every position of strings of every length up to
+    /// two words and a bit (whole words and padded tails), alone and with a
+    /// second escape after it, so that the eight-byte test cannot miss or
+    /// misplace one.
     #[test]
     fn every_byte_at_every_offset() {
-        for b in 0u8..0x80 {
-            for at in 0..17 {
-                let mut s = "x".repeat(17);
-                s.replace_range(at..at + 1, std::str::from_utf8(&[b]).unwrap());
-                let mut mine = Vec::new();
-                write_str(&mut mine, &s);
-                assert_eq!(mine, serde_json::to_vec(&s).unwrap(), "byte {b:#x} at {at}");
+        for len in 1..=17 {
+            for b in 0u8..0x80 {
+                for at in 0..len {
+                    for second in [None, Some(b'"'), Some(0x01)] {
+                        let mut s = "x".repeat(len).into_bytes();
+                        s[at] = b;
+                        if let Some(c) = second
+                            && at + 1 < len
+                        {
+                            s[len - 1] = c;
+                        }
+                        let s = String::from_utf8(s).unwrap();
+                        let mut mine = Vec::new();
+                        write_str(&mut mine, &s);
+                        assert_eq!(
+                            mine,
+                            serde_json::to_vec(&s).unwrap(),
+                            "byte {b:#x} at {at} of {len}, then {second:?}"
+                        );
+                    }
+                }
             }
         }
     }
