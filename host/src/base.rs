@@ -422,7 +422,10 @@ pub fn write(
                         }
                         sep = true;
                         key_(&mut buf, dom);
-                        cds_json::write_str(&mut buf, &raw::hex(&d));
+                        // Hex digits need no escaping.
+                        buf.push(b'"');
+                        buf.extend_from_slice(&raw::hex(&d));
+                        buf.push(b'"');
                     }
                 }
                 buf.push(b'}');
