@@ -339,8 +339,9 @@ fn value_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn id_of<'a>(item: &'a Item, id_field: &str) -> &'a str {
-    item.get(id_field).and_then(Value::as_str).unwrap_or("")
+/// An item's id as the merge sees it (`""` when it has none).
+pub fn id_of<'a>(item: &'a Item, id_field: &str) -> &'a str {
+    cds_policy::item_id(item, id_field).unwrap_or("")
 }
 
 /// The ids neither side changed since the base: the merge leaves them as

@@ -16,7 +16,7 @@ use crate::audit;
 use crate::base;
 use crate::config::{Config, EntityMappings, Right};
 use crate::error::{Code, Error, Result};
-use crate::merge::{self, Base, Conflict, Direction, IdMap, IdSet, Item, Side, View};
+use crate::merge::{self, Base, Conflict, Direction, IdMap, IdSet, Item, Side, View, id_of};
 use crate::plugin::{Plugin, Registry, Shapes};
 use crate::raw;
 use crate::record::{DomainPlan, EntityResult, ErrorObject, Status, SyncRecord};
@@ -822,7 +822,7 @@ impl Host {
             // new items, what the merge made.
             let mut replaced: [IdSet<&str>; 2] = [IdSet::default(), IdSet::default()];
             for d in out.displaced.iter().filter(|d| !d.deleted) {
-                replaced[d.side as usize].insert(id_str(&d.item, &idf));
+                replaced[d.side as usize].insert(id_of(&d.item, &idf));
             }
             let [src_replaced, tgt_replaced] = replaced;
             let sides = [
@@ -1033,7 +1033,7 @@ impl Host {
                 to_fields,
             };
             let open: Vec<usize> = (0..items.len())
-                .filter(|&i| !settled.contains(id_str(&items[i], &idf)))
+                .filter(|&i| !settled.contains(id_of(&items[i], &idf)))
                 .collect();
             let refs: Vec<&Item> = open.iter().map(|&i| &*items[i]).collect();
             timings.lap("prepare");
@@ -1131,13 +1131,8 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-/// An item's id as the merge sees it, borrowed.
-fn id_str<'a>(item: &'a Item, id_field: &str) -> &'a str {
-    item.get(id_field).and_then(Value::as_str).unwrap_or("")
-}
-
 fn merge_id(item: &Item, id_field: &str) -> String {
-    id_str(item, id_field).to_string()
+    id_of(item, id_field).to_string()
 }
 
 fn domain_plan(before: &[Arc<Item>], after: &[Arc<Item>], idf: &str) -> DomainPlan {
@@ -1188,7 +1183,7 @@ fn read_items(
                 None => file.parse(path, i)?,
             };
             if let Some(f) = schema_fault(plugin, &mut item, fields) {
-                let id = item.get(plugin.id_field()).and_then(Value::as_str);
+                let id = cds_policy::item_id(&item, plugin.id_field());
                 let at = format!("$.{entity}[{i}]{}", &f.0.path[1..]);
                 let who = match id {
                     Some(id) => format!("item {i} (id `{id}`)"),
@@ -1300,7 +1295,7 @@ impl NewSide<'_> {
         let idf = plugin.id_field();
         // The entry of `item`'s id in the new base, when it holds `item`.
         let entry_of = |item: &Item| -> Option<&'b str> {
-            let (id, e) = new_base.get_key_value(id_str(item, idf))?;
+            let (id, e) = new_base.get_key_value(id_of(item, idf))?;
             merge::content_eq(e.get(self.side), item).then_some(id.as_str())
         };
         if !self.changed {
@@ -1324,7 +1319,7 @@ impl NewSide<'_> {
         for p in &placed {
             if let Placed::Item { at, original } = *p {
                 let made =
-                    original.is_none() || self.replaced.contains(id_str(&self.items[at], idf));
+                    original.is_none() || self.replaced.contains(id_of(&self.items[at], idf));
                 if made {
                     // A copy: the item is shared with the base, and
                     // validation takes it as a `Value`.
@@ -1384,7 +1379,7 @@ fn layout(file: &raw::RawFile, settled: &[bool], items: &[Arc<Item>], idf: &str)
             out.push(Placed::Settled(i));
         } else if items
             .get(next)
-            .is_some_and(|m| it.id.as_deref() == Some(id_str(m, idf)))
+            .is_some_and(|m| it.id.as_deref() == Some(id_of(m, idf)))
         {
             out.push(Placed::Item {
                 at: next,

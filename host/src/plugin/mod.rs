@@ -20,7 +20,7 @@ pub mod runtime;
 pub mod native;
 
 use crate::error::{Code, Error, Result};
-use crate::merge::View;
+use crate::merge::{View, id_of};
 use cds_policy::{Item, Policy};
 use runtime::{Instance, Runtime};
 use serde::{Deserialize, Serialize};
@@ -118,10 +118,6 @@ pub struct Shapes<'a> {
     pub from_fields: &'a [(String, String)],
     /// `(canonical, local)` pairs of the receiving domain.
     pub to_fields: &'a [(String, String)],
-}
-
-fn item_id<'a>(item: &'a Item, id_field: &str) -> &'a str {
-    item.get(id_field).and_then(Value::as_str).unwrap_or("")
 }
 
 fn is_valid_entity_name(name: &str) -> bool {
@@ -394,7 +390,7 @@ impl Plugin {
                 Some(s) if s == request.items[i] => Cow::Borrowed(*input),
                 Some(s) => Cow::Owned(parse_returned(name, CALL, i, &s)?),
             };
-            let (want, got) = (item_id(input, idf), item_id(&mapped, idf));
+            let (want, got) = (id_of(input, idf), id_of(&mapped, idf));
             if want != got {
                 return Err(Error::plugin(
                     name,
@@ -427,7 +423,7 @@ impl Plugin {
                     let changed = match outcome {
                         runtime::Outcome::Changed(s) => {
                             let item = parse_returned(name, CALL, i, &s)?;
-                            let got = item_id(&item, idf);
+                            let got = id_of(&item, idf);
                             if got != want {
                                 return Err(Error::plugin(
                                     name,
@@ -501,7 +497,7 @@ impl Plugin {
             } else {
                 Cow::Owned(parse_returned(name, "map-batch", i, s)?)
             };
-            let (want, got) = (item_id(input, idf), item_id(&item, idf));
+            let (want, got) = (id_of(input, idf), id_of(&item, idf));
             if want != got {
                 return Err(Error::plugin(
                     name,
@@ -533,7 +529,7 @@ impl Plugin {
                 "listed an id twice as withheld in `filter-batch`",
             ));
         }
-        let input_ids: HashSet<&str> = mapped_items.iter().map(|i| item_id(i, idf)).collect();
+        let input_ids: HashSet<&str> = mapped_items.iter().map(|i| id_of(i, idf)).collect();
         if let Some(bad) = filtered
             .withheld
             .iter()
@@ -547,7 +543,7 @@ impl Plugin {
         let mut kept = filtered.kept.iter().enumerate();
         let mut withheld_here = 0;
         for (i, input) in mapped_items.into_iter().enumerate() {
-            let id = item_id(&input, idf);
+            let id = id_of(&input, idf);
             if withheld.contains(id) {
                 out.items.push(View::Withheld);
                 withheld_here += 1;
@@ -571,7 +567,7 @@ impl Plugin {
                 Some(parse_returned(name, "filter-batch", k, s)?)
             };
             let item = returned.as_ref().unwrap_or(&*input);
-            let got = item_id(item, idf);
+            let got = id_of(item, idf);
             if got != id {
                 return Err(Error::plugin(
                     name,
@@ -593,7 +589,7 @@ impl Plugin {
         if let Some((_, s)) = kept.next() {
             let extra = serde_json::from_str::<Item>(s)
                 .ok()
-                .map(|i| item_id(&i, idf).to_string())
+                .map(|i| id_of(&i, idf).to_string())
                 .unwrap_or_default();
             return Err(Error::plugin(
                 name,

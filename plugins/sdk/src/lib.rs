@@ -225,7 +225,7 @@ fn parse_item(s: &str, index: usize) -> Result<Item, String> {
 }
 
 fn item_id<P: EntityPlugin>(item: &Item) -> &str {
-    item.get(P::ID_FIELD).and_then(Value::as_str).unwrap_or("?")
+    cds_policy::item_id(item, P::ID_FIELD).unwrap_or("?")
 }
 
 /// Maps a batch: sending-local names → canonical, normalise, → receiving-local.
