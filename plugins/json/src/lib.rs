@@ -18,6 +18,32 @@
 //! arithmetic (no SIMD): the same code runs in WebAssembly.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+/// An object's key as serde reads it from JSON text: borrowed from the text
+/// unless it had to be unescaped. For the host's and the SDK's readers that
+/// keep values as text (`raw.rs`, the SDK's lazy items).
+pub struct Key<'a>(pub Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
 
 /// `serde_json::to_vec(v)`.
 pub fn to_vec(v: &Value) -> Vec<u8> {

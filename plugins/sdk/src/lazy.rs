@@ -18,6 +18,7 @@
 //! implements [`Fields`], so that the policy applied is `cds-policy`'s own.
 //! `tests::lazy_agrees_with_eager` holds the fast path to the other.
 
+use cds_json::Key;
 use cds_policy::Fields;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
@@ -183,28 +184,6 @@ impl Fields for Lazy<'_> {
             }
             None => false,
         }
-    }
-}
-
-/// A key, borrowed from the input unless it had to be unescaped.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s.to_string())))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
     }
 }
 
