@@ -13,7 +13,7 @@
 //! `serve` process gives its freed memory back after each sync with
 //! [`release_freed_memory`].
 
-use libmimalloc_sys::{mi_collect, mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_collect, mi_option_set, mi_option_t};
 use std::os::raw::c_long;
 
 /// mimalloc's `mi_option_purge_delay` (`mimalloc.h`, v3: the sixteenth
@@ -48,15 +48,16 @@ pub fn release_freed_memory() {
     unsafe { mi_collect(true) };
 }
 
-/// The purge delay in force, in milliseconds.
-pub fn purge_delay_ms() -> c_long {
-    // SAFETY: reads a mimalloc option.
-    unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libmimalloc_sys::mi_option_get;
+
+    /// The purge delay in force, in milliseconds.
+    fn purge_delay_ms() -> c_long {
+        // SAFETY: reads a mimalloc option.
+        unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }
+    }
 
     /// The option number is the one mimalloc reads `MIMALLOC_PURGE_DELAY`
     /// into: a child process (this test binary, running only the helper
