@@ -398,6 +398,33 @@ fn protocol_faults_get_json_rpc_errors() {
     m.finish();
 }
 
+/// A line over the size limit (16 MiB) gets a JSON-RPC error, with the id
+/// when it can be read and null when not, and the server keeps serving
+/// (issue 15, defect 11: it was dropped with only a log line).
+#[test]
+fn an_oversized_line_is_answered_and_serving_goes_on() {
+    let s = scratch();
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    let pad = "a".repeat(17 << 20);
+    m.raw(&format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{{"pad":"{pad}"}}}}"#
+    ));
+    let (r, _) = m.response(7);
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("limit"),
+        "{r}"
+    );
+    m.raw(&format!(r#"{{"pad":"{pad}","jsonrpc":"2.0","id":8}}"#));
+    let r = m.next(Duration::from_secs(30)).expect("an answer");
+    assert_eq!(r["id"], Value::Null, "{r}");
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    let r = m.request(9, "ping", json!({}));
+    assert!(r["result"].is_object(), "{r}");
+    m.finish();
+}
+
 #[test]
 fn cancellation_rolls_back_and_sends_no_response() {
     let s = scratch();

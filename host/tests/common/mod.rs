@@ -126,7 +126,7 @@ impl Scratch {
         for d in ["personal", "business"] {
             let dir = self.data().join(d);
             if let Ok(rd) = std::fs::read_dir(&dir) {
-                for e in rd.flatten() {
+                for e in rd.flatten().filter(|e| e.path().is_file()) {
                     out.push((
                         format!("{d}/{}", e.file_name().to_string_lossy()),
                         std::fs::read(e.path()).unwrap(),
@@ -232,4 +232,9 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The `bookmarks` test plugin, whose id field is `uid`.
+pub fn uid_plugin() -> PathBuf {
+    build_plugin("tests/uid-plugin", "uid_plugin.wasm")
 }
