@@ -6,6 +6,11 @@
 //! field), which includes `prevHash`. A head file (`.sync/audit-head.json`)
 //! remembers the last sequence number and hash, so that cutting entries off
 //! the end is caught too. The trail holds counts and ids, never synced values.
+//!
+//! Every attempt has an entry of its own: nothing is ever skipped because it
+//! looks like the entry before it. Each entry carries an `entryId` (a UUID);
+//! appending an entry whose `entryId` is already in the trail does nothing,
+//! which is what makes a crashed commit's roll-forward safe to repeat.
 
 use crate::error::{Code, Error, Result};
 use crate::store::{self, DataDir};
@@ -63,12 +68,29 @@ fn last_line(bytes: &[u8]) -> Option<&[u8]> {
     Some(&trimmed[start..])
 }
 
-/// Appends `entry` (an object without `seq`, `prevHash`, `hash`) to the trail.
-/// When the last entry already records the same `syncId` and `action` (a
-/// roll-forward after a crash), nothing is appended twice.
+/// Appends `entry` (an object without `seq`, `prevHash`, `hash`) to the trail,
+/// giving it an `entryId` when it has none. An entry whose `entryId` the
+/// trail already holds (a commit's entry, appended again when a crash
+/// interrupted its roll-forward) is not appended twice.
 pub fn append(dir: &DataDir, entry: &Value) -> Result<()> {
     let path = dir.audit_path();
     let existing = store::read_optional(&path)?.unwrap_or_default();
+    let mut e = match entry {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    match e.get("entryId").and_then(Value::as_str) {
+        Some(id) => {
+            // Entries are written compactly, so the field's text is exact.
+            let needle = format!("\"entryId\":{}", Value::String(id.to_string()));
+            if memchr::memmem::find(&existing, needle.as_bytes()).is_some() {
+                return Ok(());
+            }
+        }
+        None => {
+            e.insert("entryId".into(), new_entry_id().into());
+        }
+    }
     let (seq, prev) = match last_line(&existing) {
         None => (0, GENESIS.to_string()),
         Some(line) => {
@@ -82,10 +104,6 @@ pub fn append(dir: &DataDir, entry: &Value) -> Result<()> {
                     ),
                 )
             })?;
-            let same = |k: &str| last.get(k).is_some() && last.get(k) == entry.get(k);
-            if same("syncId") && same("action") && same("outcome") {
-                return Ok(());
-            }
             (
                 last.get("seq").and_then(Value::as_u64).unwrap_or(0),
                 last.get("hash")
@@ -94,10 +112,6 @@ pub fn append(dir: &DataDir, entry: &Value) -> Result<()> {
                     .to_string(),
             )
         }
-    };
-    let mut e = match entry {
-        Value::Object(m) => m.clone(),
-        _ => Map::new(),
     };
     e.insert("seq".into(), (seq + 1).into());
     e.insert("prevHash".into(), prev.into());
@@ -109,6 +123,11 @@ pub fn append(dir: &DataDir, entry: &Value) -> Result<()> {
         &head_path(dir),
         &store::to_pretty(&Head { seq: seq + 1, hash }),
     )
+}
+
+/// A fresh `entryId`.
+pub fn new_entry_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// The result of `audit verify`.

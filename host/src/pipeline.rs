@@ -77,6 +77,24 @@ pub struct Host {
     pub wait: Duration,
 }
 
+/// Removes sync-id reservations (see `Host::allocate_id`) more than a day
+/// old: an id names its second, so an old reservation can only matter again
+/// if the clock went back that far.
+fn prune_reservations(ids: &Path, now: chrono::DateTime<chrono::Utc>) {
+    let cutoff = format!(
+        "sync-{}",
+        (now - chrono::Duration::days(1)).format("%Y%m%d-%H%M%S")
+    );
+    for e in std::fs::read_dir(ids).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("sync-") && name.get(..20).is_some_and(|stamp| stamp < cutoff.as_str())
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn now_utc() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
@@ -127,7 +145,14 @@ impl Host {
 
     /// Commits `writes` as one transaction `txn`, auditing `entry` once the
     /// commit point has passed.
-    pub fn commit(&self, txn: &str, writes: &[Write], entry: Value) -> Result<()> {
+    pub fn commit(&self, txn: &str, writes: &[Write], mut entry: Value) -> Result<()> {
+        // The journal holds the entry with its id, so that a roll-forward
+        // after a crash appends it at most once.
+        if let Value::Object(m) = &mut entry
+            && !m.contains_key("entryId")
+        {
+            m.insert("entryId".into(), audit::new_entry_id().into());
+        }
         self.data
             .commit(txn, writes, Some(entry), &|d, e| self.append_audit(d, e))
     }
@@ -246,20 +271,39 @@ impl Host {
         record
     }
 
-    /// `sync-YYYYMMDD-HHMMSS`, with `-2`, `-3`, ... when taken.
+    /// `sync-YYYYMMDD-HHMMSS`, with `-2`, `-3`, ... when taken. Every attempt
+    /// gets an id of its own, refused and failed ones too (they write no
+    /// record): an id is taken by creating its reservation file with
+    /// `create_new`, which only one process can do, so two attempts in the
+    /// same second, in one process or several, never share one.
     fn allocate_id(&self, now: chrono::DateTime<chrono::Utc>) -> String {
         let base = format!("sync-{}", now.format("%Y%m%d-%H%M%S"));
-        static LAST: Mutex<Vec<String>> = Mutex::new(Vec::new());
-        let mut issued = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let ids = self.data.state_dir().join("ids");
+        let reservable = std::fs::create_dir_all(&ids).is_ok();
+        if reservable {
+            prune_reservations(&ids, now);
+        }
+        // Within this process too, for a data folder whose state cannot be
+        // written (the attempt then fails, and is not audited there either).
+        static ISSUED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let mut issued = ISSUED.lock().unwrap_or_else(|e| e.into_inner());
         let taken = |id: &str| {
             issued.iter().any(|i| i == id)
                 || self.data.record_path(id).exists()
                 || self.data.backups_dir(id).exists()
                 || self.data.conflicts_path(id).exists()
         };
+        let reserve = |id: &str| {
+            !reservable
+                || std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(ids.join(id))
+                    .is_ok()
+        };
         let mut id = base.clone();
         let mut n = 1;
-        while taken(&id) {
+        while taken(&id) || !reserve(&id) {
             n += 1;
             id = format!("{base}-{n}");
         }
