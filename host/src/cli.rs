@@ -111,6 +111,14 @@ pub struct Common {
     pub verbose: u8,
 }
 
+impl Common {
+    /// `--user` or `CDS_USER`; an empty value counts as none (the OS
+    /// account is then the user).
+    pub fn user(&self) -> Option<String> {
+        self.user.clone().filter(|u| !u.is_empty())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the skill over MCP (JSON-RPC 2.0, one message per line on
@@ -296,10 +304,7 @@ pub fn run(argv: Vec<std::ffi::OsString>) -> i32 {
         None => sync(&cli.sync, &common),
         Some(Command::Serve) => match open(&common) {
             Ok(host) => {
-                let user = common
-                    .user
-                    .clone()
-                    .unwrap_or_else(crate::request::default_user);
+                let user = common.user().unwrap_or_else(crate::request::default_user);
                 crate::mcp::serve(host, user)
             }
             Err(e) => {
@@ -415,7 +420,7 @@ pub fn invocation_json(a: &SyncArgs, c: &Common) -> Value {
     m.insert("dryRun".into(), json!(a.dry_run));
     m.insert("noDelete".into(), json!(a.no_delete));
     m.insert("allowMassDelete".into(), json!(a.allow_mass_delete));
-    if let Some(u) = &c.user {
+    if let Some(u) = &c.user() {
         m.insert("user".into(), json!(u));
     }
     if let Some(s) = &c.session {
@@ -472,7 +477,7 @@ fn sync(a: &SyncArgs, c: &Common) -> i32 {
         Err(e) => return report_error(c.json, &e),
     };
     let raw = invocation_json(a, c);
-    let user = c.user.clone().unwrap_or_else(crate::request::default_user);
+    let user = c.user().unwrap_or_else(crate::request::default_user);
     let (s, t) = (
         a.source.as_deref().unwrap_or("?"),
         a.target.as_deref().unwrap_or("?"),
@@ -645,7 +650,7 @@ fn plugins(cmd: PluginsCmd, c: &Common) -> i32 {
         }
         PluginsCmd::Add { file } => {
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let user = c.user.clone().unwrap_or_else(crate::request::default_user);
+            let user = c.user().unwrap_or_else(crate::request::default_user);
             let result = host.registry.add(&file, &now);
             let entry = json!({
                 "timestamp": now,
@@ -690,7 +695,7 @@ fn plugins(cmd: PluginsCmd, c: &Common) -> i32 {
 
 /// Runs an admin command against an opened host; prints its JSON or text.
 fn with_host(c: &Common, f: impl FnOnce(&Host, &str) -> Result<(Value, String), Error>) -> i32 {
-    let user = c.user.clone().unwrap_or_else(crate::request::default_user);
+    let user = c.user().unwrap_or_else(crate::request::default_user);
     match open(c).and_then(|h| f(&h, &user)) {
         Ok((v, text)) => {
             if c.json {

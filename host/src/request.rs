@@ -74,12 +74,106 @@ pub struct SyncRequest {
     pub session: String,
 }
 
-/// The user name from the environment: `CDS_USER`, else the OS user.
+/// The user a sync runs as when no `--user` names one: `CDS_USER` (when not
+/// empty), else the OS account the process runs as (its effective uid's
+/// name, not `$USER`, which any caller can set), else `uid-N`.
 pub fn default_user() -> String {
-    ["CDS_USER", "USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".into())
+    std::env::var("CDS_USER")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(os_account)
+        .unwrap_or_else(|| format!("uid-{}", effective_uid()))
+}
+
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The name of the effective uid's account, from the system's user
+/// database (`getpwuid_r`; no crate wraps it without pulling in more).
+fn os_account() -> Option<String> {
+    let uid = effective_uid();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; `buf` outlives `pwd`'s
+        // use below, and `found` is either null or points at `pwd`.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: pw_name points at a NUL-terminated string inside `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty());
+    }
+}
+
+/// Refuses two domains whose folders are the same, or one inside the other
+/// (also through a symbolic link): a sync would then read and write the same
+/// files as both domains, and the receiving side's policy would overwrite
+/// the sending side's live data (a personal calendar rewritten as `Busy`
+/// blocks).
+fn check_separate(a: &Domain, b: &Domain) -> Result<()> {
+    let real = |d: &Domain| {
+        std::fs::canonicalize(&d.dir).map_err(|e| {
+            Error::new(
+                Code::DomainNotFound,
+                format!(
+                    "the folder `{}` of domain `{}` cannot be resolved: {e}",
+                    d.dir.display(),
+                    d.name
+                ),
+            )
+            .with("domain", d.name.as_str())
+            .with("file", d.dir.display().to_string())
+        })
+    };
+    let (ra, rb) = (real(a)?, real(b)?);
+    let (outer, inner) = if rb.starts_with(&ra) {
+        (a, b)
+    } else if ra.starts_with(&rb) {
+        (b, a)
+    } else {
+        return Ok(());
+    };
+    let how = if ra == rb {
+        format!(
+            "domains `{}` and `{}` are configured on the same folder `{}`",
+            a.name,
+            b.name,
+            ra.display()
+        )
+    } else {
+        format!(
+            "the folder of domain `{}` (`{}`) lies inside the folder of domain `{}` (`{}`)",
+            inner.name,
+            real(inner)?.display(),
+            outer.name,
+            real(outer)?.display()
+        )
+    };
+    Err(Error::invalid(format!(
+        "{how}; each domain needs a folder of its own, or a sync would overwrite one \
+         domain's files with the other's. Set a separate folder at $.domains.<name>.path in \
+         the configuration"
+    ))
+    .with("domains", vec![a.name.clone(), b.name.clone()])
+    .with("file", ra.display().to_string()))
 }
 
 /// Validates the JSON form of an invocation against this installation's
@@ -188,8 +282,10 @@ pub fn resolve(
             dir,
         });
     }
-    let target = resolved.pop().unwrap_or_else(|| unreachable!());
-    let source = resolved.pop().unwrap_or_else(|| unreachable!());
+    let [source, target]: [Domain; 2] = resolved
+        .try_into()
+        .map_err(|_| Error::invalid("a sync has exactly two domains"))?;
+    check_separate(&source, &target)?;
     let entities = inv.entities.unwrap_or_else(|| entity_types.to_vec());
     Ok(SyncRequest {
         source,
