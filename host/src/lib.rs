@@ -23,5 +23,6 @@ pub mod request;
 pub mod review;
 pub mod schema;
 pub mod store;
+pub mod strict;
 
 pub use error::{Code, Error, Result};

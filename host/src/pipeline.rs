@@ -1224,7 +1224,7 @@ fn read_items(
         if !settled[i] {
             let mut item = match parsed.as_mut().and_then(Iterator::next) {
                 Some(item) => item,
-                None => file.parse(path, i)?,
+                None => file.parse(path, entity, i)?,
             };
             if let Some(f) = schema_fault(plugin, &mut item, fields) {
                 let id = cds_policy::item_id(&item, plugin.id_field());

@@ -17,6 +17,7 @@
 
 use crate::error::{Code, Error, Result};
 use crate::merge::Item;
+use crate::strict::{Fault, Seg};
 use cds_json::Key;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -76,15 +77,46 @@ impl RawFile {
 
     /// Parses item `i`. Its text was checked to be a JSON object when the
     /// file was scanned, so this fails only if `text` was changed since.
-    pub fn parse(&self, path: &Path, i: usize) -> Result<Item> {
-        serde_json::from_slice(self.text_of(i)).map_err(|e| {
-            Error::new(
+    ///
+    /// `entity` names the file's array, for the path in an error; an item
+    /// with a key twice is refused (see [`crate::strict`]).
+    pub fn parse(&self, path: &Path, entity: &str, i: usize) -> Result<Item> {
+        let file = Seg::Key(&Seg::Root, entity);
+        let at = Seg::Index(&file, i);
+        match crate::strict::from_slice(self.text_of(i), &at) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err(Error::new(
+                Code::DataFormatInvalid,
+                format!("`{}`: item {i} is not a JSON object", path.display()),
+            )
+            .with("file", path.display().to_string())
+            .with("index", i)),
+            Err(Fault::Duplicate(mut d)) => {
+                // Lines and columns within the item, made the file's.
+                let start = self.items[i].span.start;
+                let before = &self.text[..start];
+                let newlines = before.iter().filter(|b| **b == b'\n').count();
+                if d.line == 1 {
+                    let line_start = before
+                        .iter()
+                        .rposition(|b| *b == b'\n')
+                        .map_or(0, |p| p + 1);
+                    d.column += start - line_start;
+                }
+                d.line += newlines;
+                Err(crate::store::duplicate_key(
+                    path,
+                    &d,
+                    self.items[i].id.as_deref(),
+                ))
+            }
+            Err(Fault::Json(e)) => Err(Error::new(
                 Code::DataFormatInvalid,
                 format!("`{}`: item {i} cannot be read: {e}", path.display()),
             )
             .with("file", path.display().to_string())
-            .with("index", i)
-        })
+            .with("index", i)),
+        }
     }
 }
 
@@ -337,7 +369,7 @@ mod tests {
         assert_eq!(ids, [Some("a"), None, None, Some("d")]);
         for (i, it) in file.items.iter().enumerate() {
             assert_eq!(it.digest, Some(digests[i]));
-            let parsed = file.parse(Path::new("c.json"), i).unwrap();
+            let parsed = file.parse(Path::new("c.json"), "contacts", i).unwrap();
             assert_eq!(Value::Object(parsed.clone()), items[i]);
             assert_eq!(Some(written_digest(&parsed)), it.digest);
         }

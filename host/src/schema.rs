@@ -54,7 +54,9 @@ pub fn invocation_schema(domains: &[String], entities: &[String]) -> Value {
         for side in ["source", "target"] {
             props[side]["enum"] = json!(domains);
         }
-        props["entities"]["items"] = json!({"type": "string", "enum": entities});
+        // An empty name (`--entities ""`, a stray comma) is an invalid
+        // argument, not an unsupported type.
+        props["entities"]["items"] = json!({"type": "string", "minLength": 1, "enum": entities});
     }
     s
 }
@@ -119,17 +121,28 @@ pub fn parse_validated<T: DeserializeOwned>(
     bytes: &[u8],
     schema: &Value,
 ) -> Result<T> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        Error::new(
-            Code::InvalidArgument,
-            format!(
+    // Strictly: a key twice (two `strip` lists in one policy) is refused,
+    // not half-ignored; a byte-order mark is accepted.
+    let text = crate::store::strip_bom(bytes);
+    let value: Value = crate::strict::from_slice(text, &crate::strict::Seg::Root).map_err(|f| {
+        let msg = match f {
+            crate::strict::Fault::Json(e) => format!(
                 "`{}` is not valid JSON (line {}, column {}): {e}",
                 path.display(),
                 e.line(),
                 e.column()
             ),
-        )
-        .with("file", path.display().to_string())
+            crate::strict::Fault::Duplicate(d) => format!(
+                "`{}` has the key `{}` twice at {} (line {}, column {}); only one can count. \
+                 Remove or merge one of them",
+                path.display(),
+                d.key,
+                d.path,
+                d.line,
+                d.column
+            ),
+        };
+        Error::new(Code::InvalidArgument, msg).with("file", path.display().to_string())
     })?;
     let v = violations(schema, &value);
     if let Some(first) = v.first() {

@@ -365,15 +365,26 @@ pub fn parse_entity_file(path: &Path, entity: &str, bytes: &[u8]) -> Result<Enti
         .with("file", path.display().to_string())
         .with("path", json_path)
     };
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        bad(
-            format!(
-                "not valid JSON at line {}, column {}: {e}",
-                e.line(),
-                e.column()
+    let text = strip_bom(bytes);
+    let value: Value = crate::strict::from_slice(text, &crate::strict::Seg::Root).map_err(|f| {
+        match f {
+            crate::strict::Fault::Json(e) => bad(
+                format!(
+                    "not valid JSON at line {}, column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+                "$",
             ),
-            "$",
-        )
+            crate::strict::Fault::Duplicate(d) => {
+                // The item's id, if the text can tell it (for the message only).
+                let id = serde_json::from_slice::<Value>(text).ok().and_then(|v| {
+                    let i = d.item?;
+                    v.get(entity)?.get(i)?.get("id")?.as_str().map(String::from)
+                });
+                duplicate_key(path, &d, id.as_deref())
+            }
+        }
     })?;
     let Value::Object(mut top) = value else {
         return Err(bad(
@@ -414,6 +425,73 @@ pub fn parse_entity_file(path: &Path, entity: &str, bytes: &[u8]) -> Result<Enti
         digest: Some(content_digest(bytes)),
         stamp: None,
     })
+}
+
+/// Refuses an entity file that is a symbolic link. A sync replaces a file by
+/// renaming a new one over it, which would replace the link with a regular
+/// file and silently stop syncing the file it pointed to; writing through the
+/// link instead would let a domain write outside its folder. (A domain's
+/// folder itself may be a link: it is resolved once, and the files in it are
+/// ordinary.)
+pub fn refuse_symlink(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = fs::read_link(path)
+                .map(|t| format!(" (to `{}`)", t.display()))
+                .unwrap_or_default();
+            Err(Error::new(
+                Code::StorageError,
+                format!(
+                    "`{}` is a symbolic link{target}; entity files must be regular files, \
+                     because a sync replaces them atomically and would replace the link. Move \
+                     the file it points to into the domain folder in its place, or point the \
+                     domain's folder ($.domains.<name>.path) at the folder that holds it",
+                    path.display()
+                ),
+            )
+            .with("file", path.display().to_string()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `bytes` without a leading UTF-8 byte-order mark (many Windows tools
+/// write one); files are written back without it.
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+/// The error for a key found twice in one object of an entity file.
+pub fn duplicate_key(path: &Path, d: &crate::strict::Duplicate, id: Option<&str>) -> Error {
+    let whose = match (d.item, id) {
+        (Some(i), Some(id)) => format!("item {i} (id `{id}`)"),
+        (Some(i), None) => format!("item {i}"),
+        (None, _) => "an object".to_string(),
+    };
+    let mut e = Error::new(
+        Code::DataFormatInvalid,
+        format!(
+            "`{}`: {whose} has the key `{}` twice, at {} (line {}, column {}); a reader keeps \
+             only one of them and the other would be lost. Remove or rename one and run the \
+             sync again",
+            path.display(),
+            d.key,
+            d.path,
+            d.line,
+            d.column
+        ),
+    )
+    .with("file", path.display().to_string())
+    .with("path", d.path.as_str())
+    .with("key", d.key.as_str())
+    .with("line", d.line);
+    if let Some(i) = d.item {
+        e = e.with("index", i);
+    }
+    if let Some(id) = id {
+        e = e.with("id", id);
+    }
+    e
 }
 
 /// Encodes an entity file for writing.
@@ -624,6 +702,7 @@ impl DataDir {
 
     /// Reads an entity file of a domain folder (absent: empty).
     pub fn read_entity(&self, path: &Path, entity: &str) -> Result<EntityFile> {
+        refuse_symlink(path)?;
         // Stamped before the read: a change in between moves the stamp, and
         // the commit's check then falls back to the digest of what was read.
         let stamp = FileStamp::of(path);
@@ -639,12 +718,16 @@ impl DataDir {
     /// Reads an entity file for a sync, its items left as text; errors name
     /// the file and where it is broken, as [`parse_entity_file`]'s do.
     pub fn read_entity_raw(&self, path: &Path, entity: &str, id_field: &str) -> Result<ReadFile> {
+        refuse_symlink(path)?;
         // Stamped before the read, as in `read_entity`.
         let stamp = FileStamp::of(path);
         let Some(bytes) = read_optional(path)? else {
             return Ok(ReadFile::default());
         };
         let (len, digest) = (bytes.len(), content_digest(&bytes));
+        let mut bytes = bytes;
+        let bom = bytes.len() - strip_bom(&bytes).len();
+        bytes.drain(..bom);
         match crate::raw::scan(bytes, entity, id_field) {
             Ok(raw) => Ok(ReadFile {
                 raw,
