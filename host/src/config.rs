@@ -32,6 +32,11 @@ pub struct Config {
     /// given policy replaces the default for that crossing and type.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub policies: BTreeMap<String, BTreeMap<String, Policy>>,
+    /// Fields of the user's own, per entity type, that a policy or a mapping
+    /// may name although the type's schema does not list them (any other
+    /// unknown name is refused, as it would be a typo that leaks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_fields: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub limits: LimitsConfig,
     /// MCP server settings.
@@ -142,6 +147,7 @@ impl Default for Config {
             domains: default_domains(),
             users: None,
             policies: BTreeMap::new(),
+            extra_fields: BTreeMap::new(),
             limits: LimitsConfig::default(),
             mcp: McpConfig::default(),
         }

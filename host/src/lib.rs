@@ -11,6 +11,7 @@ pub mod base;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fields;
 pub mod generate;
 pub mod mcp;
 pub mod memory;

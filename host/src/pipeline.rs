@@ -412,6 +412,16 @@ impl Host {
         )?;
         ctx.req = Some(req.clone());
         self.check_permissions(&req)?;
+        let installed = self.entity_types();
+        for (crossing, by_type) in &self.config.policies {
+            for entity in by_type.keys().filter(|e| !installed.contains(e)) {
+                tracing::warn!(
+                    "`{}` has a policy for `{entity}` at $.policies[\"{crossing}\"], but no \
+                     installed plugin handles `{entity}`; it applies to nothing",
+                    self.paths.config.display()
+                );
+            }
+        }
         let limits = &self.config.limits;
         let deadline = ctx.started + Duration::from_secs(limits.timeout_seconds);
         let _lock = self.data.lock(self.wait)?;
@@ -670,6 +680,21 @@ impl Host {
         let t0 = Instant::now();
         let plugin = self.registry.get(entity)?;
         let idf = plugin.id_field().to_string();
+        let extra = self
+            .config
+            .extra_fields
+            .get(entity)
+            .map_or(&[][..], Vec::as_slice);
+        if let Some(known) = crate::fields::known(&plugin.schema, &idf, extra) {
+            crate::fields::check(
+                &self.config,
+                &self.mappings,
+                [&self.paths.config, &self.paths.mappings],
+                [&req.source.name, &req.target.name],
+                entity,
+                &known,
+            )?;
+        }
         let limits = &self.config.limits;
         let file_of = |d: &request::Domain| d.dir.join(format!("{entity}.json"));
         let (src_path, tgt_path) = (file_of(&req.source), file_of(&req.target));
