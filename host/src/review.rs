@@ -197,6 +197,7 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
         row.str("itemId").to_string(),
     );
     check_write(host, user, &[&src, &tgt], "resolving a conflict")?;
+    let idf = id_field(host, &entity);
     let winner = row.str("winner");
     let mut writes = Vec::new();
     let mut changed_domains = Vec::new();
@@ -214,7 +215,7 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
                     .to_string();
                 let path = domain_file(host, domain, &entity)?;
                 let mut file = host.data.read_entity(&path, &entity)?;
-                let Some(item) = file.items.iter_mut().find(|i| i["id"] == json!(item_id)) else {
+                let Some(item) = file.items.iter_mut().find(|i| has_id(i, &idf, &item_id)) else {
                     continue;
                 };
                 if item.get(&name) == (!value.is_null()).then_some(&value) {
@@ -254,7 +255,7 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
                     let path = domain_file(host, domain, &entity)?;
                     let mut file = host.data.read_entity(&path, &entity)?;
                     let before = file.items.len();
-                    file.items.retain(|i| i["id"] != json!(item_id));
+                    file.items.retain(|i| !has_id(i, &idf, &item_id));
                     if file.items.len() != before {
                         writes.push(Write {
                             content: Some(store::encode_entity_file(&entity, &file)),
@@ -370,8 +371,31 @@ pub fn prune_backups(host: &Host, keep: usize, user: &str) -> Result<Vec<String>
     Ok(pruned)
 }
 
-/// Items of an entity file or a base file, by id, in order.
-fn items_of(path_rel: &str, bytes: Option<&[u8]>) -> Result<(Vec<(String, Value)>, Value)> {
+/// The field that identifies `entity`'s items: its plugin's (the plugin
+/// interface lets a plugin name another than `id`). A type whose plugin is
+/// no longer installed falls back to `id`, so its syncs can still be undone.
+fn id_field(host: &Host, entity: &str) -> String {
+    match host.registry.get(entity) {
+        Ok(p) => p.id_field().to_string(),
+        Err(e) => {
+            tracing::warn!("taking `id` as the id field of `{entity}`: {e}");
+            "id".to_string()
+        }
+    }
+}
+
+/// Whether `item`'s id (in `id_field`) is `id`.
+fn has_id(item: &Map<String, Value>, id_field: &str, id: &str) -> bool {
+    item.get(id_field).and_then(Value::as_str) == Some(id)
+}
+
+/// Items of an entity file or a base file, by id (the value of `id_field`),
+/// in order.
+fn items_of(
+    path_rel: &str,
+    id_field: &str,
+    bytes: Option<&[u8]>,
+) -> Result<(Vec<(String, Value)>, Value)> {
     let Some(bytes) = bytes else {
         return Ok((Vec::new(), Value::Null));
     };
@@ -386,7 +410,10 @@ fn items_of(path_rel: &str, bytes: Option<&[u8]>) -> Result<(Vec<(String, Value)
         .as_array()
         .into_iter()
         .flatten()
-        .map(|i| (i["id"].as_str().unwrap_or("").to_string(), i.clone()))
+        .map(|i| {
+            let id = i.get(id_field).and_then(Value::as_str).unwrap_or("");
+            (id.to_string(), i.clone())
+        })
         .collect();
     Ok((items, v))
 }
@@ -472,9 +499,16 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
             .transpose()?
             .flatten()
             .or_else(|| now_bytes.clone());
-        let (before, _) = items_of(rel, before_bytes.as_deref())?;
-        let (after, _) = items_of(rel, after_bytes.as_deref())?;
-        let (current, current_doc) = items_of(rel, now_bytes.as_deref())?;
+        // Base entries are keyed by `id`; domain files by the type's id field.
+        let idf = if is_base {
+            "id".to_string()
+        } else {
+            let entity = Path::new(rel).file_stem().unwrap_or_default();
+            id_field(host, &entity.to_string_lossy())
+        };
+        let (before, _) = items_of(rel, &idf, before_bytes.as_deref())?;
+        let (after, _) = items_of(rel, &idf, after_bytes.as_deref())?;
+        let (current, current_doc) = items_of(rel, &idf, now_bytes.as_deref())?;
         let touched = changed_ids(&before, &after);
         if touched.is_empty() {
             continue;
@@ -534,7 +568,7 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
         let mut doc = match current_doc {
             Value::Object(m) => Value::Object(m),
             _ => {
-                let (_, before_doc) = items_of(rel, before_bytes.as_deref())?;
+                let (_, before_doc) = items_of(rel, &idf, before_bytes.as_deref())?;
                 match before_doc {
                     Value::Object(m) => Value::Object(m),
                     _ => json!({}),
