@@ -103,6 +103,10 @@ pub struct Common {
     /// Machine output: exactly one JSON object on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Where compiled plugins are cached [default: the user's cache folder,
+    /// $XDG_CACHE_HOME/cross-domain-sync or ~/.cache/cross-domain-sync].
+    #[arg(long, global = true, value_name = "DIR", env = "CDS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Seconds to wait for another sync's lock on the data folder.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10.0)]
     pub wait: f64,
@@ -242,8 +246,8 @@ fn paths(c: &Common) -> Paths {
         config: c.config.clone(),
         mappings: c.mappings.clone(),
         plugins_dir: c.plugins_dir.clone(),
-        // CDS_CACHE_DIR moves the compiled-plugin cache (the tests share one).
-        cache_dir: std::env::var_os("CDS_CACHE_DIR").map(PathBuf::from),
+        // --cache-dir or CDS_CACHE_DIR (the tests share one).
+        cache_dir: c.cache_dir.clone().filter(|d| !d.as_os_str().is_empty()),
     }
 }
 

@@ -38,7 +38,8 @@ pub struct Paths {
     pub config: PathBuf,
     pub mappings: PathBuf,
     pub plugins_dir: PathBuf,
-    /// The compiled-plugin cache; `None`: `<data-dir>/.sync/cache`.
+    /// The compiled-plugin cache; `None`: the user's cache folder
+    /// (`$XDG_CACHE_HOME/cross-domain-sync`).
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -109,7 +110,12 @@ impl Host {
         let config = Config::load(&paths.config)?;
         let mappings = EntityMappings::load(&paths.mappings)?;
         let data = DataDir::new(&paths.data_dir);
-        let cache = Some(paths.cache_dir.clone().unwrap_or_else(|| data.cache_dir()));
+        // The user's own cache folder, shared by all data folders; never the
+        // data folder, which others may be able to write (plugin/cache.rs).
+        let cache = paths
+            .cache_dir
+            .clone()
+            .or_else(crate::plugin::cache::default_dir);
         let runtime = crate::plugin::runtime::Runtime::new(config.limits.plugin_limits(), cache)?;
         let registry = Registry::open(runtime, &paths.plugins_dir)?;
         Ok(Host {

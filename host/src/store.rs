@@ -652,9 +652,6 @@ impl DataDir {
     pub fn records_dir(&self) -> PathBuf {
         self.root.join("sync-records")
     }
-    pub fn cache_dir(&self) -> PathBuf {
-        self.state_dir().join("cache")
-    }
     pub fn backups_dir(&self, id: &str) -> PathBuf {
         self.state_dir().join("backups").join(id)
     }

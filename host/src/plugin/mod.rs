@@ -14,6 +14,7 @@
 //! filtering, and the policy's generic rules (withheld categories, stripped
 //! fields, reductions) holding on every kept item.
 
+pub mod cache;
 pub mod runtime;
 
 #[cfg(feature = "native-plugins")]

@@ -182,7 +182,8 @@ pub struct Runtime {
     linker: Linker<HostState>,
     limits: Limits,
     interruption: Interruption,
-    cache_dir: Option<PathBuf>,
+    /// `None`: no cache (none asked for, or the folder cannot be trusted).
+    cache: Option<super::cache::Cache>,
     engine_key: String,
     _ticker: Ticker,
 }
@@ -306,12 +307,22 @@ impl Runtime {
             .map_err(|e| {
                 Error::new(Code::PluginError, format!("cannot start epoch ticker: {e}"))
             })?;
+        let cache = cache_dir.and_then(|dir| match super::cache::Cache::open(&dir) {
+            Ok(c) => Some(c),
+            Err(why) => {
+                tracing::warn!(
+                    "not caching compiled plugins in `{}`: {why}; each run compiles them",
+                    dir.display()
+                );
+                None
+            }
+        });
         Ok(Runtime {
             engine,
             linker,
             limits,
             interruption,
-            cache_dir,
+            cache,
             engine_key,
             _ticker: Ticker {
                 stop,
@@ -324,11 +335,16 @@ impl Runtime {
         self.limits
     }
 
+    /// The cache entry of the compiled form of a component with this digest.
+    fn cache_name(&self, digest: &str) -> String {
+        format!("{digest}-{}.cwasm", self.engine_key)
+    }
+
     /// Where the compiled form of a component with this digest is cached.
     pub fn cache_path(&self, digest: &str) -> Option<PathBuf> {
-        self.cache_dir
+        self.cache
             .as_ref()
-            .map(|d| d.join(format!("{digest}-{}.cwasm", self.engine_key)))
+            .map(|c| c.path(&self.cache_name(digest)))
     }
 
     /// Compiles (or loads from cache) and checks a component: no imports, the
@@ -411,27 +427,41 @@ impl Runtime {
         let _guard = self.cache_path(digest).and_then(|p| {
             crate::store::lock_file(&p.with_extension("lock"), Duration::from_secs(120)).ok()
         });
-        if let Some(path) = self.cache_path(digest)
-            && path.exists()
-        {
-            // SAFETY: the cache holds only artifacts this host serialised itself
-            // (written atomically below), keyed by the source's digest and the
-            // engine's compatibility hash; wasmtime also re-checks the engine
-            // settings and refuses a mismatched artifact cleanly.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(c) => return Ok((c, true)),
-                Err(e) => {
-                    tracing::warn!(plugin = name, cache = %path.display(), "cached component refused, recompiling: {e:#}");
+        let entry = self.cache_name(digest);
+        if let Some(cache) = &self.cache {
+            match cache.get(&entry) {
+                Ok(None) => {}
+                Ok(Some(artifact)) => {
+                    // SAFETY: the artifact carries this user's keyed digest
+                    // over its entry name (the source's digest and the
+                    // engine's compatibility hash) and its bytes, so it is one
+                    // this host serialised itself for exactly this source and
+                    // engine (see `cache.rs`); wasmtime also re-checks the
+                    // engine settings and refuses a mismatched artifact.
+                    match unsafe { Component::deserialize(&self.engine, &artifact) } {
+                        Ok(c) => return Ok((c, true)),
+                        Err(e) => {
+                            tracing::warn!(
+                                plugin = name,
+                                "cached component refused, recompiling: {e:#}"
+                            );
+                        }
+                    }
                 }
+                Err(why) => tracing::warn!(
+                    plugin = name,
+                    "the cached compiled plugin `{}` {why}; it is not loaded, recompiling",
+                    cache.path(&entry).display()
+                ),
             }
         }
         let component = Component::new(&self.engine, bytes).map_err(|e| {
             Error::plugin(name, format!("is not a valid WebAssembly component: {e:#}"))
         })?;
-        if let Some(path) = self.cache_path(digest) {
+        if let Some(cache) = &self.cache {
             match component.serialize() {
                 Ok(art) => {
-                    if let Err(e) = crate::store::atomic_write(&path, &art) {
+                    if let Err(e) = cache.put(&entry, &art) {
                         tracing::warn!(plugin = name, "cannot cache compiled plugin: {e}");
                     }
                 }
