@@ -285,14 +285,20 @@ pub fn run(argv: Vec<std::ffi::OsString>) -> i32 {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 let _ = e.print();
                 return 0;
+            }
+            if json_out && e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                // `plugins --json`: a usage error, so one JSON object.
+                let err = Error::invalid(
+                    "a subcommand is missing; run the command with --help to see them",
+                );
+                return report_error(true, &err);
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
+                return Code::InvalidArgument.exit_code();
             }
             if json_out {
                 let err = Error::invalid(e.to_string().trim().replace("\n\n", "\n"));
@@ -467,6 +473,14 @@ impl Progress for HumanProgress {
 
 fn sync(a: &SyncArgs, c: &Common) -> i32 {
     if a.source.is_none() && a.target.is_none() && a.entities.is_none() && a.direction.is_none() {
+        if c.json {
+            let err = Error::invalid(
+                "nothing to do: --source and --target name the domains to sync; run \
+                 `cross-domain-sync --help` for every option",
+            )
+            .with("paths", vec!["$.source", "$.target"]);
+            return report_error(true, &err);
+        }
         eprintln!(
             "cross-domain-sync: nothing to do; --source and --target name the domains to sync.\n"
         );
