@@ -10,7 +10,11 @@
 //! - a line that is not JSON is answered with `-32700` and `id: null` (rmcp
 //!   ignores such lines);
 //! - a request the client cancelled (`notifications/cancelled`) gets no
-//!   response (rmcp sends whatever the handler returns).
+//!   response (rmcp sends whatever the handler returns);
+//! - a line longer than [`MAX_LINE`] is answered with `-32600` (with its id
+//!   when the line's start tells it, else `id: null`) and skipped, without
+//!   ever being held whole (rmcp drops such a line with only a log line, and
+//!   the client would wait for ever).
 //!
 //! Every tool validates its arguments with `jsonschema` before anything runs
 //! and answers a bad call with `isError: true`, the contract's error code and
@@ -418,6 +422,117 @@ impl Server {
 }
 
 /// The parse-error answer for a line that is not JSON.
+/// The longest message line the server reads: rmcp's own limit for a line
+/// (16 MiB, its `DEFAULT_MAX_LINE_LENGTH`), less the newline, so that no line
+/// reaches rmcp only to be dropped there.
+pub const MAX_LINE: usize = (16 << 20) - 1;
+
+/// How much of an oversized line is kept to find its id.
+const HEAD: usize = 4096;
+
+/// One line of input, read without ever holding more than [`MAX_LINE`].
+enum Line {
+    Text(String),
+    /// Over the limit: its first bytes and its whole length.
+    TooLong {
+        head: Vec<u8>,
+        len: usize,
+    },
+    /// Not UTF-8.
+    Binary,
+    Eof,
+}
+
+/// Reads the next line (its newline removed), bounded by `max`.
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Line> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut len = 0usize;
+    let mut seen_any = false;
+    loop {
+        let chunk = r.fill_buf().await?;
+        if chunk.is_empty() {
+            if !seen_any {
+                return Ok(Line::Eof);
+            }
+            break;
+        }
+        seen_any = true;
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        let keep = if len <= max {
+            take.min(max + 1 - len)
+        } else {
+            0
+        };
+        buf.extend_from_slice(&chunk[..keep]);
+        len += take;
+        r.consume(take + usize::from(done));
+        if len > max && buf.len() > HEAD {
+            buf.truncate(HEAD);
+        }
+        if done {
+            break;
+        }
+    }
+    if len > max {
+        return Ok(Line::TooLong { head: buf, len });
+    }
+    Ok(String::from_utf8(buf).map_or(Line::Binary, Line::Text))
+}
+
+/// The top-level `"id"` of a JSON-RPC message from the start of its text,
+/// when that start holds it whole (a number or a string); else `null`.
+fn id_from_head(head: &[u8]) -> Value {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < head.len() {
+        match head[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < head.len() && head[i] != b'"' {
+                    i += if head[i] == b'\\' { 2 } else { 1 };
+                }
+                let Some(key) = head.get(start..=i) else {
+                    return Value::Null;
+                };
+                let mut j = i + 1;
+                while head.get(j).is_some_and(u8::is_ascii_whitespace) {
+                    j += 1;
+                }
+                if depth == 1 && key == b"\"id\"" && head.get(j) == Some(&b':') {
+                    // The value: parse the shortest prefix that is one JSON value.
+                    let rest = &head[j + 1..];
+                    let mut de = serde_json::Deserializer::from_slice(rest).into_iter::<Value>();
+                    return match de.next() {
+                        Some(Ok(v @ (Value::Number(_) | Value::String(_)))) => v,
+                        _ => Value::Null,
+                    };
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Value::Null
+}
+
+fn too_long(head: &[u8], len: usize) -> String {
+    json!({"jsonrpc": "2.0", "id": id_from_head(head), "error": {"code": -32600, "message": format!(
+        "Invalid Request: the message is {len} bytes, over this server's limit of {MAX_LINE} \
+         bytes per line; it was not read. Send smaller messages (sync fewer entity types or \
+         items per call)"
+    )}})
+    .to_string()
+}
+
 fn parse_error(e: &serde_json::Error) -> String {
     json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("Parse error: {e}")}})
         .to_string()
@@ -519,8 +634,23 @@ async fn run(server: Server) -> i32 {
         let tx = tx.clone();
         let cancelled = cancelled.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(tokio::io::stdin()).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut input = BufReader::new(tokio::io::stdin());
+            loop {
+                let line = match read_line(&mut input, MAX_LINE).await {
+                    Ok(Line::Text(line)) => line,
+                    Ok(Line::TooLong { head, len }) => {
+                        tracing::warn!("a message of {len} bytes is over the line limit; answered");
+                        let _ = tx.send(too_long(&head, len));
+                        continue;
+                    }
+                    Ok(Line::Binary) => {
+                        let reply = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700,
+                            "message": "Parse error: the line is not UTF-8 text"}});
+                        let _ = tx.send(reply.to_string());
+                        continue;
+                    }
+                    Ok(Line::Eof) | Err(_) => break,
+                };
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -574,4 +704,41 @@ async fn run(server: Server) -> i32 {
     drop(tx);
     let _ = writer.await;
     code
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn the_id_is_read_from_the_top_level_only() {
+        assert_eq!(
+            id_from_head(br#"{"jsonrpc":"2.0","id":7,"params":{"#),
+            json!(7)
+        );
+        assert_eq!(id_from_head(br#"{"id" : "a\"b", "x": 1"#), json!("a\"b"));
+        assert_eq!(
+            id_from_head(br#"{"params":{"id":3},"pad":"aaa"#),
+            Value::Null
+        );
+        assert_eq!(id_from_head(br#"{"pad":"aaaaaaa"#), Value::Null);
+        assert_eq!(id_from_head(br#"{"x":"\"id\":4","pad"#), Value::Null);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lines_over_the_limit_are_measured_not_held() {
+        let text = format!("short\n{}\nnext\nlast", "y".repeat(100));
+        let mut r = BufReader::with_capacity(8, text.as_bytes());
+        assert!(matches!(read_line(&mut r, 10).await.unwrap(), Line::Text(t) if t == "short"));
+        match read_line(&mut r, 10).await.unwrap() {
+            Line::TooLong { head, len } => {
+                assert_eq!(len, 100);
+                assert!(head.len() <= 11);
+            }
+            _ => panic!("not refused"),
+        }
+        assert!(matches!(read_line(&mut r, 10).await.unwrap(), Line::Text(t) if t == "next"));
+        assert!(matches!(read_line(&mut r, 10).await.unwrap(), Line::Text(t) if t == "last"));
+        assert!(matches!(read_line(&mut r, 10).await.unwrap(), Line::Eof));
+    }
 }
