@@ -285,7 +285,9 @@ impl Host {
     fn allocate_id(&self, now: chrono::DateTime<chrono::Utc>) -> String {
         let base = format!("sync-{}", now.format("%Y%m%d-%H%M%S"));
         let ids = self.data.state_dir().join("ids");
-        let reservable = std::fs::create_dir_all(&ids).is_ok();
+        // Never creates a data folder that is not there (an attempt against
+        // a wrong --data-dir fails and is not audited there).
+        let reservable = self.data.root.is_dir() && std::fs::create_dir_all(&ids).is_ok();
         if reservable {
             prune_reservations(&ids, now);
         }

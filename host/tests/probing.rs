@@ -108,6 +108,22 @@ fn attempts_at_once_get_distinct_ids() {
     assert_eq!(ids.len(), 6, "{ids:?}");
 }
 
+/// An attempt against a data folder that does not exist creates none.
+#[test]
+fn a_missing_data_folder_is_not_created() {
+    let s = Scratch::new();
+    let (code, v) = s.run_json(&[
+        "--source",
+        "personal",
+        "--target",
+        "business",
+        "--data-dir",
+        "nowhere",
+    ]);
+    assert_eq!(code, 3, "{v}");
+    assert!(!s.path().join("nowhere").exists());
+}
+
 /// Defect 2: two domains on one folder (the same, one inside the other, or
 /// the same through a symlink) are refused before anything is read.
 #[test]
