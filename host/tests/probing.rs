@@ -138,12 +138,7 @@ fn domains_sharing_a_folder_are_refused() {
     let before = s.snapshot();
     for path in ["personal", "personal/inner", "./personal", "alias"] {
         s.config(json!({"domains": {"personal": {}, "business": {"path": path}}}));
-        let (code, v) = s.run_json(
-            &bidi("calendar")
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        );
+        let (code, v) = s.run_json(&args(&bidi("calendar")));
         assert_eq!(code, 2, "business at `{path}`: {v}");
         let msg = message(&v);
         assert!(
@@ -218,12 +213,7 @@ fn duplicate_keys_in_an_item_are_refused() {
     let nested = "{\"contacts\": [{\"id\": \"c-9\", \"name\": \"Cy\", \"lastModified\": \"2026-01-12T10:00:00Z\",\n \"x\": {\"a\": 1, \"a\": 2}}]}";
     s.write_raw("data/business/contacts.json", nested);
     let before = s.snapshot();
-    let (code, v) = s.run_json(
-        &bidi("contacts")
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let (code, v) = s.run_json(&args(&bidi("contacts")));
     assert_eq!(code, 6, "{v}");
     let msg = message(&v);
     assert!(
@@ -234,12 +224,7 @@ fn duplicate_keys_in_an_item_are_refused() {
     assert_eq!(s.snapshot(), before);
     // Nested objects too; and the re-sync path (with a base) as well.
     s.write("personal", "contacts", json!([]));
-    let (code, v) = s.run_json(
-        &bidi("contacts")
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let (code, v) = s.run_json(&args(&bidi("contacts")));
     assert_eq!(code, 6, "{v}");
     assert!(
         message(&v).contains("`a`") && message(&v).contains("line 2"),
@@ -250,26 +235,12 @@ fn duplicate_keys_in_an_item_are_refused() {
         "contacts",
         json!([contact("c-9", "Cy", json!({}))]),
     );
-    assert_eq!(
-        s.run_json(
-            &bidi("contacts")
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-        )
-        .0,
-        0
-    );
+    assert_eq!(s.run_json(&args(&bidi("contacts"))).0, 0);
     s.write_raw(
         "data/business/contacts.json",
         "{\"contacts\": [{\"id\": \"c-9\", \"name\": \"Cy\", \"name\": \"Di\", \"lastModified\": \"2026-01-12T10:00:00Z\"}]}",
     );
-    let (code, v) = s.run_json(
-        &bidi("contacts")
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let (code, v) = s.run_json(&args(&bidi("contacts")));
     assert_eq!(code, 6, "{v}");
     assert!(message(&v).contains("`name`"), "{v}");
 }
