@@ -301,13 +301,28 @@ impl Host {
                 || self.data.backups_dir(id).exists()
                 || self.data.conflicts_path(id).exists()
         };
-        let reserve = |id: &str| {
-            !reservable
-                || std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(ids.join(id))
-                    .is_ok()
+        // Taken only when another attempt created it; any other failure
+        // (a full disk, a read-only state folder) ends reserving, so that
+        // the loop below cannot run for ever: the id is then unique within
+        // this process only, and the attempt's own I/O will fail and say why.
+        let mut reservable = reservable;
+        let mut reserve = |id: &str| {
+            if !reservable {
+                return true;
+            }
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(ids.join(id))
+            {
+                Ok(_) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => {
+                    tracing::warn!("cannot reserve sync id `{id}` in `{}`: {e}", ids.display());
+                    reservable = false;
+                    true
+                }
+            }
         };
         let mut id = base.clone();
         let mut n = 1;
