@@ -32,14 +32,9 @@ impl Seg<'_> {
         match self {
             Seg::Root => "$".into(),
             Seg::Key(p, k) => {
-                let simple = !k.is_empty()
-                    && k.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                if simple {
-                    format!("{}.{k}", p.path())
-                } else {
-                    format!("{}[{}]", p.path(), Value::String(k.to_string()))
-                }
+                let mut out = p.path();
+                push_key(&mut out, k);
+                out
             }
             Seg::Index(p, i) => format!("{}[{i}]", p.path()),
         }
@@ -53,6 +48,18 @@ impl Seg<'_> {
             Seg::Index(Seg::Key(Seg::Root, _), i) => Some(*i),
             Seg::Index(p, _) => p.item_index(),
         }
+    }
+}
+
+/// Appends the object key `key` to the JSON path `out`: `.key` when it is
+/// letters, digits and `_`, else `["key"]` (the host's one rule, also for
+/// [`crate::plugin::json_path`]).
+pub fn push_key(out: &mut String, key: &str) {
+    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        out.push('.');
+        out.push_str(key);
+    } else {
+        out.push_str(&format!("[{}]", Value::String(key.to_string())));
     }
 }
 
@@ -226,6 +233,19 @@ mod tests {
             panic!("not refused");
         };
         assert_eq!((d.path.as_str(), d.item), ("$.contacts[4]", Some(4)));
+    }
+
+    #[test]
+    fn paths_name_keys_as_the_rest_of_the_host_does() {
+        let file = Seg::Key(&Seg::Root, "contacts");
+        let item = Seg::Index(&file, 2);
+        let odd = Seg::Key(&item, "x-custom");
+        assert_eq!(odd.path(), "$.contacts[2][\"x-custom\"]");
+        assert_eq!(
+            odd.path(),
+            crate::plugin::json_path("/contacts/2/x-custom"),
+            "the same rule as schema faults' paths"
+        );
     }
 
     #[test]

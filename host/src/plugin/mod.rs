@@ -643,11 +643,8 @@ pub fn json_path(pointer: &str) -> String {
         let seg = seg.replace("~1", "/").replace("~0", "~");
         if !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit()) {
             out.push_str(&format!("[{seg}]"));
-        } else if seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !seg.is_empty() {
-            out.push('.');
-            out.push_str(&seg);
         } else {
-            out.push_str(&format!("[{}]", Value::String(seg)));
+            crate::strict::push_key(&mut out, &seg);
         }
     }
     out
