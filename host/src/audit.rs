@@ -13,10 +13,201 @@
 //! which is what makes a crashed commit's roll-forward safe to repeat.
 
 use crate::error::{Code, Error, Result};
+use crate::record::{EntityResult, Status, SyncRecord};
 use crate::store::{self, DataDir};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// One entry as the host writes it: when, who, what was done (one
+/// [`Action`]), and how it ended. Every entry the host appends is one of
+/// these, built in one place per action, so the invariant holds by type:
+/// counts, ids, names and error codes, never a synced value or an error's
+/// message (which may quote one). `seq`, `prevHash` and `hash` are added by
+/// [`append`]; `schemas/audit-entry.schema.json` describes the whole line.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "cross-domain-sync audit entry")]
+pub struct Entry {
+    /// When (RFC 3339, UTC).
+    pub timestamp: String,
+    /// Always `CROSS_DOMAIN` (the seed's category).
+    pub category: Category,
+    #[serde(flatten)]
+    pub action: Action,
+    /// Who asked for it.
+    pub user: String,
+    pub outcome: Status,
+    /// A UUID; a commit's entry carries it in the journal, so that a
+    /// roll-forward after a crash appends the entry once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_id: Option<String>,
+    /// The entry's place in the chain (added when appended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The hash of the entry before (added when appended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// SHA-256 of this entry's canonical JSON without `hash` (added when
+    /// appended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Category {
+    CrossDomain,
+}
+
+/// What an entry records, with the ids and counts that say what it did.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(tag = "action", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Action {
+    /// A sync attempt: run, dry run, refused or failed.
+    #[serde(rename_all = "camelCase")]
+    DataSync {
+        sync_id: String,
+        session: String,
+        source_domain: String,
+        target_domain: String,
+        entity_types: Vec<String>,
+        sync_direction: String,
+        dry_run: bool,
+        /// Counts per entity type.
+        results: BTreeMap<String, EntityResult>,
+        errors: Vec<ErrorRef>,
+        /// Entity type → SHA-256 of the plugin that ran.
+        plugins: BTreeMap<String, String>,
+        duration_ms: u64,
+    },
+    /// A sync interrupted in its commit, undone on the next start.
+    #[serde(rename_all = "camelCase")]
+    Rollback { sync_id: String, reason: String },
+    /// A sync interrupted after its commit point, finished on the next start.
+    #[serde(rename_all = "camelCase")]
+    Rollforward { sync_id: String, reason: String },
+    /// `plugins add`.
+    #[serde(rename_all = "camelCase")]
+    PluginInstall {
+        file: String,
+        plugin: Option<PluginRef>,
+        errors: Vec<ErrorRef>,
+    },
+    /// `conflicts resolve`.
+    #[serde(rename_all = "camelCase")]
+    ConflictResolve {
+        sync_id: String,
+        conflict_id: String,
+        source_domain: String,
+        target_domain: String,
+        entity_types: Vec<String>,
+        item_id: String,
+        /// The domain whose value was kept, or `both`.
+        keep: String,
+        changed_domains: Vec<String>,
+    },
+    /// `backups prune`.
+    #[serde(rename_all = "camelCase")]
+    BackupsPrune { pruned: Vec<String>, kept: usize },
+    /// `undo`.
+    #[serde(rename_all = "camelCase")]
+    Undo {
+        sync_id: String,
+        forced: bool,
+        /// File → how many items it got back.
+        restored: BTreeMap<String, usize>,
+    },
+}
+
+/// An installed plugin, as `plugins add` records it.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginRef {
+    pub entity_type: String,
+    pub sha256: String,
+    pub plugin_version: String,
+}
+
+/// An error as the trail keeps it: its code and where it happened, never its
+/// message (which may quote data).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct ErrorRef {
+    pub code: Code,
+    /// Of the error's details, only these: `file`, `index`, `id`, `path`,
+    /// `paths`, `plugin`, `domain`, `entity`.
+    #[serde(flatten)]
+    pub at: Map<String, Value>,
+}
+
+impl ErrorRef {
+    /// The details an error's entry may keep.
+    pub const KEPT: [&str; 8] = [
+        "file", "index", "id", "path", "paths", "plugin", "domain", "entity",
+    ];
+
+    pub fn of(code: Code, details: &Map<String, Value>) -> ErrorRef {
+        let at = Self::KEPT
+            .iter()
+            .filter_map(|k| details.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        ErrorRef { code, at }
+    }
+}
+
+impl Entry {
+    /// An entry of `action` by `user` at `timestamp`, not yet appended.
+    pub fn new(timestamp: String, user: String, action: Action, outcome: Status) -> Entry {
+        Entry {
+            timestamp,
+            category: Category::CrossDomain,
+            action,
+            user,
+            outcome,
+            entry_id: None,
+            seq: None,
+            prev_hash: None,
+            hash: None,
+        }
+    }
+
+    /// The entry of a sync attempt, from its record: counts, codes and ids.
+    pub fn of_sync(rec: &SyncRecord, plugins: &BTreeMap<String, String>) -> Entry {
+        let errors = rec
+            .errors
+            .iter()
+            .map(|e| ErrorRef::of(e.code, &e.details))
+            .collect();
+        Entry::new(
+            rec.timestamp.clone(),
+            rec.user.clone(),
+            Action::DataSync {
+                sync_id: rec.sync_id.clone(),
+                session: rec.session.clone(),
+                source_domain: rec.source_domain.clone(),
+                target_domain: rec.target_domain.clone(),
+                entity_types: rec.entities.clone(),
+                sync_direction: rec.sync_direction.clone(),
+                dry_run: rec.dry_run,
+                results: rec.results.clone(),
+                errors,
+                plugins: plugins.clone(),
+                duration_ms: rec.duration_ms,
+            },
+            rec.status,
+        )
+    }
+
+    /// This entry with an `entryId`, as the JSON object a journal keeps and
+    /// [`append`] appends.
+    pub fn into_value(mut self) -> Value {
+        if self.entry_id.is_none() {
+            self.entry_id = Some(new_entry_id());
+        }
+        serde_json::to_value(&self).unwrap_or(Value::Null)
+    }
+}
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -68,8 +259,8 @@ fn last_line(bytes: &[u8]) -> Option<&[u8]> {
     Some(&trimmed[start..])
 }
 
-/// Appends `entry` (an object without `seq`, `prevHash`, `hash`) to the trail,
-/// giving it an `entryId` when it has none. An entry whose `entryId` the
+/// Appends `entry` (an [`Entry::into_value`], without `seq`, `prevHash`,
+/// `hash`) to the trail, giving it an `entryId` when it has none. An entry whose `entryId` the
 /// trail already holds (a commit's entry, appended again when a crash
 /// interrupted its roll-forward) is not appended twice.
 pub fn append(dir: &DataDir, entry: &Value) -> Result<()> {

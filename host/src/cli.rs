@@ -3,8 +3,9 @@
 //! examples, or exactly one JSON object with `--json`.
 
 use crate::error::{Code, Error};
-use crate::pipeline::{Cancel, Host, Paths, Progress};
+use crate::install::{Host, Paths};
 use crate::record::{EntityResult, Status, SyncRecord};
+use crate::sync::{Cancel, Progress};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use std::io::{IsTerminal, Write as _};
@@ -518,7 +519,7 @@ fn sync(a: &SyncArgs, c: &Common) -> i32 {
         header: std::sync::Mutex::new(Some(header)),
     };
     let record = if c.json {
-        host.sync(&raw, &user, &crate::pipeline::Quiet, &Cancel::default())
+        host.sync(&raw, &user, &crate::sync::Quiet, &Cancel::default())
     } else {
         host.sync(&raw, &user, &progress, &Cancel::default())
     };
@@ -670,16 +671,28 @@ fn plugins(cmd: PluginsCmd, c: &Common) -> i32 {
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             let user = c.user().unwrap_or_else(crate::request::default_user);
             let result = host.registry.add(&file, &now);
-            let entry = json!({
-                "timestamp": now,
-                "category": "CROSS_DOMAIN",
-                "action": "PLUGIN_INSTALL",
-                "user": user,
-                "file": file.display().to_string(),
-                "outcome": if result.is_ok() { "success" } else { "failed" },
-                "plugin": result.as_ref().ok().map(|i| json!({"entityType": i.entity_type, "sha256": i.sha256, "pluginVersion": i.plugin_version})),
-                "errors": result.as_ref().err().map(|e| vec![json!({"code": e.code, "plugin": e.details.get("plugin")})]).unwrap_or_default(),
-            });
+            let entry = crate::audit::Entry::new(
+                now.clone(),
+                user,
+                crate::audit::Action::PluginInstall {
+                    file: file.display().to_string(),
+                    plugin: result.as_ref().ok().map(|i| crate::audit::PluginRef {
+                        entity_type: i.entity_type.clone(),
+                        sha256: i.sha256.clone(),
+                        plugin_version: i.plugin_version.clone(),
+                    }),
+                    errors: result
+                        .as_ref()
+                        .err()
+                        .map(|e| vec![crate::audit::ErrorRef::of(e.code, &e.details)])
+                        .unwrap_or_default(),
+                },
+                if result.is_ok() {
+                    crate::record::Status::Success
+                } else {
+                    crate::record::Status::Failed
+                },
+            );
             if host.data.root.is_dir()
                 && let Err(e) = host.audit(entry)
             {
@@ -737,31 +750,32 @@ fn conflicts(cmd: ConflictsCmd, c: &Common) -> i32 {
                 other => other.to_string(),
             };
             let mut text = String::new();
+            let none = Value::Null;
             for r in &rows {
-                let e = &r.entry;
-                let field = e
-                    .get("field")
-                    .and_then(Value::as_str)
+                let field = r
+                    .field
+                    .as_deref()
                     .unwrap_or("(whole item: changed vs deleted)");
                 text.push_str(&format!(
                     "{}  {} `{}` {}\n    {}: {}\n    {}: {}\n    won: {}{}\n",
-                    r.id(),
-                    e.get("entity").and_then(Value::as_str).unwrap_or(""),
-                    e.get("itemId").and_then(Value::as_str).unwrap_or(""),
+                    r.id,
+                    r.entity,
+                    r.item_id,
                     field,
-                    e.get("sourceDomain")
-                        .and_then(Value::as_str)
-                        .unwrap_or("source"),
-                    show(e.get("sourceValue").unwrap_or(&Value::Null)),
-                    e.get("targetDomain")
-                        .and_then(Value::as_str)
-                        .unwrap_or("target"),
-                    show(e.get("targetValue").unwrap_or(&Value::Null)),
-                    e.get("winner").and_then(Value::as_str).unwrap_or(""),
-                    if r.is_resolved() {
-                        format!(" (resolved: {})", e["resolved"])
-                    } else {
-                        String::new()
+                    r.source_domain,
+                    show(r.source_value.as_ref().unwrap_or(&none)),
+                    r.target_domain,
+                    show(r.target_value.as_ref().unwrap_or(&none)),
+                    match r.winner {
+                        crate::merge::Side::Source => "source",
+                        crate::merge::Side::Target => "target",
+                    },
+                    match &r.resolved {
+                        Some(res) => format!(
+                            " (resolved: kept {:?} by `{}` at {})",
+                            res.keep, res.by, res.at
+                        ),
+                        None => String::new(),
                     },
                 ));
             }

@@ -8,7 +8,7 @@
 //! and no field renames.
 
 use crate::error::{Code, Error, Result};
-use crate::schema;
+use crate::validate;
 use cds_policy::Policy;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -210,7 +210,7 @@ impl Config {
         let Some(bytes) = crate::store::read_optional(path)? else {
             return Ok(Config::default());
         };
-        let config: Config = schema::parse_validated(path, &bytes, &schema::config_schema())?;
+        let config: Config = validate::parse_validated(path, &bytes, &config_schema())?;
         config.check(path)?;
         Ok(config)
     }
@@ -306,7 +306,7 @@ impl EntityMappings {
         let Some(bytes) = crate::store::read_optional(path)? else {
             return Ok(EntityMappings::default());
         };
-        let m: EntityMappings = schema::parse_validated(path, &bytes, &schema::mappings_schema())?;
+        let m: EntityMappings = validate::parse_validated(path, &bytes, &mappings_schema())?;
         for (domain, entities) in &m.0 {
             for (entity, fields) in entities {
                 let mut seen = std::collections::HashSet::new();
@@ -331,4 +331,20 @@ impl EntityMappings {
         }
         Ok(m)
     }
+}
+
+/// The configuration file's schema (`schemas/config.schema.json`).
+pub fn config_schema() -> serde_json::Value {
+    crate::validate::schema_of::<Config>()
+}
+
+/// The entity-mappings file's schema (`schemas/entity-mappings.schema.json`).
+pub fn mappings_schema() -> serde_json::Value {
+    let mut s = crate::validate::schema_of::<EntityMappings>();
+    s["description"] = serde_json::json!(
+        "Per domain, per entity type: canonical field name (as in the item schema) → the \
+         name that domain's files use. Example: {\"business\": {\"contacts\": {\"company\": \
+         \"organization\"}}}"
+    );
+    s
 }

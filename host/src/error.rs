@@ -171,3 +171,28 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The merge core's refusals are `SYNC_CONFLICT`s, with the details a caller
+/// needs to find the item or the domain at fault.
+impl From<cds_merge::Refusal> for Error {
+    fn from(r: cds_merge::Refusal) -> Self {
+        let message = r.to_string();
+        match r {
+            cds_merge::Refusal::DuplicateId {
+                domain, id, second, ..
+            } => Error::new(Code::SyncConflict, message)
+                .with("id", id)
+                .with("domain", domain)
+                .with("index", second),
+            cds_merge::Refusal::MassDeletion {
+                domain,
+                deletions,
+                base_items,
+                ..
+            } => Error::new(Code::SyncConflict, message)
+                .with("domain", domain)
+                .with("deletions", deletions)
+                .with("baseItems", base_items),
+        }
+    }
+}

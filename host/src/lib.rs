@@ -10,13 +10,14 @@ pub mod audit;
 pub mod base;
 pub mod cli;
 pub mod config;
+pub mod conflict_log;
 pub mod error;
+pub mod faults;
 pub mod fields;
 pub mod generate;
+pub mod install;
 pub mod mcp;
 pub mod memory;
-pub mod merge;
-pub mod pipeline;
 pub mod plugin;
 pub mod raw;
 pub mod record;
@@ -25,5 +26,9 @@ pub mod review;
 pub mod schema;
 pub mod store;
 pub mod strict;
+pub mod sync;
+pub mod validate;
 
+/// The pure merge core, a crate of its own so that it cannot do I/O.
+pub use cds_merge as merge;
 pub use error::{Code, Error, Result};

@@ -23,8 +23,9 @@
 //! only; the bridge's single writer task is the only code that writes it.
 
 use crate::error::{Code, Error};
-use crate::pipeline::{Cancel, Host, Progress};
+use crate::install::Host;
 use crate::record::{EntityResult, Status};
+use crate::sync::{Cancel, Progress};
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
@@ -214,7 +215,7 @@ fn tool_error(e: &Error) -> CallToolResult {
 /// Validates `args` against `schema`; a failure is an `INVALID_ARGUMENT`
 /// naming every failing path.
 fn validated<T: serde::de::DeserializeOwned>(schema: &Value, args: &Value) -> Result<T, Error> {
-    let v = crate::schema::violations(schema, args);
+    let v = crate::validate::violations(schema, args);
     if let Some(first) = v.first() {
         let paths: Vec<String> = v.iter().map(|x| x.path.clone()).collect();
         let mut err = Error::invalid(format!(
@@ -394,7 +395,7 @@ impl Server {
         let record = tokio::task::spawn_blocking(move || {
             let record = match &progress {
                 Some(p) => host.sync(&args, &user, p, &cancel),
-                None => host.sync(&args, &user, &crate::pipeline::Quiet, &cancel),
+                None => host.sync(&args, &user, &crate::sync::Quiet, &cancel),
             };
             // A server lives on after the sync: what it freed goes back now
             // rather than staying with the process (see `memory`).

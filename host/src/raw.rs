@@ -104,7 +104,7 @@ impl RawFile {
                     d.column += start - line_start;
                 }
                 d.line += newlines;
-                Err(crate::store::duplicate_key(
+                Err(crate::strict::duplicate_key(
                     path,
                     &d,
                     self.items[i].id.as_deref(),

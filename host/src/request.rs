@@ -9,7 +9,6 @@
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
 use crate::merge::Direction;
-use crate::schema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -186,8 +185,8 @@ pub fn resolve(
     fallback_user: &str,
 ) -> Result<SyncRequest> {
     let domains = config.domain_names();
-    let schema = schema::invocation_schema(&domains, entity_types);
-    let violations = schema::violations(&schema, raw);
+    let schema = invocation_schema(&domains, entity_types);
+    let violations = crate::validate::violations(&schema, raw);
     let structural: Vec<_> = violations
         .iter()
         .filter(|v| {
@@ -303,4 +302,21 @@ pub fn resolve(
             .session
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
     })
+}
+
+/// The invocation schema with the given domains and entity types as enums:
+/// the truth for one installation (`schemas/invocation.schema.json` has the
+/// defaults).
+pub fn invocation_schema(domains: &[String], entities: &[String]) -> Value {
+    let mut s = crate::validate::schema_of::<Invocation>();
+    if let Some(props) = s.get_mut("properties") {
+        for side in ["source", "target"] {
+            props[side]["enum"] = serde_json::json!(domains);
+        }
+        // An empty name (`--entities ""`, a stray comma) is an invalid
+        // argument, not an unsupported type.
+        props["entities"]["items"] =
+            serde_json::json!({"type": "string", "minLength": 1, "enum": entities});
+    }
+    s
 }

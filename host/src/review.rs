@@ -12,9 +12,13 @@
 //! base; other items stay as they are now. If a later sync changed one of the
 //! same items, undo refuses, naming them, unless `--force`.
 
+use crate::audit::{Action, Entry};
+use crate::conflict_log::{ConflictLog, LoggedConflict, Resolution};
 use crate::error::{Code, Error, Result};
-use crate::pipeline::Host;
-use crate::store::{self, DataDir, Write};
+use crate::install::Host;
+use crate::merge::Side;
+use crate::record::Status;
+use crate::store::{self, BackupManifest, DataDir, Write};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -22,41 +26,6 @@ use std::path::{Path, PathBuf};
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn read_json(path: &Path) -> Result<Option<Value>> {
-    match store::read_optional(path)? {
-        None => Ok(None),
-        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-            Error::new(
-                Code::StorageError,
-                format!("`{}` is damaged: {e}", path.display()),
-            )
-            .with("file", path.display().to_string())
-        }),
-    }
-}
-
-/// One conflict as stored in the log.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConflictRow {
-    #[serde(flatten)]
-    pub entry: Map<String, Value>,
-}
-
-impl ConflictRow {
-    fn get(&self, k: &str) -> &Value {
-        self.entry.get(k).unwrap_or(&Value::Null)
-    }
-    fn str(&self, k: &str) -> &str {
-        self.get(k).as_str().unwrap_or("")
-    }
-    pub fn id(&self) -> &str {
-        self.str("id")
-    }
-    pub fn is_resolved(&self) -> bool {
-        !self.get("resolved").is_null()
-    }
 }
 
 fn conflict_files(data: &DataDir) -> Vec<PathBuf> {
@@ -75,66 +44,44 @@ fn conflict_files(data: &DataDir) -> Vec<PathBuf> {
 
 /// The conflicts `user` may see: a value from a domain the user may not read
 /// is replaced by a note saying so (the log holds both domains' values).
-pub fn visible_conflicts(host: &Host, user: &str, all: bool) -> Result<Vec<ConflictRow>> {
+pub fn visible_conflicts(host: &Host, user: &str, all: bool) -> Result<Vec<LoggedConflict>> {
     let mut rows = list_conflicts(&host.data, all)?;
+    let may_read = |d: &str| host.config.allows(user, d, crate::config::Right::Read);
+    let hidden = |d: &str| {
+        Some(json!(format!(
+            "(hidden: user `{user}` may not read domain `{d}`)"
+        )))
+    };
     for row in &mut rows {
-        for (domain_key, value_key) in [
-            ("sourceDomain", "sourceValue"),
-            ("targetDomain", "targetValue"),
-        ] {
-            let domain = row.str(domain_key).to_string();
-            if !host
-                .config
-                .allows(user, &domain, crate::config::Right::Read)
-            {
-                row.entry.insert(
-                    value_key.into(),
-                    json!(format!(
-                        "(hidden: user `{user}` may not read domain `{domain}`)"
-                    )),
-                );
-                row.entry.insert("baseValue".into(), Value::Null);
-            }
+        if !may_read(&row.source_domain) {
+            row.source_value = hidden(&row.source_domain);
+            row.base_value = None;
+        }
+        if !may_read(&row.target_domain) {
+            row.target_value = hidden(&row.target_domain);
+            row.base_value = None;
         }
     }
     Ok(rows)
 }
 
 /// Every logged conflict, oldest sync first.
-pub fn list_conflicts(data: &DataDir, all: bool) -> Result<Vec<ConflictRow>> {
+pub fn list_conflicts(data: &DataDir, all: bool) -> Result<Vec<LoggedConflict>> {
     let mut rows = Vec::new();
     for f in conflict_files(data) {
-        let Some(v) = read_json(&f)? else { continue };
-        for c in v["conflicts"].as_array().into_iter().flatten() {
-            if let Value::Object(m) = c {
-                let row = ConflictRow { entry: m.clone() };
-                if all || !row.is_resolved() {
-                    rows.push(row);
-                }
-            }
-        }
+        let Some(log) = ConflictLog::read(&f)? else {
+            continue;
+        };
+        rows.extend(
+            log.conflicts
+                .into_iter()
+                .filter(|c| all || c.resolved.is_none()),
+        );
     }
     Ok(rows)
 }
 
-/// Which value to keep when resolving a conflict.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Keep {
-    Source,
-    Target,
-    Base,
-}
+pub use crate::conflict_log::Keep;
 
 fn domain_file(host: &Host, domain: &str, entity: &str) -> Result<PathBuf> {
     let rel = host.config.domain_path(domain).ok_or_else(|| {
@@ -175,44 +122,40 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
     if !crate::config::is_safe_relative(sync_id) || sync_id.contains('/') {
         return Err(not_found());
     }
-    let mut log = read_json(&log_path)?.ok_or_else(not_found)?;
-    let entries = log["conflicts"].as_array_mut().ok_or_else(not_found)?;
-    let idx = entries
+    let mut log = ConflictLog::read(&log_path)?.ok_or_else(not_found)?;
+    let idx = log
+        .conflicts
         .iter()
-        .position(|c| c["id"] == json!(conflict_id))
+        .position(|c| c.id == conflict_id)
         .ok_or_else(not_found)?;
-    let row = ConflictRow {
-        entry: entries[idx].as_object().cloned().unwrap_or_default(),
-    };
-    if row.is_resolved() {
+    let row = log.conflicts[idx].clone();
+    if let Some(r) = &row.resolved {
         return Err(Error::invalid(format!(
-            "conflict `{conflict_id}` was already resolved ({})",
-            row.get("resolved")
+            "conflict `{conflict_id}` was already resolved (kept {:?} by `{}` at {})",
+            r.keep, r.by, r.at
         )));
     }
     let (src, tgt, entity, item_id) = (
-        row.str("sourceDomain").to_string(),
-        row.str("targetDomain").to_string(),
-        row.str("entity").to_string(),
-        row.str("itemId").to_string(),
+        row.source_domain.clone(),
+        row.target_domain.clone(),
+        row.entity.clone(),
+        row.item_id.clone(),
     );
     check_write(host, user, &[&src, &tgt], "resolving a conflict")?;
     let idf = id_field(host, &entity);
-    let winner = row.str("winner");
+    let winner = row.winner;
     let mut writes = Vec::new();
     let mut changed_domains = Vec::new();
-    match row.get("field").as_str() {
+    match row.field.as_deref() {
         Some(field) => {
             let value = match keep {
-                Keep::Source => row.get("sourceValue").clone(),
-                Keep::Target => row.get("targetValue").clone(),
-                Keep::Base => row.get("baseValue").clone(),
-            };
+                Keep::Source => row.source_value.clone(),
+                Keep::Target => row.target_value.clone(),
+                Keep::Base => row.base_value.clone(),
+            }
+            .unwrap_or(Value::Null);
             for domain in [&src, &tgt] {
-                let name = row.get("fields")[domain.as_str()]
-                    .as_str()
-                    .unwrap_or(field)
-                    .to_string();
+                let name = row.field_in(domain).unwrap_or(field).to_string();
                 let path = domain_file(host, domain, &entity)?;
                 let mut file = host.data.read_entity(&path, &entity)?;
                 let Some(item) = file.items.iter_mut().find(|i| has_id(i, &idf, &item_id)) else {
@@ -239,7 +182,7 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
             // A change that beat a deletion. Keeping the side that changed it
             // is what the sync did; keeping the side that deleted it deletes
             // it from both domains (into the backups).
-            let deleter = if winner == "source" { &tgt } else { &src };
+            let deleter = if winner == Side::Source { &tgt } else { &src };
             let keeps_deletion = match keep {
                 Keep::Source => deleter == &src,
                 Keep::Target => deleter == &tgt,
@@ -268,34 +211,37 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
             }
         }
     }
-    let resolution = json!({"keep": keep, "by": user, "at": now()});
-    entries[idx]["resolved"] = resolution.clone();
+    log.conflicts[idx].resolved = Some(Resolution {
+        keep,
+        by: user.to_string(),
+        at: now(),
+    });
     writes.push(Write {
         prestaged: None,
         path: log_path,
-        content: Some(store::to_pretty(&log)),
+        content: Some(log.encode()),
     });
     let txn = format!("resolve-{}", conflict_id.replace(':', "-"));
-    let entry = json!({
-        "timestamp": now(),
-        "category": "CROSS_DOMAIN",
-        "action": "CONFLICT_RESOLVE",
-        "syncId": sync_id,
-        "conflictId": conflict_id,
-        "user": user,
-        "sourceDomain": src,
-        "targetDomain": tgt,
-        "entityTypes": [entity],
-        "itemId": item_id,
-        "keep": keep,
-        "changedDomains": changed_domains,
-        "outcome": "success",
-    });
+    let entry = Entry::new(
+        now(),
+        user.to_string(),
+        Action::ConflictResolve {
+            sync_id: sync_id.to_string(),
+            conflict_id: conflict_id.to_string(),
+            source_domain: src,
+            target_domain: tgt,
+            entity_types: vec![entity],
+            item_id,
+            keep: format!("{keep:?}").to_lowercase(),
+            changed_domains: changed_domains.clone(),
+        },
+        Status::Success,
+    );
     host.commit(&txn, &writes, entry)?;
     Ok(json!({"conflict": conflict_id, "keep": keep, "changedDomains": changed_domains}))
 }
 
-/// A transaction's backup manifest.
+/// A transaction's backups, as `backups list` shows them.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupInfo {
@@ -310,19 +256,15 @@ pub fn list_backups(data: &DataDir) -> Result<Vec<BackupInfo>> {
     let root = data.state_dir().join("backups");
     let mut out = Vec::new();
     for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-        let Some(m) = read_json(&e.path().join("manifest.json")).ok().flatten() else {
+        // A folder without a readable manifest is not a transaction's.
+        let Ok(Some(m)) = BackupManifest::read(&e.path()) else {
             continue;
         };
         let bytes = walk_size(&e.path());
         out.push(BackupInfo {
-            id: m["id"].as_str().unwrap_or("").to_string(),
-            committed_at: m["committedAt"].as_str().unwrap_or("").to_string(),
-            files: m["files"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f["path"].as_str().map(String::from))
-                .collect(),
+            id: m.id,
+            committed_at: m.committed_at,
+            files: m.files.into_iter().map(|f| f.path).collect(),
             bytes,
         });
     }
@@ -359,15 +301,15 @@ pub fn prune_backups(host: &Host, keep: usize, user: &str) -> Result<Vec<String>
         std::fs::remove_dir_all(&dir).map_err(|e| Error::storage("removing", &dir, e))?;
         pruned.push(b.id.clone());
     }
-    host.audit(json!({
-        "timestamp": now(),
-        "category": "CROSS_DOMAIN",
-        "action": "BACKUPS_PRUNE",
-        "user": user,
-        "pruned": pruned,
-        "kept": keep,
-        "outcome": "success",
-    }))?;
+    host.audit(Entry::new(
+        now(),
+        user.to_string(),
+        Action::BackupsPrune {
+            pruned: pruned.clone(),
+            kept: keep,
+        },
+        Status::Success,
+    ))?;
     Ok(pruned)
 }
 
@@ -470,20 +412,19 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
     if host.data.backups_dir(sync_id).join("undone").exists() {
         return Err(Error::invalid(format!("`{sync_id}` was already undone")));
     }
-    let manifest =
-        read_json(&host.data.backups_dir(sync_id).join("manifest.json"))?.ok_or_else(unknown)?;
+    let manifest = BackupManifest::read(&host.data.backups_dir(sync_id))?.ok_or_else(unknown)?;
     let mut writes = Vec::new();
     let mut restored: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut blocked: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in manifest["files"].as_array().into_iter().flatten() {
-        let rel = f["path"].as_str().unwrap_or("");
+    for f in &manifest.files {
+        let rel = f.path.as_str();
         let is_domain = !rel.starts_with(".sync/") && !rel.starts_with("sync-records/");
         let is_base = rel.starts_with(".sync/base/");
         if !(is_domain || is_base) {
             continue;
         }
         let backup_path = host.data.backups_dir(sync_id).join(rel);
-        let before_bytes = if f["existed"].as_bool() == Some(true) {
+        let before_bytes = if f.existed {
             store::read_optional(&backup_path)?
         } else {
             None
@@ -639,16 +580,19 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
         content: Some(store::to_pretty(&json!({"by": user, "at": now()}))),
     });
     let txn = format!("undo-{sync_id}");
-    let entry = json!({
-        "timestamp": now(),
-        "category": "CROSS_DOMAIN",
-        "action": "UNDO",
-        "syncId": sync_id,
-        "user": user,
-        "forced": force,
-        "restored": restored.iter().map(|(f, ids)| (f.clone(), json!(ids.len()))).collect::<Map<String, Value>>(),
-        "outcome": "success",
-    });
+    let entry = Entry::new(
+        now(),
+        user.to_string(),
+        Action::Undo {
+            sync_id: sync_id.to_string(),
+            forced: force,
+            restored: restored
+                .iter()
+                .map(|(f, ids)| (f.clone(), ids.len()))
+                .collect(),
+        },
+        Status::Success,
+    );
     host.commit(&txn, &writes, entry)?;
     Ok(json!({"syncId": sync_id, "restored": restored}))
 }

@@ -33,7 +33,7 @@ fn transient(e: &io::Error) -> bool {
             | io::ErrorKind::WouldBlock
             | io::ErrorKind::TimedOut
             | io::ErrorKind::ResourceBusy
-    ) || faults::is_injected_transient(e)
+    ) || crate::faults::is_injected_transient(e)
 }
 
 /// Runs `op`, retrying transient failures with exponential backoff.
@@ -50,76 +50,6 @@ pub fn retry<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
             }
             r => return r,
         }
-    }
-}
-
-/// Test hooks: fault injection and kill points, switched on by environment
-/// variables that only the test suite sets.
-pub mod faults {
-    use std::io;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    /// `CDS_FAULT_KILL_AT=N`: the process kills itself with SIGKILL at the N-th
-    /// kill point it passes (1-based). Lets the crash tests stop a sync at
-    /// every step of its commit.
-    pub fn kill_point(name: &str) {
-        static PASSED: AtomicU32 = AtomicU32::new(0);
-        let Some(at) = std::env::var("CDS_FAULT_KILL_AT")
-            .ok()
-            .and_then(|v| v.parse::<u32>().ok())
-        else {
-            return;
-        };
-        let n = PASSED.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == at {
-            eprintln!("cds: fault injection: SIGKILL at kill point {n} ({name})");
-            // SAFETY: kill(2) on our own pid; no memory is touched.
-            unsafe {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-            }
-        }
-    }
-
-    /// `CDS_FAULT_WRITE=MODE[:N]`: the N-th file write (default 1st) fails,
-    /// once: `enospc` (no space left), `erofs` (read-only file system), `eio`,
-    /// or `transient` (which the retry loop retries, and then succeeds).
-    pub fn before_write(path: &std::path::Path) -> io::Result<()> {
-        static WRITES: AtomicU32 = AtomicU32::new(0);
-        let Ok(spec) = std::env::var("CDS_FAULT_WRITE") else {
-            return Ok(());
-        };
-        let (mode, nth) = match spec.split_once(':') {
-            Some((m, n)) => (m.to_string(), n.parse::<u32>().unwrap_or(1)),
-            None => (spec.clone(), 1),
-        };
-        let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
-        if n != nth {
-            return Ok(());
-        }
-        let what = path.display();
-        match mode.as_str() {
-            "enospc" => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
-            "erofs" => Err(io::Error::from_raw_os_error(libc::EROFS)),
-            "transient" => Err(io::Error::other(format!("{TRANSIENT} writing {what}"))),
-            _ => Err(io::Error::from_raw_os_error(libc::EIO)),
-        }
-    }
-
-    const TRANSIENT: &str = "injected transient fault";
-
-    /// `CDS_FAULT_DELAY_MS=N`: each entity type's work takes N ms longer
-    /// (lets tests hit the sync's time limit and kill it mid-way).
-    pub fn delay() {
-        if let Some(ms) = std::env::var("CDS_FAULT_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-        }
-    }
-
-    pub fn is_injected_transient(e: &io::Error) -> bool {
-        e.kind() == io::ErrorKind::Other && e.to_string().starts_with(TRANSIENT)
     }
 }
 
@@ -140,7 +70,7 @@ pub type Encode<'a> = dyn Fn(&mut dyn io::Write) -> io::Result<()> + 'a;
 /// (fsync'd). The content streams through a buffer into the file, so a
 /// large file is never held whole in memory.
 fn synced_temp_beside(path: &Path, encode: &Encode) -> io::Result<tempfile::NamedTempFile> {
-    faults::before_write(path)?;
+    crate::faults::before_write(path)?;
     let dir = parent_of(path);
     fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
@@ -179,7 +109,7 @@ const STAGING_THREADS: usize = 2;
 /// mounts) the bytes are copied.
 pub fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
     let linked = retry(|| {
-        faults::before_write(dest)?;
+        crate::faults::before_write(dest)?;
         let dir = parent_of(dest);
         fs::create_dir_all(dir)?;
         match fs::remove_file(dest) {
@@ -209,7 +139,7 @@ pub fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
 /// Appends one line to `path` and fsyncs it.
 pub fn append_line(path: &Path, line: &str) -> Result<()> {
     retry(|| {
-        faults::before_write(path)?;
+        crate::faults::before_write(path)?;
         fs::create_dir_all(parent_of(path))?;
         let mut f = fs::OpenOptions::new()
             .create(true)
@@ -251,7 +181,7 @@ pub struct EntityFile {
     /// to see whether another program changed it before the commit.
     pub digest: Option<String>,
     /// The file's metadata as it was just before it was read.
-    pub stamp: Option<FileStamp>,
+    pub file_stamp: Option<FileStamp>,
 }
 
 /// What the file system says of a file: size, modification time and inode.
@@ -382,7 +312,7 @@ pub fn parse_entity_file(path: &Path, entity: &str, bytes: &[u8]) -> Result<Enti
                     let i = d.item?;
                     v.get(entity)?.get(i)?.get("id")?.as_str().map(String::from)
                 });
-                duplicate_key(path, &d, id.as_deref())
+                crate::strict::duplicate_key(path, &d, id.as_deref())
             }
         }
     })?;
@@ -423,7 +353,7 @@ pub fn parse_entity_file(path: &Path, entity: &str, bytes: &[u8]) -> Result<Enti
         existed: true,
         bytes: bytes.len(),
         digest: Some(content_digest(bytes)),
-        stamp: None,
+        file_stamp: None,
     })
 }
 
@@ -461,39 +391,6 @@ pub fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
-/// The error for a key found twice in one object of an entity file.
-pub fn duplicate_key(path: &Path, d: &crate::strict::Duplicate, id: Option<&str>) -> Error {
-    let whose = match (d.item, id) {
-        (Some(i), Some(id)) => format!("item {i} (id `{id}`)"),
-        (Some(i), None) => format!("item {i}"),
-        (None, _) => "an object".to_string(),
-    };
-    let mut e = Error::new(
-        Code::DataFormatInvalid,
-        format!(
-            "`{}`: {whose} has the key `{}` twice, at {} (line {}, column {}); a reader keeps \
-             only one of them and the other would be lost. Remove or rename one and run the \
-             sync again",
-            path.display(),
-            d.key,
-            d.path,
-            d.line,
-            d.column
-        ),
-    )
-    .with("file", path.display().to_string())
-    .with("path", d.path.as_str())
-    .with("key", d.key.as_str())
-    .with("line", d.line);
-    if let Some(i) = d.item {
-        e = e.with("index", i);
-    }
-    if let Some(id) = id {
-        e = e.with("id", id);
-    }
-    e
-}
-
 /// Encodes an entity file for writing.
 pub fn encode_entity_file(entity: &str, file: &EntityFile) -> Vec<u8> {
     let mut out = Vec::with_capacity(file.bytes.max(1 << 16));
@@ -528,7 +425,7 @@ pub struct ReadFile {
     /// [`content_digest`] of the bytes read (`None`: the file did not exist).
     pub digest: Option<String>,
     /// The file's metadata as it was just before it was read.
-    pub stamp: Option<FileStamp>,
+    pub file_stamp: Option<FileStamp>,
 }
 
 /// One file change within a transaction: new content, or `None` to delete.
@@ -706,7 +603,7 @@ impl DataDir {
         match read_optional(path)? {
             None => Ok(EntityFile::default()),
             Some(bytes) => Ok(EntityFile {
-                stamp,
+                file_stamp: stamp,
                 ..parse_entity_file(path, entity, &bytes)?
             }),
         }
@@ -732,7 +629,7 @@ impl DataDir {
                 existed: true,
                 bytes: len,
                 digest: Some(digest),
-                stamp,
+                file_stamp: stamp,
             }),
             // Not an entity file: the full parse says precisely why.
             Err(bytes) => Err(match parse_entity_file(path, entity, &bytes) {
@@ -777,7 +674,7 @@ impl DataDir {
             existed: file.existed,
             bytes: file.bytes,
             digest: file.digest,
-            stamp: file.stamp,
+            file_stamp: file.file_stamp,
         })
     }
 
@@ -809,16 +706,23 @@ impl DataDir {
             });
         }
         atomic_write(&self.journal_path(), &to_pretty(&journal))?;
-        faults::kill_point("journal prepared");
+        crate::faults::kill_point("journal prepared");
         let outcome = (|| -> Result<()> {
             // What this transaction wrote, for `undo` and the backup list.
-            let manifest = serde_json::json!({
-                "id": id,
-                "committedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                "files": journal.files.iter().map(|f| serde_json::json!({
-                    "path": f.path, "existed": f.backup.is_some(), "delete": f.delete,
-                })).collect::<Vec<_>>(),
-            });
+            let manifest = BackupManifest {
+                id: id.to_string(),
+                committed_at: chrono::Utc::now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                files: journal
+                    .files
+                    .iter()
+                    .map(|f| ManifestFile {
+                        path: f.path.clone(),
+                        existed: f.backup.is_some(),
+                        delete: f.delete,
+                    })
+                    .collect(),
+            };
             atomic_write(&backups.join("manifest.json"), &to_pretty(&manifest))?;
             // Staging is most of a large sync's I/O (each file written and
             // fsync'd); two threads keep the disk and both cores busy.
@@ -832,13 +736,13 @@ impl DataDir {
                 } else if let Some(temp) = &w.prestaged {
                     // Already written and fsync'd: only the name changes.
                     retry(|| {
-                        faults::before_write(&staged)?;
+                        crate::faults::before_write(&staged)?;
                         fs::rename(temp, &staged)?;
                         fsync_dir(parent_of(&staged))
                     })
                     .map_err(|e| Error::storage("staging", &staged, e))?;
                 }
-                faults::kill_point("file staged");
+                crate::faults::kill_point("file staged");
                 Ok(())
             };
             let pairs: Vec<(&Write, &JournalFile)> = writes.iter().zip(&journal.files).collect();
@@ -878,7 +782,7 @@ impl DataDir {
             self.roll_back(&journal);
             return Err(e);
         }
-        faults::kill_point("journal committed");
+        crate::faults::kill_point("journal committed");
         // Past the commit point the sync has happened. A failure to finish
         // here (rename, audit) leaves the journal for the next invocation to
         // roll forward; it does not make the sync a failure.
@@ -950,12 +854,12 @@ impl DataDir {
                     .map_err(|e| Error::storage("renaming into place", &path, e))?;
                 let _ = fsync_dir(parent_of(&path));
             }
-            faults::kill_point("file renamed");
+            crate::faults::kill_point("file renamed");
         }
         if let Some(entry) = &journal.audit {
             append_audit(self, entry)?;
         }
-        faults::kill_point("audited");
+        crate::faults::kill_point("audited");
         let _ = fs::remove_file(self.journal_path());
         Ok(())
     }
@@ -1128,5 +1032,46 @@ mod encode_tests {
             let back = parse_entity_file(Path::new("contacts.json"), "contacts", &got).unwrap();
             assert_eq!((back.items, back.rest), (file.items, file.rest));
         }
+    }
+}
+
+/// What a transaction wrote (`backups/<id>/manifest.json`), for `undo` and
+/// `backups list`: written by [`DataDir::commit`], read by
+/// [`BackupManifest::read`]; `schemas/backup-manifest.schema.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "cross-domain-sync backup manifest")]
+pub struct BackupManifest {
+    /// The transaction: a sync id, or `resolve-...`, `undo-...`.
+    pub id: String,
+    /// RFC 3339, UTC, nanoseconds (orders transactions of one second).
+    pub committed_at: String,
+    pub files: Vec<ManifestFile>,
+}
+
+/// One file a transaction wrote, relative to the data folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ManifestFile {
+    pub path: String,
+    /// Whether it existed before (its old version is then in the backup).
+    pub existed: bool,
+    /// Whether the transaction deleted it.
+    pub delete: bool,
+}
+
+impl BackupManifest {
+    /// The manifest of the backup folder `dir`; `None` when it has none.
+    pub fn read(dir: &Path) -> Result<Option<BackupManifest>> {
+        let path = dir.join("manifest.json");
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::new(
+                Code::StorageError,
+                format!("the backup manifest `{}` is damaged: {e}", path.display()),
+            )
+            .with("file", path.display().to_string())
+        })
     }
 }

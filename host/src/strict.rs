@@ -12,6 +12,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use std::cell::RefCell;
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 /// serde_json's (private) marker key of a number held as text
@@ -51,9 +52,23 @@ impl Seg<'_> {
     }
 }
 
+/// `/a/0/b` → `$.a[0].b`.
+pub fn json_path(pointer: &str) -> String {
+    let mut out = String::from("$");
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            push_key(&mut out, &seg);
+        }
+    }
+    out
+}
+
 /// Appends the object key `key` to the JSON path `out`: `.key` when it is
 /// letters, digits and `_`, else `["key"]` (the host's one rule, also for
-/// [`crate::plugin::json_path`]).
+/// [`json_path`]).
 pub fn push_key(out: &mut String, key: &str) {
     if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         out.push('.');
@@ -194,6 +209,39 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
 }
 
+/// The error for a key found twice in one object of an entity file.
+pub fn duplicate_key(path: &Path, d: &Duplicate, id: Option<&str>) -> crate::error::Error {
+    let whose = match (d.item, id) {
+        (Some(i), Some(id)) => format!("item {i} (id `{id}`)"),
+        (Some(i), None) => format!("item {i}"),
+        (None, _) => "an object".to_string(),
+    };
+    let mut e = crate::error::Error::new(
+        crate::error::Code::DataFormatInvalid,
+        format!(
+            "`{}`: {whose} has the key `{}` twice, at {} (line {}, column {}); a reader keeps \
+             only one of them and the other would be lost. Remove or rename one and run the \
+             sync again",
+            path.display(),
+            d.key,
+            d.path,
+            d.line,
+            d.column
+        ),
+    )
+    .with("file", path.display().to_string())
+    .with("path", d.path.as_str())
+    .with("key", d.key.as_str())
+    .with("line", d.line);
+    if let Some(i) = d.item {
+        e = e.with("index", i);
+    }
+    if let Some(id) = id {
+        e = e.with("id", id);
+    }
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +291,7 @@ mod tests {
         assert_eq!(odd.path(), "$.contacts[2][\"x-custom\"]");
         assert_eq!(
             odd.path(),
-            crate::plugin::json_path("/contacts/2/x-custom"),
+            json_path("/contacts/2/x-custom"),
             "the same rule as schema faults' paths"
         );
     }

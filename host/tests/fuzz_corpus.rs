@@ -102,7 +102,7 @@ proptest! {
         ),
     ) {
         let (name, schema, mut item) = builtin_types().swap_remove(t);
-        let validator = cds::schema::validator(&schema).unwrap();
+        let validator = cds::validate::validator(&schema).unwrap();
         prop_assert!(validator.is_valid(&item), "{name}: the example item is valid");
         for (field, value) in edits {
             match value {
@@ -123,7 +123,7 @@ proptest! {
             Ok(f) => {
                 let schema = contacts_schema();
                 for it in f.items {
-                    let _ = cds::schema::violations(&schema, &Value::Object(it));
+                    let _ = cds::validate::violations(&schema, &Value::Object(it));
                 }
             }
             Err(e) => prop_assert_eq!(e.code, Code::DataFormatInvalid),
@@ -137,7 +137,7 @@ proptest! {
             Ok(f) => {
                 let schema = contacts_schema();
                 for it in f.items {
-                    let _ = cds::schema::violations(&schema, &Value::Object(it));
+                    let _ = cds::validate::violations(&schema, &Value::Object(it));
                 }
             }
             Err(e) => prop_assert_eq!(e.code, Code::DataFormatInvalid),
@@ -199,7 +199,7 @@ proptest! {
             settled: 0,
         });
         if let Err(e) = r {
-            prop_assert_eq!(e.code, Code::SyncConflict);
+            prop_assert_eq!(cds::Error::from(e).code, Code::SyncConflict);
         }
     }
 }

@@ -41,8 +41,8 @@ fn registry_for(limits: Limits, iface: Iface) -> (Registry, tempfile::TempDir) {
     };
     assert_eq!(info.interface_version, want);
     assert_eq!(
-        reg.get("hostile").unwrap().instance.crosses(),
-        iface == Iface::Cross
+        reg.get("hostile").unwrap().instance.interface_version(),
+        want
     );
     (reg, dir)
 }

@@ -3,7 +3,8 @@
 
 mod common;
 
-use cds::pipeline::{Cancel, Host, Paths, Quiet};
+use cds::install::{Host, Paths};
+use cds::sync::{Cancel, Quiet};
 use common::{Scratch, contact};
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -27,7 +27,7 @@ use runtime::{Instance, Runtime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -182,7 +182,7 @@ impl Plugin {
                 format!("describes an item schema that is not JSON: {e}"),
             )
         })?;
-        let validator = crate::schema::validator(&schema)
+        let validator = crate::validate::validator(&schema)
             .map_err(|e| Error::plugin(&name, format!("describes an invalid item schema: {e}")))?;
         let required: Vec<&str> = schema
             .get("required")
@@ -248,7 +248,7 @@ impl Plugin {
             self.validator
                 .iter_errors(item)
                 .map(|e| SchemaFault {
-                    path: json_path(&e.instance_path().to_string()),
+                    path: crate::strict::json_path(&e.instance_path().to_string()),
                     message: e.to_string(),
                 })
                 .collect()
@@ -326,19 +326,20 @@ impl Plugin {
             }
             // The batch's strings move into the call (no copy).
             let batch: Vec<String> = encoded.drain(..end - start).collect();
-            let chunk = if self.instance.crosses() {
-                Self::cross_chunk
-            } else {
-                Self::map_then_filter_chunk
+            let request = runtime::CrossRequest {
+                from_domain: shapes.from_domain.into(),
+                to_domain: shapes.to_domain.into(),
+                from_fields: from_fields.clone(),
+                to_fields: to_fields.clone(),
+                policy: policy.as_ref().map(|(_, json)| json.clone()),
+                items: batch,
             };
-            chunk(
-                self,
+            self.cross_chunk(
                 runtime,
                 shapes,
-                (&from_fields, &to_fields),
-                policy.as_ref().map(|(p, j)| (*p, j.as_str())),
+                policy.as_ref().map(|(p, _)| *p),
                 &items[start..end],
-                batch,
+                &request,
                 &mut out,
             )?;
             start = end;
@@ -346,38 +347,32 @@ impl Plugin {
         Ok(out)
     }
 
-    /// One batch through `cross-batch` (interface 1.1): one call, one parse
-    /// per item in the guest; the host parses only what the plugin changed.
-    #[allow(clippy::too_many_arguments)]
+    /// One batch through the plugin (its `cross-batch`, or interface 1.0's
+    /// calls adapted by the runtime), and the one check of what it returned:
+    /// as many items as given, each id as given, no filtering without a
+    /// policy, and the policy kept on what will be used. The host parses
+    /// only what the plugin changed.
     fn cross_chunk(
         &self,
         runtime: &Runtime,
         shapes: &Shapes<'_>,
-        (from_fields, to_fields): (&[runtime::Rename], &[runtime::Rename]),
-        policy: Option<(&Policy, &str)>,
+        policy: Option<&Policy>,
         items: &[&Item],
-        encoded: Vec<String>,
+        request: &runtime::CrossRequest,
         out: &mut Crossed,
     ) -> Result<()> {
-        const CALL: &str = "cross-batch";
         let name = self.name();
         let idf = self.id_field();
-        let request = runtime::CrossRequest {
-            from_domain: shapes.from_domain.into(),
-            to_domain: shapes.to_domain.into(),
-            from_fields: from_fields.to_vec(),
-            to_fields: to_fields.to_vec(),
-            policy: policy.map(|(_, json)| json.to_string()),
-            items: encoded,
-        };
-        let result = runtime.cross_batch(&self.instance, &request)?;
+        let ids: Vec<&str> = items.iter().map(|i| id_of(i, idf)).collect();
+        let (result, calls) = runtime.cross_batch(&self.instance, request, &ids, idf)?;
         if result.items.len() != items.len() {
             return Err(Error::plugin(
                 name,
                 format!(
-                    "returned {} items from `{CALL}` for {} given; a plugin may not drop or \
-                     invent items",
+                    "returned {} items from `{}` for {} given; a plugin may not drop or invent \
+                     items",
                     result.items.len(),
+                    calls.mapped,
                     items.len()
                 ),
             ));
@@ -389,15 +384,16 @@ impl Plugin {
             let mapped = match crossed.mapped {
                 None => Cow::Borrowed(*input),
                 Some(s) if s == request.items[i] => Cow::Borrowed(*input),
-                Some(s) => Cow::Owned(parse_returned(name, CALL, i, &s)?),
+                Some(s) => Cow::Owned(parse_returned(name, calls.mapped, i, &s)?),
             };
-            let (want, got) = (id_of(input, idf), id_of(&mapped, idf));
+            let (want, got) = (ids[i], id_of(&mapped, idf));
             if want != got {
                 return Err(Error::plugin(
                     name,
                     format!(
-                        "changed the id of item {i} in `{CALL}` from `{want}` to `{got}`; ids \
-                         must come back as given, in the same order"
+                        "changed the id of item {i} in `{}` from `{want}` to `{got}`; ids must \
+                         come back as given, in the same order",
+                        calls.mapped
                     ),
                 )
                 .with("index", i));
@@ -413,32 +409,21 @@ impl Plugin {
                     return Err(Error::plugin(
                         name,
                         format!(
-                            "filtered item `{want}` in `{CALL}` although no policy was given; \
-                             without a policy an item only changes shape"
+                            "filtered item `{want}` in `{}` although no policy was given; \
+                             without a policy an item only changes shape",
+                            calls.filtered
                         ),
                     )
                     .with("id", want));
                 }
-                (Some((policy, _)), outcome) => {
-                    // The policy is checked on what will be used.
+                (Some(policy), outcome) => {
                     let changed = match outcome {
                         runtime::Outcome::Changed(s) => {
-                            let item = parse_returned(name, CALL, i, &s)?;
-                            let got = id_of(&item, idf);
-                            if got != want {
-                                return Err(Error::plugin(
-                                    name,
-                                    format!(
-                                        "returned `{got}` where `{want}` was expected in \
-                                         `{CALL}`; items must keep their ids and order"
-                                    ),
-                                )
-                                .with("id", want));
-                            }
-                            Some(item)
+                            Some(self.changed_item(calls, i, &s, want)?)
                         }
                         _ => None,
                     };
+                    // The policy is checked on what will be used.
                     let item = changed.as_ref().unwrap_or(&*mapped);
                     if let Err(v) = policy.check(&mapped, item, idf) {
                         return Err(policy_broken(name, shapes, v));
@@ -456,150 +441,24 @@ impl Plugin {
         Ok(())
     }
 
-    /// One batch through `map-batch` then `filter-batch` (interface 1.0).
-    #[allow(clippy::too_many_arguments)]
-    fn map_then_filter_chunk(
-        &self,
-        runtime: &Runtime,
-        shapes: &Shapes<'_>,
-        (from_fields, to_fields): (&[runtime::Rename], &[runtime::Rename]),
-        policy: Option<(&Policy, &str)>,
-        items: &[&Item],
-        encoded: Vec<String>,
-        out: &mut Crossed,
-    ) -> Result<()> {
+    /// The item a policy changed (the `i`th of the batch, text `s`), which
+    /// must keep its id `want`.
+    fn changed_item(&self, calls: runtime::Calls, i: usize, s: &str, want: &str) -> Result<Item> {
         let name = self.name();
-        let idf = self.id_field();
-        let request = runtime::MapRequest {
-            from_domain: shapes.from_domain.into(),
-            to_domain: shapes.to_domain.into(),
-            from_fields: from_fields.to_vec(),
-            to_fields: to_fields.to_vec(),
-            items: encoded,
-        };
-        let mapped = runtime.map_batch(&self.instance, &request)?;
-        if mapped.len() != items.len() {
+        let item = parse_returned(name, calls.filtered, i, s)?;
+        let got = id_of(&item, self.id_field());
+        if got != want {
             return Err(Error::plugin(
                 name,
                 format!(
-                    "returned {} items from `map-batch` for {} given; a plugin may not drop or \
-                     invent items",
-                    mapped.len(),
-                    items.len()
+                    "returned `{got}` where `{want}` was expected in `{}`; items must keep \
+                     their ids and order",
+                    calls.filtered
                 ),
-            ));
+            )
+            .with("id", want));
         }
-        let mut mapped_items: Vec<Cow<'_, Item>> = Vec::with_capacity(mapped.len());
-        for (i, (s, input)) in mapped.iter().zip(items).enumerate() {
-            // An item already in the receiving shape comes back as the very
-            // text it was sent as: it is the input item, no parse, no copy.
-            let item = if *s == request.items[i] {
-                Cow::Borrowed(*input)
-            } else {
-                Cow::Owned(parse_returned(name, "map-batch", i, s)?)
-            };
-            let (want, got) = (id_of(input, idf), id_of(&item, idf));
-            if want != got {
-                return Err(Error::plugin(
-                    name,
-                    format!(
-                        "changed the id of item {i} in `map-batch` from `{want}` to `{got}`; ids \
-                         must come back as given, in the same order"
-                    ),
-                )
-                .with("index", i));
-            }
-            mapped_items.push(item);
-        }
-        let Some((policy, policy_json)) = policy else {
-            out.items.extend(mapped_items.into_iter().map(as_view));
-            return Ok(());
-        };
-        let request = runtime::FilterRequest {
-            from_domain: shapes.from_domain.into(),
-            to_domain: shapes.to_domain.into(),
-            policy: policy_json.to_string(),
-            items: mapped,
-        };
-        let filtered = runtime.filter_batch(&self.instance, &request)?;
-        // Every input id is either kept (in order) or withheld, exactly once.
-        let withheld: HashSet<&str> = filtered.withheld.iter().map(String::as_str).collect();
-        if withheld.len() != filtered.withheld.len() {
-            return Err(Error::plugin(
-                name,
-                "listed an id twice as withheld in `filter-batch`",
-            ));
-        }
-        let input_ids: HashSet<&str> = mapped_items.iter().map(|i| id_of(i, idf)).collect();
-        if let Some(bad) = filtered
-            .withheld
-            .iter()
-            .find(|w| !input_ids.contains(w.as_str()))
-        {
-            return Err(Error::plugin(
-                name,
-                format!("withheld an id it was not given in `filter-batch`: `{bad}`"),
-            ));
-        }
-        let mut kept = filtered.kept.iter().enumerate();
-        let mut withheld_here = 0;
-        for (i, input) in mapped_items.into_iter().enumerate() {
-            let id = id_of(&input, idf);
-            if withheld.contains(id) {
-                out.items.push(View::Withheld);
-                withheld_here += 1;
-                continue;
-            }
-            let Some((k, s)) = kept.next() else {
-                return Err(Error::plugin(
-                    name,
-                    format!(
-                        "dropped item `{id}` in `filter-batch`: it was neither kept nor withheld"
-                    ),
-                )
-                .with("id", id));
-            };
-            // Most items cross unchanged: the filter returns the very text it
-            // was given, which then needs no second parse. Either way the
-            // policy is checked on what will be used.
-            let returned = if *s == request.items[i] {
-                None
-            } else {
-                Some(parse_returned(name, "filter-batch", k, s)?)
-            };
-            let item = returned.as_ref().unwrap_or(&*input);
-            let got = id_of(item, idf);
-            if got != id {
-                return Err(Error::plugin(
-                    name,
-                    format!(
-                        "returned `{got}` where `{id}` was expected in `filter-batch`; kept items \
-                         must keep their ids and order"
-                    ),
-                )
-                .with("id", id));
-            }
-            if let Err(v) = policy.check(&input, item, idf) {
-                return Err(policy_broken(name, shapes, v));
-            }
-            out.items.push(match returned {
-                Some(r) => View::Item(r),
-                None => as_view(input),
-            });
-        }
-        if let Some((_, s)) = kept.next() {
-            let extra = serde_json::from_str::<Item>(s)
-                .ok()
-                .map(|i| id_of(&i, idf).to_string())
-                .unwrap_or_default();
-            return Err(Error::plugin(
-                name,
-                format!("returned an item it was not given in `filter-batch`: `{extra}`"),
-            ));
-        }
-        out.withheld += withheld_here;
-        out.redacted_fields += filtered.redacted_fields;
-        Ok(())
+        Ok(item)
     }
 }
 
@@ -634,20 +493,6 @@ fn parse_returned(plugin: &str, call: &str, i: usize, s: &str) -> Result<Item> {
             format!("returned malformed JSON for item {i} from `{call}`: {e}"),
         )),
     }
-}
-
-/// `/a/0/b` → `$.a[0].b`.
-pub fn json_path(pointer: &str) -> String {
-    let mut out = String::from("$");
-    for seg in pointer.split('/').skip(1) {
-        let seg = seg.replace("~1", "/").replace("~0", "~");
-        if !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit()) {
-            out.push_str(&format!("[{seg}]"));
-        } else {
-            crate::strict::push_key(&mut out, &seg);
-        }
-    }
-    out
 }
 
 /// The plugins a sync can use.
@@ -877,6 +722,7 @@ mod tests {
 
     #[test]
     fn json_paths() {
+        use crate::strict::json_path;
         assert_eq!(json_path(""), "$");
         assert_eq!(json_path("/contacts/3/email"), "$.contacts[3].email");
         assert_eq!(json_path("/a b"), "$[\"a b\"]");

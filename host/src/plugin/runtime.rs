@@ -35,8 +35,7 @@ mod v1_0 {
 }
 
 pub use exports::gold::entity::plugin::{
-    CrossRequest, CrossResult, Crossed, Descriptor, FilterRequest, FilterResult, MapRequest,
-    Outcome, Rename,
+    CrossRequest, CrossResult, Crossed, Descriptor, Outcome, Rename,
 };
 
 /// The WIT package every plugin exports.
@@ -210,12 +209,6 @@ enum Backend {
 }
 
 impl Instance {
-    /// Whether the plugin maps and filters in one call (`cross-batch`,
-    /// interface 1.1); if not, the host calls `map-batch` then `filter-batch`.
-    pub fn crosses(&self) -> bool {
-        !matches!(self.backend, Backend::Wasm10(_))
-    }
-
     /// The interface version the plugin exports.
     pub fn interface_version(&self) -> &'static str {
         match self.backend {
@@ -574,72 +567,201 @@ impl Runtime {
         }
     }
 
-    /// `map-batch` (interface 1.0; newer plugins are given `cross-batch`).
-    pub fn map_batch(&self, plugin: &Instance, req: &MapRequest) -> Result<Vec<String>> {
-        let Backend::Wasm10(pre) = &plugin.backend else {
-            return Err(not_called(plugin, "map-batch"));
-        };
-        // The request is re-typed for the 1.0 bindings: a copy of at most one
-        // batch (BATCH_BYTES), only for plugins built against 1.0.
-        let req = v1_0::MapRequest {
-            from_domain: req.from_domain.clone(),
-            to_domain: req.to_domain.clone(),
-            from_fields: renames_1_0(&req.from_fields),
-            to_fields: renames_1_0(&req.to_fields),
-            items: req.items.clone(),
-        };
-        self.call(plugin, "map-batch", req.items.len(), |s| {
-            pre.instantiate(&mut *s)?
-                .gold_entity_plugin()
-                .call_map_batch(s, &req)
-        })?
-        .map_err(|msg| Error::plugin(&plugin.name, format!("refused to map the batch: {msg}")))
-    }
-
-    /// `filter-batch` (interface 1.0; newer plugins are given `cross-batch`).
-    pub fn filter_batch(&self, plugin: &Instance, req: &FilterRequest) -> Result<FilterResult> {
-        let Backend::Wasm10(pre) = &plugin.backend else {
-            return Err(not_called(plugin, "filter-batch"));
-        };
-        let req = v1_0::FilterRequest {
-            from_domain: req.from_domain.clone(),
-            to_domain: req.to_domain.clone(),
-            policy: req.policy.clone(),
-            items: req.items.clone(),
-        };
-        self.call(plugin, "filter-batch", req.items.len(), |s| {
-            pre.instantiate(&mut *s)?
-                .gold_entity_plugin()
-                .call_filter_batch(s, &req)
-        })?
-        .map(|f| FilterResult {
-            kept: f.kept,
-            withheld: f.withheld,
-            redacted_fields: f.redacted_fields,
-        })
-        .map_err(|msg| Error::plugin(&plugin.name, format!("refused to filter the batch: {msg}")))
-    }
-
-    /// `cross-batch`: map and, given a policy, filter in one call
-    /// (interface 1.1 and the native benchmark backend).
-    pub fn cross_batch(&self, plugin: &Instance, req: &CrossRequest) -> Result<CrossResult> {
+    /// `cross-batch`: map and, given a policy, filter in one call, with the
+    /// calls that produced the result (for the checker's errors). A plugin
+    /// of interface 1.0 has no `cross-batch`: its `map-batch` and
+    /// `filter-batch` are adapted into that shape here ([`Self::cross_1_0`]),
+    /// so that the host has one checker of what plugins return.
+    /// `ids` are the ids of the items sent, in order, under `id_field`.
+    pub fn cross_batch(
+        &self,
+        plugin: &Instance,
+        req: &CrossRequest,
+        ids: &[&str],
+        id_field: &str,
+    ) -> Result<(CrossResult, Calls)> {
         let result = match &plugin.backend {
             Backend::Wasm(pre) => self.call(plugin, "cross-batch", req.items.len(), |s| {
                 pre.instantiate(&mut *s)?
                     .gold_entity_plugin()
                     .call_cross_batch(s, req)
             })?,
-            Backend::Wasm10(_) => return Err(not_called(plugin, "cross-batch")),
+            Backend::Wasm10(pre) => {
+                return self
+                    .cross_1_0(plugin, pre, req, (ids, id_field))
+                    .map(|r| (r, Calls::V1_0));
+            }
             #[cfg(feature = "native-plugins")]
             Backend::Native(p) => (p.cross)(req),
         };
-        result.map_err(|msg| {
+        result.map(|r| (r, Calls::CROSS)).map_err(|msg| {
             Error::plugin(
                 &plugin.name,
                 format!("refused to map and filter the batch: {msg}"),
             )
         })
     }
+
+    /// Interface 1.0's `map-batch`, then (given a policy) `filter-batch`,
+    /// as one `cross-batch` result. Only what the adapting itself needs is
+    /// checked here: as many items back from `map-batch` as were sent, each
+    /// well-formed JSON (before `filter-batch` is given them), and each id
+    /// `filter-batch` names accounted for exactly once. Everything else (ids
+    /// kept, outcomes, the policy) is the one checker's, in `plugin/mod.rs`.
+    fn cross_1_0(
+        &self,
+        plugin: &Instance,
+        pre: &v1_0::EntityPluginPre<HostState>,
+        req: &CrossRequest,
+        (ids, id_field): (&[&str], &str),
+    ) -> Result<CrossResult> {
+        let name = plugin.name.as_str();
+        // Re-typed for the 1.0 bindings: a copy of at most one batch
+        // (BATCH_BYTES), only for plugins built against 1.0.
+        let map_req = v1_0::MapRequest {
+            from_domain: req.from_domain.clone(),
+            to_domain: req.to_domain.clone(),
+            from_fields: renames_1_0(&req.from_fields),
+            to_fields: renames_1_0(&req.to_fields),
+            items: req.items.clone(),
+        };
+        let mapped = self
+            .call(plugin, "map-batch", map_req.items.len(), |s| {
+                pre.instantiate(&mut *s)?
+                    .gold_entity_plugin()
+                    .call_map_batch(s, &map_req)
+            })?
+            .map_err(|msg| Error::plugin(name, format!("refused to map the batch: {msg}")))?;
+        if mapped.len() != req.items.len() {
+            return Err(Error::plugin(
+                name,
+                format!(
+                    "returned {} items from `map-batch` for {} given; a plugin may not drop or \
+                     invent items",
+                    mapped.len(),
+                    req.items.len()
+                ),
+            ));
+        }
+        for (i, (m, sent)) in mapped.iter().zip(&req.items).enumerate() {
+            if m != sent && serde_json::from_str::<serde::de::IgnoredAny>(m).is_err() {
+                return Err(Error::plugin(
+                    name,
+                    format!("returned malformed JSON for item {i} from `map-batch`"),
+                )
+                .with("index", i));
+            }
+        }
+        // The text as sent back means "the item itself", as in 1.1.
+        let as_mapped = |i: usize| (mapped[i] != req.items[i]).then(|| mapped[i].clone());
+        let Some(policy) = &req.policy else {
+            let items = (0..mapped.len())
+                .map(|i| Crossed {
+                    mapped: as_mapped(i),
+                    outcome: Outcome::Kept,
+                })
+                .collect();
+            return Ok(CrossResult {
+                items,
+                redacted_fields: 0,
+            });
+        };
+        let filter_req = v1_0::FilterRequest {
+            from_domain: req.from_domain.clone(),
+            to_domain: req.to_domain.clone(),
+            policy: policy.clone(),
+            items: mapped.clone(),
+        };
+        let filtered = self
+            .call(plugin, "filter-batch", filter_req.items.len(), |s| {
+                pre.instantiate(&mut *s)?
+                    .gold_entity_plugin()
+                    .call_filter_batch(s, &filter_req)
+            })?
+            .map_err(|msg| Error::plugin(name, format!("refused to filter the batch: {msg}")))?;
+        // Every id is either kept (in order) or withheld, exactly once.
+        let withheld: std::collections::HashSet<&str> =
+            filtered.withheld.iter().map(String::as_str).collect();
+        if withheld.len() != filtered.withheld.len() {
+            return Err(Error::plugin(
+                name,
+                "listed an id twice as withheld in `filter-batch`",
+            ));
+        }
+        if let Some(bad) = filtered
+            .withheld
+            .iter()
+            .find(|w| !ids.contains(&w.as_str()))
+        {
+            return Err(Error::plugin(
+                name,
+                format!("withheld an id it was not given in `filter-batch`: `{bad}`"),
+            ));
+        }
+        let mut kept = filtered.kept.into_iter();
+        let mut items = Vec::with_capacity(mapped.len());
+        for (i, id) in ids.iter().enumerate() {
+            let outcome = if withheld.contains(id) {
+                Outcome::Withheld
+            } else {
+                let Some(k) = kept.next() else {
+                    return Err(Error::plugin(
+                        name,
+                        format!(
+                            "dropped item `{id}` in `filter-batch`: it was neither kept nor \
+                             withheld"
+                        ),
+                    )
+                    .with("id", *id));
+                };
+                if k == mapped[i] {
+                    Outcome::Kept
+                } else {
+                    Outcome::Changed(k)
+                }
+            };
+            items.push(Crossed {
+                mapped: as_mapped(i),
+                outcome,
+            });
+        }
+        if let Some(extra) = kept.next() {
+            let extra = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&extra)
+                .ok()
+                .and_then(|m| cds_policy::item_id(&m, id_field).map(String::from))
+                .unwrap_or_default();
+            return Err(Error::plugin(
+                name,
+                format!("returned an item it was not given in `filter-batch`: `{extra}`"),
+            ));
+        }
+        Ok(CrossResult {
+            items,
+            redacted_fields: filtered.redacted_fields,
+        })
+    }
+}
+
+/// The calls a [`CrossResult`] came from, as errors name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Calls {
+    /// The call that mapped the items.
+    pub mapped: &'static str,
+    /// The call that filtered them.
+    pub filtered: &'static str,
+}
+
+impl Calls {
+    /// Interface 1.1 and later: one call.
+    pub const CROSS: Calls = Calls {
+        mapped: "cross-batch",
+        filtered: "cross-batch",
+    };
+    /// Interface 1.0, adapted.
+    pub const V1_0: Calls = Calls {
+        mapped: "map-batch",
+        filtered: "filter-batch",
+    };
 }
 
 fn renames_1_0(r: &[Rename]) -> Vec<v1_0::Rename> {
@@ -649,19 +771,6 @@ fn renames_1_0(r: &[Rename]) -> Vec<v1_0::Rename> {
             local: r.local.clone(),
         })
         .collect()
-}
-
-/// A call the plugin's interface version does not have: a host bug, since
-/// the host picks the calls by [`Instance::crosses`].
-fn not_called(plugin: &Instance, what: &str) -> Error {
-    Error::new(
-        Code::PluginError,
-        format!(
-            "plugin `{}` (interface {}) has no `{what}`; this is a bug in cross-domain-sync",
-            plugin.name,
-            plugin.interface_version()
-        ),
-    )
 }
 
 pub fn accepted_list() -> String {

@@ -3,8 +3,11 @@
 //! filtered by the plugins), and the stored base, to both domains' new items,
 //! the new base, the conflict log and the counts.
 //!
-//! Architecture invariant: this module does no I/O, reads no clock and calls no
-//! plugin. The sync time arrives as a parameter; plugin output arrives as data.
+//! Architecture invariant: this crate does no I/O, reads no clock and calls no
+//! plugin, and its dependencies (serde, serde_json, schemars, foldhash) give
+//! it no way to: the compiler holds the line a comment used to. The sync time
+//! arrives as a parameter; plugin output arrives as data; a refusal is a
+//! [`Refusal`] value, which the host turns into its error with a code.
 //!
 //! The base holds, per id, each side's item as of the end of the last sync that
 //! both sides took part in. A side "changed" a field when its current value
@@ -13,7 +16,6 @@
 //! `view(current) - view(base)`. A field that a policy strips on the way out is
 //! in neither view, so it never reaches, and is never erased on, the other side.
 
-use crate::error::{Code, Error, Result};
 use foldhash::{HashMapExt, HashSetExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,6 +32,73 @@ use std::sync::Arc;
 
 pub type Item = Map<String, Value>;
 
+/// Why the merge produced nothing (both are `SYNC_CONFLICT`s to the host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// One domain holds `id` twice, at positions `first` and `second`.
+    DuplicateId {
+        domain: String,
+        id: String,
+        first: usize,
+        second: usize,
+    },
+    /// The sync would delete `deletions` of the `base_items` items both
+    /// domains last agreed on from `domain`, or (`empty`) `domain` lists no
+    /// items at all: an emptied or re-pointed store, most likely.
+    MassDeletion {
+        domain: String,
+        deletions: usize,
+        base_items: usize,
+        empty: bool,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::DuplicateId {
+                domain,
+                id,
+                first,
+                second,
+            } => write!(
+                f,
+                "domain `{domain}` holds the id `{id}` twice (items {first} and {second}); the \
+                 host cannot tell which is real. Give one of them a new id"
+            ),
+            Refusal::MassDeletion {
+                domain,
+                deletions,
+                base_items,
+                empty,
+            } => {
+                if *empty {
+                    write!(
+                        f,
+                        "domain `{domain}` lists no items, but the last sync saw {base_items}"
+                    )?;
+                } else {
+                    write!(
+                        f,
+                        "the sync would delete {deletions} of the {base_items} items both \
+                         domains last agreed on from `{domain}`"
+                    )?;
+                }
+                write!(
+                    f,
+                    "; this looks like an emptied or re-pointed store, so nothing was changed. \
+                     If the deletions are intended, run again with --allow-mass-delete (or \
+                     --no-delete to keep everything)"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+pub type Result<T> = std::result::Result<T, Refusal>;
+
 /// Fields the host manages; never a change, never a conflict.
 pub const SYNCED_AT: &str = "syncedAt";
 pub const SYNC_DIRECTION: &str = "syncDirection";
@@ -40,7 +109,7 @@ fn is_meta(field: &str) -> bool {
 }
 
 /// One side of the sync: the `--source` domain or the `--target` domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Source,
@@ -436,22 +505,18 @@ pub fn items_needing_normalization<'a, I: Borrow<Item>>(
         .collect()
 }
 
-/// Index of each id; duplicate ids are a `SYNC_CONFLICT`.
+/// Index of each id; duplicate ids are refused.
 fn index(items: &[Arc<Item>], id_field: &str, domain: &str) -> Result<IdMap<String, usize>> {
     let mut map = IdMap::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
         let id = id_of(it, id_field);
         if let Some(first) = map.insert(id.to_string(), i) {
-            return Err(Error::new(
-                Code::SyncConflict,
-                format!(
-                    "domain `{domain}` holds the id `{id}` twice (items {first} and {i}); the \
-                     host cannot tell which is real. Give one of them a new id"
-                ),
-            )
-            .with("id", id)
-            .with("domain", domain)
-            .with("index", i));
+            return Err(Refusal::DuplicateId {
+                domain: domain.to_string(),
+                id: id.to_string(),
+                first,
+                second: i,
+            });
         }
     }
     Ok(map)
@@ -510,10 +575,10 @@ fn set_field(item: &mut Item, field: &str, value: Option<Value>) {
     }
 }
 
+/// The merge's input and what its decisions have added up to so far.
 struct Ctx<'a> {
     input: &'a MergeInput<'a>,
-    conflicts: Vec<Conflict>,
-    conflicted: IdSet<String>,
+    tally: Tally,
 }
 
 impl<'a> Ctx<'a> {
@@ -556,8 +621,8 @@ impl<'a> Ctx<'a> {
     }
 
     fn record(&mut self, c: Conflict) {
-        self.conflicted.insert(c.item_id.clone());
-        self.conflicts.push(c);
+        self.tally.conflicted.insert(c.item_id.clone());
+        self.tally.conflicts.push(c);
     }
 
     /// Applies `d` (from `from`) to the receiving item `r`, copying it only
@@ -644,310 +709,176 @@ enum Fate {
     Delete,
 }
 
-/// Merges both sides (see the module docs and CONTRACT §4.1).
+/// Where an id is held: by both sides (at these positions), or by one.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Both(usize, usize),
+    One(Side, usize),
+}
+
+/// What the per-id decisions add up to, before assembly.
+#[derive(Default)]
+struct Tally {
+    stats: Stats,
+    /// The new base entries of ids that were not settled.
+    new_base: Base,
+    base_changed: bool,
+    /// Per side: the ids whose item is replaced or deleted.
+    fates: [IdMap<String, Fate>; 2],
+    /// Per side: the items that arrive new.
+    appended: [Vec<Arc<Item>>; 2],
+    /// Per side: how many items the sync deletes there.
+    deletions: [usize; 2],
+    conflicts: Vec<Conflict>,
+    conflicted: IdSet<String>,
+}
+
+fn slot(s: Side) -> usize {
+    s as usize
+}
+
+/// Merges both sides (see the module docs and CONTRACT §4.1): a decision
+/// per id ([`Ctx::both_sides`], [`Ctx::one_side`]), then the guard rails
+/// ([`guard_rails`]), then the assembly of each side's items ([`assemble`]).
 pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     let idf = input.id_field;
-    let dir = input.direction;
     let src_idx = index(&input.source.items, idf, input.source.domain)?;
     let tgt_idx = index(&input.target.items, idf, input.target.domain)?;
-    // Moved out so that the loop can take from them while `ctx` reads the
-    // rest of the input.
+    // Moved out so that the decisions can take from them while `ctx` reads
+    // the rest of the input.
     let mut views = [
         std::mem::take(&mut input.source.views),
         std::mem::take(&mut input.target.views),
     ];
     let mut old_base = std::mem::take(&mut input.base);
     let base_len = old_base.len() + input.settled;
-    let mut base_changed = false;
     let mut ctx = Ctx {
         input: &input,
-        conflicts: Vec::new(),
-        conflicted: IdSet::new(),
+        tally: Tally {
+            stats: Stats {
+                unchanged: input.settled,
+                ..Stats::default()
+            },
+            ..Tally::default()
+        },
     };
-    let mut stats = Stats {
-        unchanged: input.settled,
-        ..Stats::default()
-    };
-    let mut new_base = Base::new();
-    let mut fates: [IdMap<String, Fate>; 2] = [IdMap::new(), IdMap::new()];
-    let mut appended: [Vec<Arc<Item>>; 2] = [Vec::new(), Vec::new()];
-    let slot = |s: Side| match s {
-        Side::Source => 0,
-        Side::Target => 1,
-    };
-    let mut deletions = [0usize; 2];
-
-    // Every id, in a deterministic order: source's, then target's new ones.
-    // (Ids only the base still knows, deleted on both sides, are forgotten.)
-    let mut ids: Vec<&str> = input.source.items.iter().map(|i| id_of(i, idf)).collect();
-    ids.extend(
-        input
-            .target
-            .items
-            .iter()
-            .map(|i| id_of(i, idf))
-            .filter(|id| !src_idx.contains_key(*id)),
-    );
-
     // Settled ids (in a re-sync, almost all) keep their entry where it is in
     // `old_base`, which becomes the new base once the others are merged in:
     // no entry is moved or id copied for them.
     let mut settled = 0;
-    for id in ids {
-        let pos = [src_idx.get(id).copied(), tgt_idx.get(id).copied()];
-        // Settled: neither side changed it since the base, so nothing
-        // travels whatever its view (which may not have been made).
-        if let [Some(si), Some(ti)] = pos
+    for (id, held) in every_id(&input, &src_idx, &tgt_idx) {
+        if let Held::Both(si, ti) = held
             && old_base.get(id).is_some_and(|b| {
                 content_eq(&input.source.items[si], &b.source)
                     && content_eq(&input.target.items[ti], &b.target)
             })
         {
-            stats.unchanged += 1;
+            // Neither side changed it since the base, so nothing travels
+            // whatever its view (which may not have been made).
+            ctx.tally.stats.unchanged += 1;
             settled += 1;
             continue;
         }
         let base = old_base.remove(id);
-        match (pos[0], pos[1]) {
-            (Some(si), Some(ti)) => {
-                let s_item = &input.source.items[si];
-                let t_item = &input.target.items[ti];
-                let old = base;
-                let base = old.as_ref();
-                let mut new_s = Cow::Borrowed(&**s_item);
-                let mut new_t = Cow::Borrowed(&**t_item);
-                // What each side sends (None: it sends nothing for this id,
-                // being a one-way receiver or withheld by policy).
-                let pos_of = |side: Side| if side == Side::Source { si } else { ti };
-                let deltas: [Option<Delta>; 2] = [Side::Source, Side::Target].map(|from| {
-                    if dir.sends(from) {
-                        ctx.sender_delta(from, &views[slot(from)], pos_of(from), base)
-                    } else {
-                        None
-                    }
-                });
-                for from in [Side::Source, Side::Target] {
-                    let Some(d) = &deltas[slot(from)] else {
-                        continue;
-                    };
-                    let to = from.other();
-                    let sender_item = &ctx.side(from).items[pos_of(from)];
-                    let r_base = base.map(|b| b.get(to));
-                    let r_norm = ctx.side(to).normalized.get(id);
-                    let r = if to == Side::Target {
-                        &mut new_t
-                    } else {
-                        &mut new_s
-                    };
-                    ctx.apply(from, d, r, r_norm, r_base, sender_item);
-                }
-                // A side that sent nothing agreed only to what it received:
-                // its base is the old one plus that, so that its own fields
-                // count as changes, and travel, once it sends.
-                let mut agreed = [None::<Item>, None::<Item>];
-                for side in [Side::Source, Side::Target] {
-                    if deltas[slot(side)].is_some() {
-                        continue;
-                    }
-                    let mut a = base.map_or_else(|| id_only(idf, id), |b| b.get(side).clone());
-                    for (f, v) in deltas[slot(side.other())].iter().flatten() {
-                        set_field(&mut a, f, v.clone());
-                    }
-                    // Store the item itself when it is what was agreed, so the
-                    // base does not churn on bookkeeping fields.
-                    let actual = if side == Side::Source { &new_s } else { &new_t };
-                    if !content_eq(&a, actual) {
-                        agreed[slot(side)] = Some(a);
-                    }
-                }
-                let s_changed = matches!(new_s, Cow::Owned(_)) && !content_eq(&new_s, s_item);
-                let t_changed = matches!(new_t, Cow::Owned(_)) && !content_eq(&new_t, t_item);
-                stats.updated += usize::from(s_changed) + usize::from(t_changed);
-                if !s_changed && !t_changed {
-                    stats.unchanged += 1;
-                }
-                // Each side's new item, shared with the base where the base
-                // holds it (an item unchanged in content stays as it was).
-                let new_of = |changed: bool, new: Cow<'_, Item>, old: &Arc<Item>| {
-                    if changed {
-                        Arc::new(new.into_owned())
-                    } else {
-                        Arc::clone(old)
-                    }
-                };
-                let (new_s, new_t) = (
-                    new_of(s_changed, new_s, s_item),
-                    new_of(t_changed, new_t, t_item),
-                );
-                let [a_s, a_t] = agreed;
-                let entry = BaseEntry {
-                    source: a_s.map_or_else(|| Arc::clone(&new_s), Arc::new),
-                    target: a_t.map_or_else(|| Arc::clone(&new_t), Arc::new),
-                };
-                base_changed |= old.as_ref() != Some(&entry);
-                new_base.insert(id.to_string(), entry);
-                if s_changed {
-                    fates[0].insert(id.to_string(), Fate::Replace(new_s));
-                }
-                if t_changed {
-                    fates[1].insert(id.to_string(), Fate::Replace(new_t));
-                }
-            }
-            (Some(_), None) | (None, Some(_)) => {
-                let (have, idx) = match (pos[0], pos[1]) {
-                    (Some(i), None) => (Side::Source, i),
-                    (None, Some(i)) => (Side::Target, i),
-                    _ => unreachable!("matched one-sided"),
-                };
-                let lack = have.other();
-                let item = &ctx.side(have).items[idx];
-                // This id's only view: the loop visits each id once.
-                let view = views[slot(have)]
-                    .get_mut(idx)
-                    .and_then(|v| std::mem::take(v).into_item(item));
-                match base {
-                    None => {
-                        // New on `have`: it travels if `have` sends and the
-                        // policy lets it cross.
-                        if dir.sends(have)
-                            && let Some(v) = view
-                        {
-                            let fresh = Arc::new(ctx.fresh(have, v));
-                            stats.added += 1;
-                            let entry = BaseEntry::of(have, item, &fresh);
-                            base_changed = true;
-                            new_base.insert(id.to_string(), entry);
-                            appended[slot(lack)].push(fresh);
-                        } else {
-                            stats.unchanged += 1;
-                        }
-                    }
-                    Some(b) => {
-                        // `lack` deleted it since the last sync.
-                        let changed = !content_eq(item, b.get(have));
-                        if changed && dir.sends(have) {
-                            // A change beats a deletion: it goes back. The log
-                            // keeps what crossed (the view), never more.
-                            let crossed = view.clone().map(Value::Object);
-                            ctx.record(Conflict {
-                                item_id: id.to_string(),
-                                field: None,
-                                source_value: if have == Side::Source {
-                                    crossed.clone()
-                                } else {
-                                    None
-                                },
-                                target_value: if have == Side::Target { crossed } else { None },
-                                base_value: Some(Value::Object(b.get(lack).clone())),
-                                winner: have,
-                            });
-                            if let Some(v) = view {
-                                let fresh = Arc::new(ctx.fresh(have, v));
-                                stats.added += 1;
-                                let entry = BaseEntry::of(have, item, &fresh);
-                                base_changed |= b != entry;
-                                new_base.insert(id.to_string(), entry);
-                                appended[slot(lack)].push(fresh);
-                            } else {
-                                base_changed = true;
-                                stats.unchanged += 1;
-                            }
-                        } else if changed {
-                            // `have` only receives; its change stays, logged
-                            // (by id only: its content never crossed).
-                            ctx.record(Conflict {
-                                item_id: id.to_string(),
-                                field: None,
-                                source_value: None,
-                                target_value: None,
-                                base_value: None,
-                                winner: have,
-                            });
-                            base_changed = true;
-                            stats.unchanged += 1;
-                        } else if dir.sends(lack) && !input.options.no_delete {
-                            // Unchanged here, deleted there: carry the deletion.
-                            stats.deleted += 1;
-                            deletions[slot(have)] += 1;
-                            fates[slot(have)].insert(id.to_string(), Fate::Delete);
-                            base_changed = true;
-                        } else {
-                            // One-way towards the side that deleted it (it stays
-                            // deleted), or --no-delete: remember the base.
-                            new_base.insert(id.to_string(), b);
-                            stats.unchanged += 1;
-                        }
-                    }
-                }
-            }
-            (None, None) => unreachable!("ids come from the items"),
+        match held {
+            Held::Both(si, ti) => ctx.both_sides(&views, id, [si, ti], base),
+            Held::One(have, i) => ctx.one_side(&mut views[slot(have)], id, have, i, base),
         }
     }
+    let mut tally = ctx.tally;
     // What is left of the old base: the settled entries, and ids only it
     // knew (deleted on both sides), which are forgotten.
     if old_base.len() > settled {
-        base_changed = true;
+        tally.base_changed = true;
         old_base.retain(|id, _| src_idx.contains_key(id) || tgt_idx.contains_key(id));
     }
-    // The smaller map goes into the larger: entry by entry when it is much
-    // smaller (a re-sync), else by `append`, which rebuilds the tree.
-    if new_base.len() > old_base.len() {
-        std::mem::swap(&mut old_base, &mut new_base);
-    }
-    if new_base.len() < old_base.len() / 8 {
-        old_base.extend(std::mem::take(&mut new_base));
-    } else {
-        old_base.append(&mut new_base);
-    }
-    let new_base = old_base;
-    let (conflicts, conflicted) = (ctx.conflicts, ctx.conflicted);
+    let new_base = join_bases(old_base, std::mem::take(&mut tally.new_base));
+    guard_rails(&input, &tally.deletions, base_len)?;
+    Ok(assemble(input, &views, tally, new_base))
+}
 
-    // Guard rails against an empty or re-pointed store.
-    if !input.options.allow_mass_delete && base_len > 0 {
-        let n = base_len;
-        let side = |s: Side| match s {
-            Side::Source => &input.source,
-            Side::Target => &input.target,
-        };
-        // An empty side is the likelier explanation, so it is named first.
-        let empty = [Side::Source, Side::Target]
-            .into_iter()
-            .find(|s| side(*s).items.is_empty() && input.settled == 0);
-        let mass = [Side::Source, Side::Target].into_iter().find(|s| {
-            let gone = deletions[slot(*s)];
-            gone * 2 > n && gone > 10
+/// Every id, in a deterministic order: source's, then target's new ones,
+/// with where each is held. (Ids only the base still knows, deleted on both
+/// sides, are not among them: they are forgotten.)
+fn every_id<'a>(
+    input: &'a MergeInput<'_>,
+    src_idx: &IdMap<String, usize>,
+    tgt_idx: &IdMap<String, usize>,
+) -> Vec<(&'a str, Held)> {
+    let idf = input.id_field;
+    let mut ids = Vec::with_capacity(input.source.items.len() + input.target.items.len());
+    for (si, item) in input.source.items.iter().enumerate() {
+        let id = id_of(item, idf);
+        ids.push(match tgt_idx.get(id) {
+            Some(&ti) => (id, Held::Both(si, ti)),
+            None => (id, Held::One(Side::Source, si)),
         });
-        if let Some(which) = empty.into_iter().chain(mass).next() {
-            let s = side(which);
-            let gone = deletions[slot(which)];
-            let why = if s.items.is_empty() && input.settled == 0 {
-                format!(
-                    "domain `{}` lists no items, but the last sync saw {n}",
-                    s.domain
-                )
-            } else {
-                format!(
-                    "the sync would delete {gone} of the {n} items both domains last agreed on \
-                     from `{}`",
-                    s.domain
-                )
-            };
-            return Err(Error::new(
-                Code::SyncConflict,
-                format!(
-                    "{why}; this looks like an emptied or re-pointed store, so nothing was \
-                     changed. If the deletions are intended, run again with \
-                     --allow-mass-delete (or --no-delete to keep everything)"
-                ),
-            )
-            .with("domain", s.domain)
-            .with("deletions", gone)
-            .with("baseItems", n));
+    }
+    for (ti, item) in input.target.items.iter().enumerate() {
+        let id = id_of(item, idf);
+        if !src_idx.contains_key(id) {
+            ids.push((id, Held::One(Side::Target, ti)));
         }
     }
+    ids
+}
 
-    // The items come back in file order, new ones appended; replaced and
-    // deleted versions are displaced (moved, not copied).
+/// The smaller map goes into the larger: entry by entry when it is much
+/// smaller (a re-sync), else by `append`, which rebuilds the tree.
+fn join_bases(mut a: Base, mut b: Base) -> Base {
+    if b.len() > a.len() {
+        std::mem::swap(&mut a, &mut b);
+    }
+    if b.len() < a.len() / 8 {
+        a.extend(b);
+    } else {
+        a.append(&mut b);
+    }
+    a
+}
+
+/// Guard rails against an empty or re-pointed store: a side that lists no
+/// items though the base knows some, or a sync that would delete more than
+/// half of what both last agreed on (and more than ten), is refused unless
+/// `allow_mass_delete`.
+fn guard_rails(input: &MergeInput<'_>, deletions: &[usize; 2], base_len: usize) -> Result<()> {
+    if input.options.allow_mass_delete || base_len == 0 {
+        return Ok(());
+    }
+    let side = |s: Side| match s {
+        Side::Source => &input.source,
+        Side::Target => &input.target,
+    };
+    let is_empty = |s: Side| side(s).items.is_empty() && input.settled == 0;
+    // An empty side is the likelier explanation, so it is named first.
+    let empty = [Side::Source, Side::Target]
+        .into_iter()
+        .find(|s| is_empty(*s));
+    let mass = [Side::Source, Side::Target].into_iter().find(|s| {
+        let gone = deletions[slot(*s)];
+        gone * 2 > base_len && gone > 10
+    });
+    match empty.into_iter().chain(mass).next() {
+        None => Ok(()),
+        Some(which) => Err(Refusal::MassDeletion {
+            domain: side(which).domain.to_string(),
+            deletions: deletions[slot(which)],
+            base_items: base_len,
+            empty: is_empty(which),
+        }),
+    }
+}
+
+/// Each side's new items, in file order with new ones appended; replaced
+/// and deleted versions are displaced (moved, not copied).
+fn assemble(
+    mut input: MergeInput<'_>,
+    views: &[Vec<View>; 2],
+    mut tally: Tally,
+    base: Base,
+) -> MergeOutput {
+    let idf = input.id_field;
+    let dir = input.direction;
     let mut displaced = Vec::new();
     let mut again = false;
     let mut out_items: [Vec<Arc<Item>>; 2] = [Vec::new(), Vec::new()];
@@ -961,9 +892,9 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
         // A side whose withheld item changed: that item may cross now.
         let was_withheld =
             |i: usize| dir.sends(side) && matches!(views[k].get(i), Some(View::Withheld));
-        let mut v = Vec::with_capacity(items.len() + appended[k].len());
+        let mut v = Vec::with_capacity(items.len() + tally.appended[k].len());
         for (i, it) in items.into_iter().enumerate() {
-            match fates[k].remove(id_of(&it, idf)) {
+            match tally.fates[k].remove(id_of(&it, idf)) {
                 None => v.push(it),
                 Some(Fate::Replace(n)) => {
                     changed[k] = true;
@@ -985,29 +916,232 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
                 }
             }
         }
-        if !appended[k].is_empty() {
+        if !tally.appended[k].is_empty() {
             changed[k] = true;
         }
-        v.append(&mut appended[k]);
+        v.append(&mut tally.appended[k]);
         out_items[k] = v;
     }
-    stats.conflicts = conflicted.len();
+    let mut stats = tally.stats;
+    stats.conflicts = tally.conflicted.len();
     let [source_items, target_items] = out_items;
     let mut all: IdSet<&str> = source_items.iter().map(|i| id_of(i, idf)).collect();
     all.extend(target_items.iter().map(|i| id_of(i, idf)));
     stats.merged = all.len() + input.settled;
-    Ok(MergeOutput {
+    MergeOutput {
         source_changed: changed[0],
         target_changed: changed[1],
         source_items,
         target_items,
-        base: new_base,
-        base_changed,
+        base,
+        base_changed: tally.base_changed,
         again,
         stats,
-        conflicts,
+        conflicts: tally.conflicts,
         displaced,
-    })
+    }
+}
+
+impl Ctx<'_> {
+    /// The decision for an id both sides hold (at `pos`) and not settled:
+    /// each sending side's change since the base travels to the other, a
+    /// field both changed is a conflict the direction's winner takes, and
+    /// the new base entry is what both now agree on.
+    fn both_sides(
+        &mut self,
+        views: &[Vec<View>; 2],
+        id: &str,
+        pos: [usize; 2],
+        old: Option<BaseEntry>,
+    ) {
+        let input = self.input;
+        let (idf, dir) = (input.id_field, input.direction);
+        let s_item = &input.source.items[pos[0]];
+        let t_item = &input.target.items[pos[1]];
+        let base = old.as_ref();
+        let mut new_s = Cow::Borrowed(&**s_item);
+        let mut new_t = Cow::Borrowed(&**t_item);
+        // What each side sends (None: it sends nothing for this id, being a
+        // one-way receiver or withheld by policy).
+        let deltas: [Option<Delta>; 2] = [Side::Source, Side::Target].map(|from| {
+            if dir.sends(from) {
+                self.sender_delta(from, &views[slot(from)], pos[slot(from)], base)
+            } else {
+                None
+            }
+        });
+        for from in [Side::Source, Side::Target] {
+            let Some(d) = &deltas[slot(from)] else {
+                continue;
+            };
+            let to = from.other();
+            let sender_item = &self.side(from).items[pos[slot(from)]];
+            let r_base = base.map(|b| b.get(to));
+            let r_norm = self.side(to).normalized.get(id);
+            let r = if to == Side::Target {
+                &mut new_t
+            } else {
+                &mut new_s
+            };
+            self.apply(from, d, r, r_norm, r_base, sender_item);
+        }
+        // A side that sent nothing agreed only to what it received: its base
+        // is the old one plus that, so that its own fields count as changes,
+        // and travel, once it sends.
+        let mut agreed = [None::<Item>, None::<Item>];
+        for side in [Side::Source, Side::Target] {
+            if deltas[slot(side)].is_some() {
+                continue;
+            }
+            let mut a = base.map_or_else(|| id_only(idf, id), |b| b.get(side).clone());
+            for (f, v) in deltas[slot(side.other())].iter().flatten() {
+                set_field(&mut a, f, v.clone());
+            }
+            // Store the item itself when it is what was agreed, so the base
+            // does not churn on bookkeeping fields.
+            let actual = if side == Side::Source { &new_s } else { &new_t };
+            if !content_eq(&a, actual) {
+                agreed[slot(side)] = Some(a);
+            }
+        }
+        let s_changed = matches!(new_s, Cow::Owned(_)) && !content_eq(&new_s, s_item);
+        let t_changed = matches!(new_t, Cow::Owned(_)) && !content_eq(&new_t, t_item);
+        let t = &mut self.tally;
+        t.stats.updated += usize::from(s_changed) + usize::from(t_changed);
+        if !s_changed && !t_changed {
+            t.stats.unchanged += 1;
+        }
+        // Each side's new item, shared with the base where the base holds it
+        // (an item unchanged in content stays as it was).
+        let new_of = |changed: bool, new: Cow<'_, Item>, old: &Arc<Item>| {
+            if changed {
+                Arc::new(new.into_owned())
+            } else {
+                Arc::clone(old)
+            }
+        };
+        let (new_s, new_t) = (
+            new_of(s_changed, new_s, s_item),
+            new_of(t_changed, new_t, t_item),
+        );
+        let [a_s, a_t] = agreed;
+        let entry = BaseEntry {
+            source: a_s.map_or_else(|| Arc::clone(&new_s), Arc::new),
+            target: a_t.map_or_else(|| Arc::clone(&new_t), Arc::new),
+        };
+        t.base_changed |= old.as_ref() != Some(&entry);
+        t.new_base.insert(id.to_string(), entry);
+        if s_changed {
+            t.fates[0].insert(id.to_string(), Fate::Replace(new_s));
+        }
+        if t_changed {
+            t.fates[1].insert(id.to_string(), Fate::Replace(new_t));
+        }
+    }
+
+    /// The decision for an id only `have` holds (at `idx`; `views` are
+    /// `have`'s): new there, it travels; deleted on the other side since the
+    /// base, the deletion travels unless `have` changed it, in which case the
+    /// change beats the deletion and is logged.
+    fn one_side(
+        &mut self,
+        views: &mut [View],
+        id: &str,
+        have: Side,
+        idx: usize,
+        base: Option<BaseEntry>,
+    ) {
+        let input = self.input;
+        let dir = input.direction;
+        let lack = have.other();
+        let item = &self.side(have).items[idx];
+        // This id's only view: each id is decided once.
+        let view = views
+            .get_mut(idx)
+            .and_then(|v| std::mem::take(v).into_item(item));
+        let Some(b) = base else {
+            // New on `have`: it travels if `have` sends and the policy lets
+            // it cross.
+            if dir.sends(have)
+                && let Some(v) = view
+            {
+                self.arrive(have, item, v, id, None);
+            } else {
+                self.tally.stats.unchanged += 1;
+            }
+            return;
+        };
+        // `lack` deleted it since the last sync.
+        let changed = !content_eq(item, b.get(have));
+        if changed && dir.sends(have) {
+            // A change beats a deletion: it goes back. The log keeps what
+            // crossed (the view), never more.
+            let crossed = view.clone().map(Value::Object);
+            let (source_value, target_value) = match have {
+                Side::Source => (crossed, None),
+                Side::Target => (None, crossed),
+            };
+            self.record(Conflict {
+                item_id: id.to_string(),
+                field: None,
+                source_value,
+                target_value,
+                base_value: Some(Value::Object(b.get(lack).clone())),
+                winner: have,
+            });
+            match view {
+                Some(v) => self.arrive(have, item, v, id, Some(b)),
+                None => {
+                    self.tally.base_changed = true;
+                    self.tally.stats.unchanged += 1;
+                }
+            }
+        } else if changed {
+            // `have` only receives; its change stays, logged (by id only:
+            // its content never crossed).
+            self.record(Conflict {
+                item_id: id.to_string(),
+                field: None,
+                source_value: None,
+                target_value: None,
+                base_value: None,
+                winner: have,
+            });
+            self.tally.base_changed = true;
+            self.tally.stats.unchanged += 1;
+        } else if dir.sends(lack) && !input.options.no_delete {
+            // Unchanged here, deleted there: carry the deletion.
+            let t = &mut self.tally;
+            t.stats.deleted += 1;
+            t.deletions[slot(have)] += 1;
+            t.fates[slot(have)].insert(id.to_string(), Fate::Delete);
+            t.base_changed = true;
+        } else {
+            // One-way towards the side that deleted it (it stays deleted),
+            // or --no-delete: remember the base.
+            self.tally.new_base.insert(id.to_string(), b);
+            self.tally.stats.unchanged += 1;
+        }
+    }
+
+    /// `have`'s `item`, crossing as `view`, arrives new on the other side;
+    /// `old` is its base entry, if any.
+    fn arrive(
+        &mut self,
+        have: Side,
+        item: &Arc<Item>,
+        view: Item,
+        id: &str,
+        old: Option<BaseEntry>,
+    ) {
+        let fresh = Arc::new(self.fresh(have, view));
+        let entry = BaseEntry::of(have, item, &fresh);
+        let t = &mut self.tally;
+        t.stats.added += 1;
+        t.base_changed |= old.is_none_or(|b| b != entry);
+        t.new_base.insert(id.to_string(), entry);
+        t.appended[slot(have.other())].push(fresh);
+    }
 }
 
 /// Joins two rounds of one sync: the second round's items and base, both

@@ -1,0 +1,268 @@
+//! The views-and-merge stage of one entity type: each sending side's items
+//! mapped and filtered by the sandboxed plugin into what the other side
+//! receives (its views), and the pure merge run on them.
+//!
+//! A round makes the views and merges once; when the merge changed an item
+//! its sender withheld, that item may cross now, so a second round runs and
+//! the two are combined ([`cds_merge::combine`]).
+
+use super::Deadline;
+use super::read::Fields;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::merge::{self, Base, IdSet, Item, MergeOutput, Side, View, id_of};
+use crate::plugin::runtime::Runtime;
+use crate::plugin::{Plugin, Shapes};
+use crate::request::{Domain, SyncRequest};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What every round of one entity type shares.
+pub struct Round<'a> {
+    pub config: &'a Config,
+    pub runtime: &'a Runtime,
+    pub req: &'a SyncRequest,
+    pub plugin: &'a Plugin,
+    pub entity: &'a str,
+    /// Source's and target's field renames.
+    pub fields: [&'a Fields; 2],
+    /// How many ids were settled and left out (see [`merge::MergeInput`]).
+    pub settled_count: usize,
+    /// The sync's time, written into the items it changes.
+    pub synced_at: &'a str,
+    pub deadline: &'a Deadline<'a>,
+}
+
+/// The merge's output, with the policy's withheld-item and redacted-field
+/// counts.
+pub struct Merged {
+    pub out: MergeOutput,
+    pub withheld: usize,
+    pub redacted: u64,
+}
+
+/// Views and merge, with a second round when the first asks for one. The
+/// items and the base move in and come back in the output.
+pub fn views_and_merge(
+    round: &Round<'_>,
+    items: [Vec<Arc<Item>>; 2],
+    base: Base,
+) -> Result<Merged> {
+    let mut first = merge_round(round, items, base)?;
+    if !first.out.again {
+        return Ok(first);
+    }
+    let items = [
+        std::mem::take(&mut first.out.source_items),
+        std::mem::take(&mut first.out.target_items),
+    ];
+    let base = std::mem::take(&mut first.out.base);
+    let second = merge_round(round, items, base)?;
+    Ok(Merged {
+        out: merge::combine(first.out, second.out, round.plugin.id_field()),
+        withheld: first.withheld,
+        redacted: first.redacted,
+    })
+}
+
+/// What one sending side's views come to.
+#[derive(Default)]
+struct SideViews {
+    /// Aligned with the side's items; settled items get none (`Withheld`,
+    /// which the merge does not look at for them).
+    views: Vec<View>,
+    /// The receiving side's items that differ from what arrives, normalised
+    /// in their own shape, by id (see [`merge::SideInput::normalized`]).
+    normalized: HashMap<String, Item>,
+    /// The views of the base items of ids this side changed.
+    base_views: HashMap<String, Option<Item>>,
+    withheld: usize,
+    redacted: u64,
+}
+
+/// One round of views (plugins) and merge (pure).
+fn merge_round(round: &Round<'_>, items: [Vec<Arc<Item>>; 2], base: Base) -> Result<Merged> {
+    let idf = round.plugin.id_field();
+    let mut timings = StageTimer::new();
+    // Items unchanged on both sides since the base need no view.
+    let settled_ids = merge::settled_ids(&items[0], &items[1], &base, idf);
+    let mut made = [SideViews::default(), SideViews::default()];
+    for side in [Side::Source, Side::Target] {
+        if !round.req.direction.sends(side) || round.deadline.passed() {
+            continue;
+        }
+        made[side as usize] = side_views(round, side, &items, &base, &settled_ids, &mut timings)?;
+    }
+    let withheld = made.iter().map(|m| m.withheld).sum();
+    let redacted = made.iter().map(|m| m.redacted).sum();
+    let [src_made, tgt_made] = made;
+    let [src_items, tgt_items] = items;
+    let input = merge::MergeInput {
+        source: merge::SideInput {
+            domain: &round.req.source.name,
+            items: src_items,
+            views: src_made.views,
+            base_views: &src_made.base_views,
+            // Normalised by the other side's round: target's items as
+            // source sends to them, and the other way round.
+            normalized: &tgt_made.normalized,
+        },
+        target: merge::SideInput {
+            domain: &round.req.target.name,
+            items: tgt_items,
+            views: tgt_made.views,
+            base_views: &tgt_made.base_views,
+            normalized: &src_made.normalized,
+        },
+        base,
+        direction: round.req.direction,
+        options: merge::Options {
+            no_delete: round.req.no_delete,
+            allow_mass_delete: round.req.allow_mass_delete,
+        },
+        id_field: idf,
+        stamp: round.synced_at,
+        settled: round.settled_count,
+    };
+    let out = merge::merge(input).map_err(|e| Error::from(e).with("entity", round.entity))?;
+    timings.lap("merge");
+    tracing::debug!(entity = round.entity, "merge round: {}", timings.summary());
+    Ok(Merged {
+        out,
+        withheld,
+        redacted,
+    })
+}
+
+/// The views `side` sends: its unsettled items as the other side receives
+/// them, the other side's items normalised where they differ from what
+/// arrives, and the views of the base items of ids `side` changed.
+fn side_views(
+    round: &Round<'_>,
+    side: Side,
+    items: &[Vec<Arc<Item>>; 2],
+    base: &Base,
+    settled_ids: &IdSet<&str>,
+    timings: &mut StageTimer,
+) -> Result<SideViews> {
+    let idf = round.plugin.id_field();
+    let (from, to): (&Domain, &Domain) = match side {
+        Side::Source => (&round.req.source, &round.req.target),
+        Side::Target => (&round.req.target, &round.req.source),
+    };
+    let (mine, theirs) = (&items[side as usize], &items[side.other() as usize]);
+    let (from_fields, to_fields) = (
+        round.fields[side as usize],
+        round.fields[side.other() as usize],
+    );
+    let policy = round
+        .config
+        .policy(&from.name, &to.name, round.entity)
+        .renamed(|f| {
+            to_fields
+                .iter()
+                .find(|(c, _)| c == f)
+                .map(|(_, l)| l.clone())
+                .unwrap_or_else(|| f.to_string())
+        });
+    let shapes = Shapes {
+        from_domain: &from.name,
+        to_domain: &to.name,
+        from_fields,
+        to_fields,
+    };
+    let open: Vec<usize> = (0..mine.len())
+        .filter(|&i| !settled_ids.contains(id_of(&mine[i], idf)))
+        .collect();
+    let refs: Vec<&Item> = open.iter().map(|&i| &*mine[i]).collect();
+    timings.lap("prepare");
+    let crossed = round
+        .plugin
+        .map_filter(round.runtime, &shapes, Some(&policy), &refs)?;
+    timings.lap("views");
+    let mut made = SideViews {
+        views: vec![View::Withheld; mine.len()],
+        withheld: crossed.withheld,
+        redacted: crossed.redacted_fields,
+        ..SideViews::default()
+    };
+    for (i, v) in open.into_iter().zip(crossed.items) {
+        made.views[i] = v;
+    }
+    // The receiving side's items that differ from what arrives, normalised
+    // in their own shape (a map from the domain to itself, no policy), so
+    // that a difference in writing alone is no change.
+    let differ = merge::items_needing_normalization(theirs, mine, &made.views, idf, base);
+    timings.lap("align");
+    if !differ.is_empty() {
+        let same = Shapes {
+            from_domain: &to.name,
+            to_domain: &to.name,
+            from_fields: to_fields,
+            to_fields,
+        };
+        // Nothing crosses: mapping alone normalises.
+        let n = round
+            .plugin
+            .map_filter(round.runtime, &same, None, &differ)?;
+        // An item whose normalised form is itself (`Same`) compares as
+        // written; only the others need keeping.
+        made.normalized = n
+            .items
+            .into_iter()
+            .filter_map(|v| match v {
+                View::Item(i) => Some((id_of(&i, idf).to_string(), i)),
+                View::Same | View::Withheld => None,
+            })
+            .collect();
+        timings.lap("normalize");
+    }
+    let needing = merge::base_items_needing_views(mine, base, side, idf, settled_ids);
+    if !needing.is_empty() {
+        let crossed = round
+            .plugin
+            .map_filter(round.runtime, &shapes, Some(&policy), &needing)?;
+        made.base_views = needing
+            .iter()
+            .zip(crossed.items)
+            .map(|(b, v)| (id_of(b, idf).to_string(), v.into_item(b)))
+            .collect();
+        timings.lap("base views");
+    }
+    Ok(made)
+}
+
+/// Milliseconds spent per named step, for the debug log (`-vv`).
+struct StageTimer {
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl StageTimer {
+    fn new() -> StageTimer {
+        StageTimer {
+            last: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    /// Adds the time since the previous lap to `name`.
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        let d = now - self.last;
+        self.last = now;
+        match self.laps.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t += d,
+            None => self.laps.push((name, d)),
+        }
+    }
+
+    fn summary(&self) -> String {
+        self.laps
+            .iter()
+            .map(|(n, d)| format!("{n} {} ms", d.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
