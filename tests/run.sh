@@ -5,6 +5,12 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 rustup target add wasm32-unknown-unknown >/dev/null
+# ARCHITECTURE.md's rules on the host's source: no import cycle between its
+# modules, no long function without a stated reason.
+python3 tests/architecture.py
+# The merge crate alone, with only its own features: it must build without
+# the I/O and clock features the host enables in shared dependencies.
+cargo check -p cds-merge --locked
 cargo test --workspace --locked
 # The example plugin's own unit tests (it is a project of its own).
 cargo test --manifest-path examples/plugins/notes/Cargo.toml --locked

@@ -414,12 +414,3 @@ pub fn verify(dir: &DataDir) -> Result<Verification> {
         problem: None,
     })
 }
-
-/// Reads every entry (for tests and tools).
-pub fn read_all(dir: &DataDir) -> Result<Vec<Value>> {
-    let bytes = store::read_optional(&dir.audit_path())?.unwrap_or_default();
-    Ok(String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
-}

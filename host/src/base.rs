@@ -325,7 +325,11 @@ impl RawBase {
 /// with exactly the text the base records as written for them. Returns, for
 /// the source's items, the target's items and the base's entries, whether
 /// each is settled.
-pub fn settled(source: &[raw::RawItem], target: &[raw::RawItem], base: &RawBase) -> [Vec<bool>; 3] {
+pub fn settled_marks(
+    source: &[raw::RawItem],
+    target: &[raw::RawItem],
+    base: &RawBase,
+) -> [Vec<bool>; 3] {
     let mut marks = [
         vec![false; source.len()],
         vec![false; target.len()],
@@ -376,10 +380,6 @@ pub fn write(
 ) -> io::Result<()> {
     const PIECE: usize = 1 << 16;
     let mut buf = Vec::with_capacity(PIECE + (PIECE >> 2));
-    let key_ = |buf: &mut Vec<u8>, k: &str| {
-        cds_json::write_str(buf, k);
-        buf.push(b':');
-    };
     buf.extend_from_slice(&header(entity, key));
     let mut kept = old
         .entries
@@ -391,58 +391,22 @@ pub fn write(
     let mut first = true;
     loop {
         // The next entry in id order: a kept one's text, or a merged one.
-        let take_kept = match (kept.peek(), merged.peek()) {
-            (None, None) => break,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (Some((_, k)), Some((id, _))) => k.id.as_str() < id.as_str(),
-        };
-        if !first {
+        let next_kept = kept.next_if(|(_, k)| {
+            merged
+                .peek()
+                .is_none_or(|(id, _)| k.id.as_str() < id.as_str())
+        });
+        if !first && (next_kept.is_some() || merged.peek().is_some()) {
             buf.push(b',');
         }
         first = false;
-        if take_kept {
-            let (i, _) = kept.next().unwrap_or_else(|| unreachable!("peeked"));
+        if let Some((i, _)) = next_kept {
             buf.extend_from_slice(old.text_of(i));
-        } else {
-            let (id, e) = merged.next().unwrap_or_else(|| unreachable!("peeked"));
-            buf.push(b'{');
-            key_(&mut buf, "id");
-            cds_json::write_str(&mut buf, id);
+        } else if let Some((id, e)) = merged.next() {
             let digests = [digest(Side::Source, id), digest(Side::Target, id)];
-            if digests != [None, None] {
-                buf.push(b',');
-                key_(&mut buf, "digests");
-                buf.push(b'{');
-                let mut sep = false;
-                for (dom, d) in [source, target].into_iter().zip(digests) {
-                    if let Some(d) = d {
-                        if sep {
-                            buf.push(b',');
-                        }
-                        sep = true;
-                        key_(&mut buf, dom);
-                        // Hex digits need no escaping.
-                        buf.push(b'"');
-                        buf.extend_from_slice(&raw::hex(&d));
-                        buf.push(b'"');
-                    }
-                }
-                buf.push(b'}');
-            }
-            buf.push(b',');
-            key_(&mut buf, source);
-            cds_json::write_map_compact(&mut buf, &e.source);
-            buf.push(b',');
-            key_(&mut buf, target);
-            // When both sides agree in content (the usual case), one copy is
-            // kept: every use of the base ignores the bookkeeping fields.
-            if Arc::ptr_eq(&e.source, &e.target) || merge::content_eq(&e.source, &e.target) {
-                cds_json::write_str(&mut buf, SAME);
-            } else {
-                cds_json::write_map_compact(&mut buf, &e.target);
-            }
-            buf.push(b'}');
+            write_entry(&mut buf, id, e, [source, target], digests);
+        } else {
+            break;
         }
         if buf.len() >= PIECE {
             out.write_all(&buf)?;
@@ -451,6 +415,58 @@ pub fn write(
     }
     buf.extend_from_slice(b"]}\n");
     out.write_all(&buf)
+}
+
+/// `"k":`.
+fn write_key(buf: &mut Vec<u8>, k: &str) {
+    cds_json::write_str(buf, k);
+    buf.push(b':');
+}
+
+/// One merged entry: `{"id":…,"digests":{…},"<source>":{…},"<target>":…}`.
+fn write_entry(
+    buf: &mut Vec<u8>,
+    id: &str,
+    e: &BaseEntry,
+    [source, target]: [&str; 2],
+    digests: [Option<ItemDigest>; 2],
+) {
+    buf.push(b'{');
+    write_key(buf, "id");
+    cds_json::write_str(buf, id);
+    if digests != [None, None] {
+        buf.push(b',');
+        write_key(buf, "digests");
+        buf.push(b'{');
+        let mut sep = false;
+        for (dom, d) in [source, target].into_iter().zip(digests) {
+            if let Some(d) = d {
+                if sep {
+                    buf.push(b',');
+                }
+                sep = true;
+                write_key(buf, dom);
+                // Hex digits need no escaping.
+                buf.push(b'"');
+                buf.extend_from_slice(&raw::hex(&d));
+                buf.push(b'"');
+            }
+        }
+        buf.push(b'}');
+    }
+    buf.push(b',');
+    write_key(buf, source);
+    cds_json::write_map_compact(buf, &e.source);
+    buf.push(b',');
+    write_key(buf, target);
+    // When both sides agree in content (the usual case), one copy is kept:
+    // every use of the base ignores the bookkeeping fields.
+    if Arc::ptr_eq(&e.source, &e.target) || merge::content_eq(&e.source, &e.target) {
+        cds_json::write_str(buf, SAME);
+    } else {
+        cds_json::write_map_compact(buf, &e.target);
+    }
+    buf.push(b'}');
 }
 
 #[cfg(test)]
@@ -599,7 +615,7 @@ mod tests {
         };
         let src = [ri("a", b"a"), ri("b", b"b"), ri("c", b"c")];
         let tgt = [ri("c", b"c"), ri("b", b"b edited"), ri("a", b"a'")];
-        let [s, t, e] = settled(&src, &tgt, &base);
+        let [s, t, e] = settled_marks(&src, &tgt, &base);
         assert_eq!(s, [true, false, false]);
         assert_eq!(t, [false, false, true]);
         assert_eq!(e, [true, false, false]);

@@ -34,9 +34,6 @@ impl Rng {
     pub fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
         xs[self.below(xs.len() as u64) as usize]
     }
-    pub fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
 }
 
 const WORDS: &[&str] = &[
@@ -151,12 +148,14 @@ pub fn item(r: &mut Rng, entity: &str, id: &str, domain: &str) -> Value {
             "attachments": [{"name": format!("{}.pdf", r.pick(WORDS)), "sizeBytes": r.below(1 << 20)}],
         }),
     };
-    let m = v.as_object_mut().unwrap_or_else(|| unreachable!());
     let mut out = Map::new();
     out.insert("id".into(), json!(id));
     out.insert("lastModified".into(), json!(ts(r)));
     out.insert("category".into(), json!(category(r, domain)));
-    out.append(m);
+    // Each arm above is an object literal.
+    if let Value::Object(m) = &mut v {
+        out.append(m);
+    }
     Value::Object(out)
 }
 

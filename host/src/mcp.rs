@@ -586,6 +586,11 @@ pub fn serve(host: Host, fallback_user: String) -> i32 {
     code
 }
 
+/// The server's loop: read a line, answer or hand it to the service, until
+/// the client closes stdin.
+///
+/// Long: one `select!` over stdin, the service's replies and shutdown, whose
+/// arms must see each other's state (pending requests, cancellations).
 async fn run(server: Server) -> i32 {
     let (mut to_rmcp, rmcp_in) = tokio::io::duplex(1 << 20);
     let (rmcp_out, from_rmcp) = tokio::io::duplex(1 << 20);

@@ -177,6 +177,10 @@ fn check_separate(a: &Domain, b: &Domain) -> Result<()> {
 
 /// Validates the JSON form of an invocation against this installation's
 /// schema and resolves it. Errors carry every failing JSON path.
+///
+/// Long: the contract's order of checks (schema, domains, entity types,
+/// direction, user), each a refusal with its own code; kept in one place so
+/// the order is read top to bottom.
 pub fn resolve(
     raw: &Value,
     config: &Config,

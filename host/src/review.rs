@@ -18,7 +18,7 @@ use crate::error::{Code, Error, Result};
 use crate::install::Host;
 use crate::merge::Side;
 use crate::record::Status;
-use crate::store::{self, BackupManifest, DataDir, Write};
+use crate::store::{self, BackupManifest, DataDir, ManifestFile, Write};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -143,74 +143,10 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
     );
     check_write(host, user, &[&src, &tgt], "resolving a conflict")?;
     let idf = id_field(host, &entity);
-    let winner = row.winner;
-    let mut writes = Vec::new();
-    let mut changed_domains = Vec::new();
-    match row.field.as_deref() {
-        Some(field) => {
-            let value = match keep {
-                Keep::Source => row.source_value.clone(),
-                Keep::Target => row.target_value.clone(),
-                Keep::Base => row.base_value.clone(),
-            }
-            .unwrap_or(Value::Null);
-            for domain in [&src, &tgt] {
-                let name = row.field_in(domain).unwrap_or(field).to_string();
-                let path = domain_file(host, domain, &entity)?;
-                let mut file = host.data.read_entity(&path, &entity)?;
-                let Some(item) = file.items.iter_mut().find(|i| has_id(i, &idf, &item_id)) else {
-                    continue;
-                };
-                if item.get(&name) == (!value.is_null()).then_some(&value) {
-                    continue;
-                }
-                if value.is_null() {
-                    item.shift_remove(&name);
-                } else {
-                    item.insert(name, value.clone());
-                }
-                item.insert("lastModified".into(), json!(now()));
-                writes.push(Write {
-                    content: Some(store::encode_entity_file(&entity, &file)),
-                    prestaged: None,
-                    path,
-                });
-                changed_domains.push(domain.clone());
-            }
-        }
-        None => {
-            // A change that beat a deletion. Keeping the side that changed it
-            // is what the sync did; keeping the side that deleted it deletes
-            // it from both domains (into the backups).
-            let deleter = if winner == Side::Source { &tgt } else { &src };
-            let keeps_deletion = match keep {
-                Keep::Source => deleter == &src,
-                Keep::Target => deleter == &tgt,
-                Keep::Base => {
-                    return Err(Error::invalid(format!(
-                        "conflict `{conflict_id}` is between a change and a deletion; keep \
-                         `source` or `target`"
-                    )));
-                }
-            };
-            if keeps_deletion {
-                for domain in [&src, &tgt] {
-                    let path = domain_file(host, domain, &entity)?;
-                    let mut file = host.data.read_entity(&path, &entity)?;
-                    let before = file.items.len();
-                    file.items.retain(|i| !has_id(i, &idf, &item_id));
-                    if file.items.len() != before {
-                        writes.push(Write {
-                            content: Some(store::encode_entity_file(&entity, &file)),
-                            prestaged: None,
-                            path,
-                        });
-                        changed_domains.push(domain.clone());
-                    }
-                }
-            }
-        }
-    }
+    let (mut writes, changed_domains) = match row.field.as_deref() {
+        Some(field) => keep_field_value(host, &row, field, keep, &idf)?,
+        None => keep_change_or_deletion(host, &row, keep, &idf)?,
+    };
     log.conflicts[idx].resolved = Some(Resolution {
         keep,
         by: user.to_string(),
@@ -239,6 +175,91 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
     );
     host.commit(&txn, &writes, entry)?;
     Ok(json!({"conflict": conflict_id, "keep": keep, "changedDomains": changed_domains}))
+}
+
+/// The writes that resolve a field conflict by `keep`'s value, in each
+/// domain whose item does not hold it already, and those domains.
+fn keep_field_value(
+    host: &Host,
+    row: &LoggedConflict,
+    field: &str,
+    keep: Keep,
+    idf: &str,
+) -> Result<(Vec<Write>, Vec<String>)> {
+    let (mut writes, mut changed_domains) = (Vec::new(), Vec::new());
+    let entity = &row.entity;
+    let value = match keep {
+        Keep::Source => row.source_value.clone(),
+        Keep::Target => row.target_value.clone(),
+        Keep::Base => row.base_value.clone(),
+    }
+    .unwrap_or(Value::Null);
+    for domain in [&row.source_domain, &row.target_domain] {
+        let name = row.field_in(domain).unwrap_or(field).to_string();
+        let path = domain_file(host, domain, entity)?;
+        let mut file = host.data.read_entity(&path, entity)?;
+        let Some(item) = file.items.iter_mut().find(|i| has_id(i, idf, &row.item_id)) else {
+            continue;
+        };
+        if item.get(&name) == (!value.is_null()).then_some(&value) {
+            continue;
+        }
+        if value.is_null() {
+            item.shift_remove(&name);
+        } else {
+            item.insert(name, value.clone());
+        }
+        item.insert("lastModified".into(), json!(now()));
+        writes.push(Write {
+            content: Some(store::encode_entity_file(entity, &file)),
+            prestaged: None,
+            path,
+        });
+        changed_domains.push(domain.clone());
+    }
+    Ok((writes, changed_domains))
+}
+
+/// The writes that resolve a change that beat a deletion. Keeping the side
+/// that changed it is what the sync did; keeping the side that deleted it
+/// deletes it from both domains (into the backups).
+fn keep_change_or_deletion(
+    host: &Host,
+    row: &LoggedConflict,
+    keep: Keep,
+    idf: &str,
+) -> Result<(Vec<Write>, Vec<String>)> {
+    let (mut writes, mut changed_domains) = (Vec::new(), Vec::new());
+    let (src, tgt, entity) = (&row.source_domain, &row.target_domain, &row.entity);
+    let deleter = if row.winner == Side::Source { tgt } else { src };
+    let keeps_deletion = match keep {
+        Keep::Source => deleter == src,
+        Keep::Target => deleter == tgt,
+        Keep::Base => {
+            return Err(Error::invalid(format!(
+                "conflict `{}` is between a change and a deletion; keep `source` or `target`",
+                row.id
+            )));
+        }
+    };
+    if !keeps_deletion {
+        return Ok((writes, changed_domains));
+    }
+    for domain in [src, tgt] {
+        let path = domain_file(host, domain, entity)?;
+        let mut file = host.data.read_entity(&path, entity)?;
+        let before = file.items.len();
+        file.items.retain(|i| !has_id(i, idf, &row.item_id));
+        if file.items.len() != before {
+            writes.push(Write {
+                content: Some(store::encode_entity_file(entity, &file)),
+                prestaged: None,
+                path,
+            });
+            changed_domains.push(domain.clone());
+        }
+    }
+    Ok((writes, changed_domains))
 }
 
 /// A transaction's backups, as `backups list` shows them.
@@ -417,128 +438,17 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
     let mut restored: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut blocked: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in &manifest.files {
-        let rel = f.path.as_str();
-        let is_domain = !rel.starts_with(".sync/") && !rel.starts_with("sync-records/");
-        let is_base = rel.starts_with(".sync/base/");
-        if !(is_domain || is_base) {
-            continue;
-        }
-        let backup_path = host.data.backups_dir(sync_id).join(rel);
-        let before_bytes = if f.existed {
-            store::read_optional(&backup_path)?
-        } else {
-            None
-        };
-        // The state right after the sync: the next backup of this file by a
-        // later transaction, or the file as it is now.
-        let live = host.data.root.join(rel);
-        let now_bytes = store::read_optional(&live)?;
-        let after_bytes = backups[pos + 1..]
-            .iter()
-            .find(|b| b.files.iter().any(|p| p == rel))
-            .map(|b| store::read_optional(&host.data.backups_dir(&b.id).join(rel)))
-            .transpose()?
-            .flatten()
-            .or_else(|| now_bytes.clone());
-        // Base entries are keyed by `id`; domain files by the type's id field.
-        let idf = if is_base {
-            "id".to_string()
-        } else {
-            let entity = Path::new(rel).file_stem().unwrap_or_default();
-            id_field(host, &entity.to_string_lossy())
-        };
-        let (before, _) = items_of(rel, &idf, before_bytes.as_deref())?;
-        let (after, _) = items_of(rel, &idf, after_bytes.as_deref())?;
-        let (current, current_doc) = items_of(rel, &idf, now_bytes.as_deref())?;
-        let touched = changed_ids(&before, &after);
-        if touched.is_empty() {
-            continue;
-        }
-        let later = changed_ids(&after, &current);
-        let mut clash: Vec<String> = touched.intersection(&later).cloned().collect();
-        clash.sort();
-        if !clash.is_empty() && !force {
-            blocked.insert(rel.to_string(), clash);
-            continue;
-        }
-        if later.is_empty() && now_bytes == after_bytes {
-            // Nothing changed since: put the exact bytes back (or remove a
-            // file the sync created).
-            writes.push(Write {
-                prestaged: None,
-                path: live,
-                content: before_bytes.clone(),
-            });
-            if is_domain {
-                let mut ids: Vec<String> = touched.into_iter().collect();
-                ids.sort();
-                restored.insert(rel.to_string(), ids);
+        match undo_file(host, sync_id, &backups[pos + 1..], f, force)? {
+            Undone::Nothing => {}
+            Undone::Blocked(clash) => {
+                blocked.insert(f.path.clone(), clash);
             }
-            continue;
-        }
-        // Current items, with the touched ones put back as they were.
-        let before_map: HashMap<&str, &Value> =
-            before.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let mut out: Vec<Value> = Vec::new();
-        let mut seen = HashSet::new();
-        // A base entry put back keeps no digests: they were recorded under
-        // that sync's plugin and renames, which the file's current key may
-        // not name (see `base.rs`); the next sync reads the item instead.
-        let restore = |old: &Value| {
-            let mut old = old.clone();
-            if is_base && let Some(m) = old.as_object_mut() {
-                m.shift_remove("digests");
-            }
-            old
-        };
-        for (id, item) in &current {
-            seen.insert(id.clone());
-            if touched.contains(id) {
-                if let Some(old) = before_map.get(id.as_str()) {
-                    out.push(restore(old));
-                }
-            } else {
-                out.push(item.clone());
-            }
-        }
-        for (id, old) in &before {
-            if touched.contains(id) && !seen.contains(id) {
-                out.push(restore(old));
-            }
-        }
-        let mut doc = match current_doc {
-            Value::Object(m) => Value::Object(m),
-            _ => {
-                let (_, before_doc) = items_of(rel, &idf, before_bytes.as_deref())?;
-                match before_doc {
-                    Value::Object(m) => Value::Object(m),
-                    _ => json!({}),
+            Undone::Restored { write, ids } => {
+                writes.push(write);
+                if let Some(ids) = ids {
+                    restored.insert(f.path.clone(), ids);
                 }
             }
-        };
-        let key = array_key(rel, &doc);
-        let key = if key.is_empty() {
-            "items".to_string()
-        } else {
-            key
-        };
-        doc[key.as_str()] = Value::Array(out);
-        let content = if is_base {
-            let mut v = serde_json::to_vec(&doc).unwrap_or_default();
-            v.push(b'\n');
-            v
-        } else {
-            store::to_pretty(&doc)
-        };
-        writes.push(Write {
-            prestaged: None,
-            path: live,
-            content: Some(content),
-        });
-        if is_domain {
-            let mut ids: Vec<String> = touched.into_iter().collect();
-            ids.sort();
-            restored.insert(rel.to_string(), ids);
         }
     }
     if !blocked.is_empty() {
@@ -557,27 +467,14 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
         )
         .with("syncId", sync_id));
     }
-    let domains: Vec<String> = restored
-        .keys()
-        .filter_map(|f| f.split('/').next().map(String::from))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    for rel in &domains {
-        // The folder name is the domain's path; find the domain it belongs to.
-        if let Some(d) = host
-            .config
-            .domain_names()
-            .into_iter()
-            .find(|d| host.config.domain_path(d).as_deref() == Some(rel.as_str()))
-        {
-            check_write(host, user, &[&d], "undoing this sync")?;
-        }
-    }
+    check_undo_rights(host, user, restored.keys())?;
     writes.push(Write {
         prestaged: None,
         path: host.data.backups_dir(sync_id).join("undone"),
-        content: Some(store::to_pretty(&json!({"by": user, "at": now()}))),
+        content: Some(store::to_pretty(&UndoMark {
+            by: user.to_string(),
+            at: now(),
+        })),
     });
     let txn = format!("undo-{sync_id}");
     let entry = Entry::new(
@@ -595,4 +492,213 @@ pub fn undo(host: &Host, sync_id: &str, force: bool, user: &str) -> Result<Value
     );
     host.commit(&txn, &writes, entry)?;
     Ok(json!({"syncId": sync_id, "restored": restored}))
+}
+
+/// The mark of an undone sync (`backups/<id>/undone`): who, and when.
+#[derive(Serialize)]
+struct UndoMark {
+    by: String,
+    at: String,
+}
+
+/// `user` must be allowed to write every domain whose files undo restores
+/// (`files`, relative to the data folder: a domain's folder comes first).
+fn check_undo_rights<'a>(
+    host: &Host,
+    user: &str,
+    files: impl Iterator<Item = &'a String>,
+) -> Result<()> {
+    let folders: HashSet<&str> = files.filter_map(|f| f.split('/').next()).collect();
+    for rel in folders {
+        // The folder name is the domain's path; find the domain it belongs to.
+        if let Some(d) = host
+            .config
+            .domain_names()
+            .into_iter()
+            .find(|d| host.config.domain_path(d).as_deref() == Some(rel))
+        {
+            check_write(host, user, &[&d], "undoing this sync")?;
+        }
+    }
+    Ok(())
+}
+
+/// What undoing a sync does to one file it wrote.
+enum Undone {
+    /// Not a domain file or base, or the sync changed no item in it.
+    Nothing,
+    /// A later change touched these ids that the sync changed too.
+    Blocked(Vec<String>),
+    /// The file's new content; for a domain file, the ids put back.
+    Restored {
+        write: Write,
+        ids: Option<Vec<String>>,
+    },
+}
+
+fn sorted(ids: HashSet<String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().collect();
+    ids.sort();
+    ids
+}
+
+/// Undoes sync `sync_id`'s change to the file `f`, item by item: the items
+/// it changed go back to their version before it; `later` are the backups
+/// of the transactions after it, the first of which to hold the file has
+/// the state right after the sync.
+fn undo_file(
+    host: &Host,
+    sync_id: &str,
+    later_backups: &[BackupInfo],
+    f: &ManifestFile,
+    force: bool,
+) -> Result<Undone> {
+    let rel = f.path.as_str();
+    let is_domain = !rel.starts_with(".sync/") && !rel.starts_with("sync-records/");
+    let is_base = rel.starts_with(".sync/base/");
+    if !(is_domain || is_base) {
+        return Ok(Undone::Nothing);
+    }
+    let backup_path = host.data.backups_dir(sync_id).join(rel);
+    let before_bytes = if f.existed {
+        store::read_optional(&backup_path)?
+    } else {
+        None
+    };
+    // The state right after the sync: the next backup of this file by a
+    // later transaction, or the file as it is now.
+    let live = host.data.root.join(rel);
+    let now_bytes = store::read_optional(&live)?;
+    let after_bytes = later_backups
+        .iter()
+        .find(|b| b.files.iter().any(|p| p == rel))
+        .map(|b| store::read_optional(&host.data.backups_dir(&b.id).join(rel)))
+        .transpose()?
+        .flatten()
+        .or_else(|| now_bytes.clone());
+    // Base entries are keyed by `id`; domain files by the type's id field.
+    let idf = if is_base {
+        "id".to_string()
+    } else {
+        let entity = Path::new(rel).file_stem().unwrap_or_default();
+        id_field(host, &entity.to_string_lossy())
+    };
+    let (before, _) = items_of(rel, &idf, before_bytes.as_deref())?;
+    let (after, _) = items_of(rel, &idf, after_bytes.as_deref())?;
+    let (current, current_doc) = items_of(rel, &idf, now_bytes.as_deref())?;
+    let touched = changed_ids(&before, &after);
+    if touched.is_empty() {
+        return Ok(Undone::Nothing);
+    }
+    let later = changed_ids(&after, &current);
+    let mut clash: Vec<String> = touched.intersection(&later).cloned().collect();
+    clash.sort();
+    if !clash.is_empty() && !force {
+        return Ok(Undone::Blocked(clash));
+    }
+    if later.is_empty() && now_bytes == after_bytes {
+        // Nothing changed since: put the exact bytes back (or remove a
+        // file the sync created).
+        return Ok(Undone::Restored {
+            write: Write {
+                prestaged: None,
+                path: live,
+                content: before_bytes.clone(),
+            },
+            ids: is_domain.then(|| sorted(touched)),
+        });
+    }
+    let out = put_back(&current, &before, &touched, is_base);
+    let content = encode_restored(
+        rel,
+        &idf,
+        current_doc,
+        before_bytes.as_deref(),
+        out,
+        is_base,
+    )?;
+    Ok(Undone::Restored {
+        write: Write {
+            prestaged: None,
+            path: live,
+            content: Some(content),
+        },
+        ids: is_domain.then(|| sorted(touched)),
+    })
+}
+
+/// The restored file `rel`: its current document (or, if it is gone, the one
+/// before the sync) with `out` as its items.
+fn encode_restored(
+    rel: &str,
+    idf: &str,
+    current_doc: Value,
+    before_bytes: Option<&[u8]>,
+    out: Vec<Value>,
+    is_base: bool,
+) -> Result<Vec<u8>> {
+    let mut doc = match current_doc {
+        Value::Object(m) => Value::Object(m),
+        _ => {
+            let (_, before_doc) = items_of(rel, idf, before_bytes)?;
+            match before_doc {
+                Value::Object(m) => Value::Object(m),
+                _ => json!({}),
+            }
+        }
+    };
+    let key = array_key(rel, &doc);
+    let key = if key.is_empty() {
+        "items".to_string()
+    } else {
+        key
+    };
+    doc[key.as_str()] = Value::Array(out);
+    let content = if is_base {
+        let mut v = serde_json::to_vec(&doc).unwrap_or_default();
+        v.push(b'\n');
+        v
+    } else {
+        store::to_pretty(&doc)
+    };
+    Ok(content)
+}
+
+/// The current items (`current`), with the `touched` ones put back as they
+/// were `before` (or back at the end, when the sync had deleted them).
+fn put_back(
+    current: &[(String, Value)],
+    before: &[(String, Value)],
+    touched: &HashSet<String>,
+    is_base: bool,
+) -> Vec<Value> {
+    let before_map: HashMap<&str, &Value> = before.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut out: Vec<Value> = Vec::new();
+    let mut seen = HashSet::new();
+    // A base entry put back keeps no digests: they were recorded under
+    // that sync's plugin and renames, which the file's current key may
+    // not name (see `base.rs`); the next sync reads the item instead.
+    let restore = |old: &Value| {
+        let mut old = old.clone();
+        if is_base && let Some(m) = old.as_object_mut() {
+            m.shift_remove("digests");
+        }
+        old
+    };
+    for (id, item) in current {
+        seen.insert(id.clone());
+        if touched.contains(id) {
+            if let Some(old) = before_map.get(id.as_str()) {
+                out.push(restore(old));
+            }
+        } else {
+            out.push(item.clone());
+        }
+    }
+    for (id, old) in before {
+        if touched.contains(id) && !seen.contains(id) {
+            out.push(restore(old));
+        }
+    }
+    out
 }

@@ -546,9 +546,6 @@ impl DataDir {
             .join("sync-records")
             .join(format!("{sync_id}.json"))
     }
-    pub fn records_dir(&self) -> PathBuf {
-        self.root.join("sync-records")
-    }
     pub fn backups_dir(&self, id: &str) -> PathBuf {
         self.state_dir().join("backups").join(id)
     }
@@ -681,6 +678,10 @@ impl DataDir {
     /// Writes every file of `writes` or none (see the module docs). Previous
     /// contents are saved under the backups folder of `id`. `audit` is
     /// appended by `append_audit` once the commit point has passed.
+    ///
+    /// Long: the journal's steps in order, with a kill point between each;
+    /// the crash tests stop the process at every one, so the sequence is
+    /// kept readable as one.
     pub fn commit(
         &self,
         id: &str,

@@ -195,8 +195,8 @@ proptest! {
             direction: dir,
             options: Options { no_delete, allow_mass_delete: false },
             id_field: "id",
-            stamp: "2026-01-12T10:00:00Z",
-            settled: 0,
+            synced_at: "2026-01-12T10:00:00Z",
+            settled_count: 0,
         });
         if let Err(e) = r {
             prop_assert_eq!(cds::Error::from(e).code, Code::SyncConflict);

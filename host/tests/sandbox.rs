@@ -75,7 +75,12 @@ fn run_with(reg: &Registry, mode: &str, policy: Option<&Policy>) -> cds::Result<
         json!({"id": "b", "lastModified": "t", "category": "private"}),
         json!({"id": "c", "lastModified": "t"}),
     ];
-    cross(reg, &items, policy).map(|(_, c)| c.items.iter().filter(|v| !v.is_withheld()).count())
+    cross(reg, &items, policy).map(|(_, c)| {
+        c.items
+            .iter()
+            .filter(|v| !matches!(v, cds::merge::View::Withheld))
+            .count()
+    })
 }
 
 /// Sends `items` through the hostile plugin, personal -> business; returns

@@ -235,10 +235,6 @@ impl View {
             View::Item(v) => Some(v),
         }
     }
-
-    pub fn is_withheld(&self) -> bool {
-        matches!(self, View::Withheld)
-    }
 }
 
 impl From<Option<Item>> for View {
@@ -288,12 +284,12 @@ pub struct MergeInput<'a> {
     pub options: Options,
     pub id_field: &'a str,
     /// The sync's time, written into `syncedAt` of the items it changes.
-    pub stamp: &'a str,
+    pub synced_at: &'a str,
     /// How many ids were left out of `source`, `target` and `base` because
     /// the caller knows them settled: both sides hold them exactly as the
     /// base does (the pipeline knows it from the digests of their text).
     /// They count as unchanged, and as base entries for the guard rails.
-    pub settled: usize,
+    pub settled_count: usize,
 }
 
 /// A value that lost, kept for review (CONTRACT §8).
@@ -443,20 +439,20 @@ pub fn settled_ids<'a, I: Borrow<Item>>(
 
 /// The base items of `side` that need a view: those whose current item
 /// differs from the base. The pipeline maps and filters exactly these.
-/// `settled` (see [`settled_ids`]) are known to equal the base and skipped.
+/// `settled_ids` (see [`settled_ids`]) are known to equal the base and skipped.
 pub fn base_items_needing_views<'a, I: Borrow<Item>>(
     items: &[I],
     base: &'a Base,
     side: Side,
     id_field: &str,
-    settled: &IdSet<&str>,
+    settled_ids: &IdSet<&str>,
 ) -> Vec<&'a Item> {
     items
         .iter()
         .filter_map(|it| {
             let it = it.borrow();
             let id = id_of(it, id_field);
-            if settled.contains(id) {
+            if settled_ids.contains(id) {
                 return None;
             }
             let entry = base.get(id)?;
@@ -674,7 +670,7 @@ impl<'a> Ctx<'a> {
             let r = r.to_mut();
             let lm = later(r.get(LAST_MODIFIED), sender_item.get(LAST_MODIFIED));
             set_field(r, LAST_MODIFIED, lm);
-            r.insert(SYNCED_AT.into(), Value::String(self.input.stamp.into()));
+            r.insert(SYNCED_AT.into(), Value::String(self.input.synced_at.into()));
             r.insert(
                 SYNC_DIRECTION.into(),
                 Value::String(self.direction_label(from)),
@@ -688,7 +684,7 @@ impl<'a> Ctx<'a> {
         // Removing keeps the others' order; the inserts then append.
         view.shift_remove(SYNCED_AT);
         view.shift_remove(SYNC_DIRECTION);
-        view.insert(SYNCED_AT.into(), Value::String(self.input.stamp.into()));
+        view.insert(SYNCED_AT.into(), Value::String(self.input.synced_at.into()));
         view.insert(
             SYNC_DIRECTION.into(),
             Value::String(self.direction_label(from)),
@@ -751,12 +747,12 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
         std::mem::take(&mut input.target.views),
     ];
     let mut old_base = std::mem::take(&mut input.base);
-    let base_len = old_base.len() + input.settled;
+    let base_len = old_base.len() + input.settled_count;
     let mut ctx = Ctx {
         input: &input,
         tally: Tally {
             stats: Stats {
-                unchanged: input.settled,
+                unchanged: input.settled_count,
                 ..Stats::default()
             },
             ..Tally::default()
@@ -765,7 +761,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     // Settled ids (in a re-sync, almost all) keep their entry where it is in
     // `old_base`, which becomes the new base once the others are merged in:
     // no entry is moved or id copied for them.
-    let mut settled = 0;
+    let mut settled_here = 0;
     for (id, held) in every_id(&input, &src_idx, &tgt_idx) {
         if let Held::Both(si, ti) = held
             && old_base.get(id).is_some_and(|b| {
@@ -776,7 +772,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
             // Neither side changed it since the base, so nothing travels
             // whatever its view (which may not have been made).
             ctx.tally.stats.unchanged += 1;
-            settled += 1;
+            settled_here += 1;
             continue;
         }
         let base = old_base.remove(id);
@@ -788,7 +784,7 @@ pub fn merge(mut input: MergeInput<'_>) -> Result<MergeOutput> {
     let mut tally = ctx.tally;
     // What is left of the old base: the settled entries, and ids only it
     // knew (deleted on both sides), which are forgotten.
-    if old_base.len() > settled {
+    if old_base.len() > settled_here {
         tally.base_changed = true;
         old_base.retain(|id, _| src_idx.contains_key(id) || tgt_idx.contains_key(id));
     }
@@ -849,7 +845,7 @@ fn guard_rails(input: &MergeInput<'_>, deletions: &[usize; 2], base_len: usize) 
         Side::Source => &input.source,
         Side::Target => &input.target,
     };
-    let is_empty = |s: Side| side(s).items.is_empty() && input.settled == 0;
+    let is_empty = |s: Side| side(s).items.is_empty() && input.settled_count == 0;
     // An empty side is the likelier explanation, so it is named first.
     let empty = [Side::Source, Side::Target]
         .into_iter()
@@ -927,7 +923,7 @@ fn assemble(
     let [source_items, target_items] = out_items;
     let mut all: IdSet<&str> = source_items.iter().map(|i| id_of(i, idf)).collect();
     all.extend(target_items.iter().map(|i| id_of(i, idf)));
-    stats.merged = all.len() + input.settled;
+    stats.merged = all.len() + input.settled_count;
     MergeOutput {
         source_changed: changed[0],
         target_changed: changed[1],

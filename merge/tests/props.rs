@@ -138,8 +138,8 @@ fn round_of(
         direction: dir,
         options: opts,
         id_field: "id",
-        stamp: STAMP,
-        settled: settled_out,
+        synced_at: STAMP,
+        settled_count: settled_out,
     };
     let out = merge::merge(input)?;
     let again = out.again;

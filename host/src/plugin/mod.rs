@@ -130,6 +130,9 @@ fn is_valid_entity_name(name: &str) -> bool {
 
 impl Plugin {
     /// Checks a plugin's self-description and compiles its item schema.
+    ///
+    /// Long: one check after another on the descriptor (type, version,
+    /// interface, id field, schema), each with its own error message.
     fn new(
         runtime: &Runtime,
         instance: Instance,

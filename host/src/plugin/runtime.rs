@@ -679,67 +679,82 @@ impl Runtime {
                     .call_filter_batch(s, &filter_req)
             })?
             .map_err(|msg| Error::plugin(name, format!("refused to filter the batch: {msg}")))?;
-        // Every id is either kept (in order) or withheld, exactly once.
-        let withheld: std::collections::HashSet<&str> =
-            filtered.withheld.iter().map(String::as_str).collect();
-        if withheld.len() != filtered.withheld.len() {
-            return Err(Error::plugin(
-                name,
-                "listed an id twice as withheld in `filter-batch`",
-            ));
-        }
-        if let Some(bad) = filtered
-            .withheld
-            .iter()
-            .find(|w| !ids.contains(&w.as_str()))
-        {
-            return Err(Error::plugin(
-                name,
-                format!("withheld an id it was not given in `filter-batch`: `{bad}`"),
-            ));
-        }
-        let mut kept = filtered.kept.into_iter();
-        let mut items = Vec::with_capacity(mapped.len());
-        for (i, id) in ids.iter().enumerate() {
-            let outcome = if withheld.contains(id) {
-                Outcome::Withheld
-            } else {
-                let Some(k) = kept.next() else {
-                    return Err(Error::plugin(
-                        name,
-                        format!(
-                            "dropped item `{id}` in `filter-batch`: it was neither kept nor \
-                             withheld"
-                        ),
-                    )
-                    .with("id", *id));
-                };
-                if k == mapped[i] {
-                    Outcome::Kept
-                } else {
-                    Outcome::Changed(k)
-                }
-            };
-            items.push(Crossed {
-                mapped: as_mapped(i),
-                outcome,
-            });
-        }
-        if let Some(extra) = kept.next() {
-            let extra = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&extra)
-                .ok()
-                .and_then(|m| cds_policy::item_id(&m, id_field).map(String::from))
-                .unwrap_or_default();
-            return Err(Error::plugin(
-                name,
-                format!("returned an item it was not given in `filter-batch`: `{extra}`"),
-            ));
-        }
+        let outcomes = outcomes_1_0(
+            name,
+            &mapped,
+            filtered.kept,
+            &filtered.withheld,
+            (ids, id_field),
+        )?;
         Ok(CrossResult {
-            items,
+            items: outcomes
+                .into_iter()
+                .enumerate()
+                .map(|(i, outcome)| Crossed {
+                    mapped: as_mapped(i),
+                    outcome,
+                })
+                .collect(),
             redacted_fields: filtered.redacted_fields,
         })
     }
+}
+
+/// Each item's outcome from interface 1.0's `filter-batch` result: every id
+/// is either kept (in order) or withheld, exactly once; a kept item whose
+/// text is the mapped text is `Kept`, else `Changed`.
+fn outcomes_1_0(
+    name: &str,
+    mapped: &[String],
+    kept: Vec<String>,
+    withheld: &[String],
+    (ids, id_field): (&[&str], &str),
+) -> Result<Vec<Outcome>> {
+    let withheld_set: std::collections::HashSet<&str> =
+        withheld.iter().map(String::as_str).collect();
+    if withheld_set.len() != withheld.len() {
+        return Err(Error::plugin(
+            name,
+            "listed an id twice as withheld in `filter-batch`",
+        ));
+    }
+    if let Some(bad) = withheld.iter().find(|w| !ids.contains(&w.as_str())) {
+        return Err(Error::plugin(
+            name,
+            format!("withheld an id it was not given in `filter-batch`: `{bad}`"),
+        ));
+    }
+    let mut kept = kept.into_iter();
+    let mut outcomes = Vec::with_capacity(mapped.len());
+    for (i, id) in ids.iter().enumerate() {
+        if withheld_set.contains(id) {
+            outcomes.push(Outcome::Withheld);
+            continue;
+        }
+        let Some(k) = kept.next() else {
+            return Err(Error::plugin(
+                name,
+                format!("dropped item `{id}` in `filter-batch`: it was neither kept nor withheld"),
+            )
+            .with("id", *id));
+        };
+        outcomes.push(if k == mapped[i] {
+            Outcome::Kept
+        } else {
+            Outcome::Changed(k)
+        });
+    }
+    if let Some(extra) = kept.next() {
+        let extra = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&extra)
+            .ok()
+            .and_then(|m| cds_policy::item_id(&m, id_field).map(String::from))
+            .unwrap_or_default();
+        return Err(Error::plugin(
+            name,
+            format!("returned an item it was not given in `filter-batch`: `{extra}`"),
+        ));
+    }
+    Ok(outcomes)
 }
 
 /// The calls a [`CrossResult`] came from, as errors name them.

@@ -145,7 +145,8 @@ pub fn settle(sides: &mut ReadSides) -> Settlement {
         }
     }
     let [src, tgt] = &sides.files;
-    let [src_marks, tgt_marks, base_marks] = base::settled(&src.raw.items, &tgt.raw.items, base);
+    let [src_marks, tgt_marks, base_marks] =
+        base::settled_marks(&src.raw.items, &tgt.raw.items, base);
     let count = base_marks.iter().filter(|s| **s).count();
     Settlement {
         files: [src_marks, tgt_marks],

@@ -20,7 +20,7 @@ pub struct NewBase<'a> {
     pub changed: bool,
     pub old: &'a RawBase,
     /// Which of the old base's entries are settled.
-    pub settled: &'a [bool],
+    pub settled_marks: &'a [bool],
 }
 
 /// Encodes and writes ahead (see [`store::prestage`]) the new files of
@@ -48,7 +48,7 @@ pub fn write_entity(
         base: new_base,
         changed: base_changed,
         old: old_base,
-        settled: base_settled,
+        settled_marks: base_settled,
     } = next;
     let (tx, rx) = std::sync::mpsc::channel::<(Side, Recorded<'_>)>();
     std::thread::scope(|s| {
@@ -129,7 +129,7 @@ pub struct NewSide<'a> {
     pub path: &'a Path,
     pub file: &'a ReadFile,
     /// Which of the file's items are settled.
-    pub settled: &'a [bool],
+    pub settled_marks: &'a [bool],
     /// The merge's items: the unsettled ones, in order, then new ones.
     pub items: &'a [Arc<Item>],
     /// The ids whose version in the file the merge replaced.
@@ -168,7 +168,7 @@ impl NewSide<'_> {
             let _ = tx.send((self.side, recorded));
             return Ok(None);
         }
-        let placed = layout(&self.file.raw, self.settled, self.items, idf);
+        let placed = layout(&self.file.raw, self.settled_marks, self.items, idf);
         // What the merge made (new, or in place of a replaced version) is
         // validated; what it gave back as read was validated when read.
         let mut valid = vec![true; self.items.len()];
@@ -188,7 +188,7 @@ impl NewSide<'_> {
         let items = self.items;
         let write = store::prestage(self.path, &|w| {
             let outs = placed.iter().map(|p| match *p {
-                // Settled items always have their digest (see `base::settled`).
+                // Settled items always have their digest (see `base::settled_marks`).
                 Placed::Settled(i) => {
                     raw::Out::Text(raw.text_of(i), raw.items[i].digest.unwrap_or_default())
                 }

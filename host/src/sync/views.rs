@@ -122,8 +122,8 @@ fn merge_round(round: &Round<'_>, items: [Vec<Arc<Item>>; 2], base: Base) -> Res
             allow_mass_delete: round.req.allow_mass_delete,
         },
         id_field: idf,
-        stamp: round.synced_at,
-        settled: round.settled_count,
+        synced_at: round.synced_at,
+        settled_count: round.settled_count,
     };
     let out = merge::merge(input).map_err(|e| Error::from(e).with("entity", round.entity))?;
     timings.lap("merge");
@@ -156,6 +156,8 @@ fn side_views(
         round.fields[side as usize],
         round.fields[side.other() as usize],
     );
+    // The policy names canonical fields; the views are in the receiving
+    // domain's names.
     let policy = round
         .config
         .policy(&from.name, &to.name, round.entity)
@@ -190,32 +192,10 @@ fn side_views(
     for (i, v) in open.into_iter().zip(crossed.items) {
         made.views[i] = v;
     }
-    // The receiving side's items that differ from what arrives, normalised
-    // in their own shape (a map from the domain to itself, no policy), so
-    // that a difference in writing alone is no change.
     let differ = merge::items_needing_normalization(theirs, mine, &made.views, idf, base);
     timings.lap("align");
     if !differ.is_empty() {
-        let same = Shapes {
-            from_domain: &to.name,
-            to_domain: &to.name,
-            from_fields: to_fields,
-            to_fields,
-        };
-        // Nothing crosses: mapping alone normalises.
-        let n = round
-            .plugin
-            .map_filter(round.runtime, &same, None, &differ)?;
-        // An item whose normalised form is itself (`Same`) compares as
-        // written; only the others need keeping.
-        made.normalized = n
-            .items
-            .into_iter()
-            .filter_map(|v| match v {
-                View::Item(i) => Some((id_of(&i, idf).to_string(), i)),
-                View::Same | View::Withheld => None,
-            })
-            .collect();
+        made.normalized = normalized(round, to, to_fields, &differ)?;
         timings.lap("normalize");
     }
     let needing = merge::base_items_needing_views(mine, base, side, idf, settled_ids);
@@ -231,6 +211,36 @@ fn side_views(
         timings.lap("base views");
     }
     Ok(made)
+}
+
+/// The receiving side's items that differ from what arrives, normalised in
+/// their own shape (a map from the domain `to` to itself, no policy), so that
+/// a difference in writing alone is no change. An item whose normalised form
+/// is itself (`Same`) compares as written; only the others are kept, by id.
+fn normalized(
+    round: &Round<'_>,
+    to: &Domain,
+    to_fields: &Fields,
+    differ: &[&Item],
+) -> Result<HashMap<String, Item>> {
+    let idf = round.plugin.id_field();
+    let same = Shapes {
+        from_domain: &to.name,
+        to_domain: &to.name,
+        from_fields: to_fields,
+        to_fields,
+    };
+    // Nothing crosses: mapping alone normalises.
+    let n = round
+        .plugin
+        .map_filter(round.runtime, &same, None, differ)?;
+    Ok(n.items
+        .into_iter()
+        .filter_map(|v| match v {
+            View::Item(i) => Some((id_of(&i, idf).to_string(), i)),
+            View::Same | View::Withheld => None,
+        })
+        .collect())
 }
 
 /// Milliseconds spent per named step, for the debug log (`-vv`).
