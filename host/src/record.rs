@@ -22,6 +22,11 @@ pub struct EntityResult {
     pub updated: usize,
     pub deleted: usize,
     pub unchanged: usize,
+    /// Of `unchanged`: items both domains hold exactly as the last sync wrote
+    /// them, which were copied without being parsed, validated or merged
+    /// again (what makes a re-sync cheap).
+    #[serde(default)]
+    pub settled: usize,
     /// Items a policy kept from crossing.
     pub withheld: usize,
     /// Field values a policy removed or replaced.
@@ -112,6 +117,7 @@ impl SyncRecord {
                 updated: a.updated + r.updated,
                 deleted: a.deleted + r.deleted,
                 unchanged: a.unchanged + r.unchanged,
+                settled: a.settled + r.settled,
                 withheld: a.withheld + r.withheld,
                 redacted_fields: a.redacted_fields + r.redacted_fields,
             })

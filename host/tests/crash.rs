@@ -5,21 +5,15 @@
 
 mod common;
 
-use common::{Scratch, contact};
+use common::{Scratch, bidi, contact};
+
+/// The sync every test here interrupts: three types, both ways.
+fn args() -> Vec<&'static str> {
+    bidi("contacts,tasks,calendar")
+}
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-const ARGS: [&str; 8] = [
-    "--source",
-    "personal",
-    "--target",
-    "business",
-    "--direction",
-    "bidirectional",
-    "--entities",
-    "contacts,tasks,calendar",
-];
 
 fn seed(s: &Scratch) {
     s.write(
@@ -82,7 +76,7 @@ fn killed_at_every_point_leaves_before_or_after() {
     let reference = Scratch::new();
     seed(&reference);
     let before = domains(&reference);
-    let out = reference.run(&ARGS);
+    let out = reference.run(&args());
     assert!(out.status.success(), "{}", common::stderr(&out));
     let after = domains(&reference);
     assert_ne!(before, after);
@@ -93,7 +87,7 @@ fn killed_at_every_point_leaves_before_or_after() {
         seed(&s);
         let out = s
             .cmd()
-            .args(ARGS)
+            .args(args())
             .env("CDS_FAULT_KILL_AT", point.to_string())
             .output()
             .unwrap();
@@ -152,7 +146,7 @@ fn killed_at_every_point_leaves_before_or_after() {
             );
         }
         // And a sync afterwards works and converges to the same state.
-        let out = s.run(&ARGS);
+        let out = s.run(&args());
         assert!(
             out.status.success(),
             "point {point}: {}",
@@ -175,7 +169,7 @@ fn killed_at_every_point_leaves_before_or_after() {
 fn files_prestaged_by_a_dead_sync_are_removed_and_dry_runs_write_none() {
     let s = Scratch::new();
     seed(&s);
-    let mut dry = ARGS.to_vec();
+    let mut dry = args();
     dry.push("--dry-run");
     let out = s.run(&dry);
     assert!(out.status.success(), "{}", common::stderr(&out));
@@ -191,13 +185,13 @@ fn files_prestaged_by_a_dead_sync_are_removed_and_dry_runs_write_none() {
     assert!(temporaries(&s).is_empty(), "{:?}", temporaries(&s));
     // Converge first, so that the next sync changes no domain file and only
     // the sweep at its start can remove anything there.
-    let out = s.run(&ARGS);
+    let out = s.run(&args());
     assert!(out.status.success(), "{}", common::stderr(&out));
     let settled = domains(&s);
     // What a sync killed after prestaging leaves behind.
     s.write_raw("data/personal/.cds-tmp-dead1", "{\"contacts\": [");
     s.write_raw("data/business/.cds-tmp-dead2", "half a file");
-    let out = s.run(&ARGS);
+    let out = s.run(&args());
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(temporaries(&s).is_empty(), "{:?}", temporaries(&s));
     assert_eq!(domains(&s), settled);

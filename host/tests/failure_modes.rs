@@ -4,19 +4,8 @@
 
 mod common;
 
-use common::{Scratch, contact};
+use common::{Scratch, bidi, contact};
 use serde_json::{Value, json};
-
-const BIDI: [&str; 8] = [
-    "--source",
-    "personal",
-    "--target",
-    "business",
-    "--direction",
-    "bidirectional",
-    "--entities",
-    "contacts",
-];
 
 fn many(n: usize) -> Value {
     Value::Array(
@@ -33,15 +22,15 @@ fn many(n: usize) -> Value {
 fn an_emptied_store_is_not_read_as_delete_everything() {
     let s = Scratch::new();
     s.write("personal", "contacts", many(20));
-    assert_eq!(s.run_json(&BIDI).0, 0);
+    assert_eq!(s.run_json(&bidi("contacts")).0, 0);
     std::fs::remove_file(s.data().join("business/contacts.json")).unwrap();
-    let (code, v) = s.run_json(&BIDI);
+    let (code, v) = s.run_json(&bidi("contacts"));
     assert_eq!(code, 7, "{v}");
     assert_eq!(s.items("personal", "contacts").len(), 20);
     // Re-pointing the business domain at an empty folder is the same case.
     s.config(json!({"domains": {"personal": {}, "business": {"path": "elsewhere"}}}));
     std::fs::create_dir_all(s.data().join("elsewhere")).unwrap();
-    assert_eq!(s.run_json(&BIDI).0, 7);
+    assert_eq!(s.run_json(&bidi("contacts")).0, 7);
     assert_eq!(s.items("personal", "contacts").len(), 20);
 }
 
@@ -62,7 +51,7 @@ fn a_filtered_listing_is_not_read_as_deletions() {
         ]),
     );
     for _ in 0..3 {
-        assert_eq!(s.run_json(&BIDI).0, 0);
+        assert_eq!(s.run_json(&bidi("contacts")).0, 0);
     }
     assert_eq!(s.items("personal", "contacts").len(), 3);
     assert_eq!(s.items("business", "contacts").len(), 1);
@@ -75,14 +64,14 @@ fn a_filtered_listing_is_not_read_as_deletions() {
 fn lost_sync_state_deletes_nothing() {
     let s = Scratch::new();
     s.write("personal", "contacts", many(5));
-    assert_eq!(s.run_json(&BIDI).0, 0);
+    assert_eq!(s.run_json(&bidi("contacts")).0, 0);
     // Business deletes one and edits another; then the state is lost.
     let mut b = s.items("business", "contacts");
     b.remove(0);
     b[0]["name"] = json!("Edited");
     s.write("business", "contacts", Value::Array(b));
     std::fs::remove_dir_all(s.data().join(".sync/base")).unwrap();
-    let (code, rec) = s.run_json(&BIDI);
+    let (code, rec) = s.run_json(&bidi("contacts"));
     assert_eq!(code, 0, "{rec}");
     assert_eq!(rec["results"]["contacts"]["deleted"], 0);
     assert_eq!(
@@ -108,7 +97,7 @@ fn lost_sync_state_deletes_nothing() {
 fn a_change_beats_a_deletion() {
     let s = Scratch::new();
     s.write("personal", "contacts", many(3));
-    assert_eq!(s.run_json(&BIDI).0, 0);
+    assert_eq!(s.run_json(&bidi("contacts")).0, 0);
     let mut p = s.items("personal", "contacts");
     p[1]["name"] = json!("Changed in personal");
     p[1]["lastModified"] = json!("2026-03-01T00:00:00Z");
@@ -116,7 +105,7 @@ fn a_change_beats_a_deletion() {
     let mut b = s.items("business", "contacts");
     b.retain(|i| i["id"] != "c1");
     s.write("business", "contacts", Value::Array(b));
-    let (_, rec) = s.run_json(&BIDI);
+    let (_, rec) = s.run_json(&bidi("contacts"));
     assert_eq!(rec["results"]["contacts"]["conflicts"], 1);
     assert_eq!(
         s.item("business", "contacts", "c1").unwrap()["name"],
@@ -146,7 +135,7 @@ fn the_losing_value_is_kept() {
         "contacts",
         json!([contact("c", "Ann", json!({"title": "Chief Tinkerer"}))]),
     );
-    let (_, rec) = s.run_json(&BIDI);
+    let (_, rec) = s.run_json(&bidi("contacts"));
     let id = rec["syncId"].as_str().unwrap();
     let log = std::fs::read_to_string(s.data().join(format!(".sync/conflicts/{id}.json"))).unwrap();
     assert!(log.contains("Chief Tinkerer"));
@@ -176,7 +165,7 @@ fn duplicate_and_rewritten_ids_are_refused() {
         ]),
     );
     let before = s.snapshot();
-    assert_eq!(s.run_json(&BIDI).0, 7);
+    assert_eq!(s.run_json(&bidi("contacts")).0, 7);
     assert_eq!(s.snapshot(), before);
 
     let wasm = common::hostile_plugin();

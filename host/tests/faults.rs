@@ -4,20 +4,15 @@
 
 mod common;
 
-use common::{Scratch, contact};
-use serde_json::{Value, json};
+use common::{Scratch, bidi, contact};
 
-const ARGS: [&str; 9] = [
-    "--source",
-    "personal",
-    "--target",
-    "business",
-    "--direction",
-    "bidirectional",
-    "--entities",
-    "contacts,tasks",
-    "--json",
-];
+/// The sync every fault here hits: two types, both ways, as JSON.
+fn args() -> Vec<&'static str> {
+    let mut a = bidi("contacts,tasks");
+    a.push("--json");
+    a
+}
+use serde_json::{Value, json};
 
 fn seeded() -> Scratch {
     let s = Scratch::new();
@@ -38,7 +33,7 @@ fn seeded() -> Scratch {
 fn run_with(s: &Scratch, fault: &str) -> (i32, Value) {
     let out = s
         .cmd()
-        .args(ARGS)
+        .args(args())
         .env("CDS_FAULT_WRITE", fault)
         .output()
         .unwrap();
@@ -137,7 +132,7 @@ fn a_vanishing_domain_file_is_caught() {
     let s = seeded();
     let child = s
         .cmd()
-        .args(ARGS)
+        .args(args())
         .env("CDS_FAULT_DELAY_MS", "1500")
         .stdout(std::process::Stdio::piped())
         .spawn()

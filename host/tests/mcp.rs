@@ -109,7 +109,13 @@ impl Session {
     }
 
     /// Closes stdin and waits for a clean exit.
-    fn finish(mut self) -> (i32, String) {
+    fn finish(self) -> (i32, String) {
+        let (code, err, _) = self.finish_all();
+        (code, err)
+    }
+
+    /// [`Session::finish`], with every stdout line the session saw.
+    fn finish_all(mut self) -> (i32, String, Vec<String>) {
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -123,7 +129,7 @@ impl Session {
                     .read_to_string(&mut err)
                     .unwrap();
                 while self.next(Duration::from_millis(50)).is_some() {}
-                return (status.code().unwrap_or(-1), err);
+                return (status.code().unwrap_or(-1), err, self.seen);
             }
             assert!(
                 Instant::now() < deadline,
@@ -429,33 +435,66 @@ fn an_oversized_line_is_answered_and_serving_goes_on() {
 fn cancellation_rolls_back_and_sends_no_response() {
     let s = scratch();
     let before = s.snapshot();
+    // Each entity type's work is held up, so the cancellation arrives while
+    // the sync runs; the test waits for events, never for a fixed time.
     let mut m = Session::start(&s, &[("CDS_FAULT_DELAY_MS", "1500")]);
     m.initialize("2025-11-25");
     m.send(
         json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
-        "name": "gold.cross-domain-sync",
+        "name": "gold.cross-domain-sync", "_meta": {"progressToken": "tok-7"},
         "arguments": {"source": "personal", "target": "business", "entities": ["contacts"]}}}),
     );
-    std::thread::sleep(Duration::from_millis(400));
+    // The sync has started once it reports its first entity type.
+    let mut seen = Vec::new();
+    loop {
+        let v = m
+            .next(Duration::from_secs(60))
+            .expect("progress before a response");
+        assert_ne!(
+            v["id"],
+            json!(7),
+            "answered before it could be cancelled: {v}"
+        );
+        if v["method"] == "notifications/progress" {
+            break;
+        }
+        seen.push(v);
+    }
     m.send(
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
         "params": {"requestId": 7, "reason": "the user changed their mind"}}),
     );
-    // The server answers a later request, but never request 7.
-    std::thread::sleep(Duration::from_millis(2500));
+    // The attempt ends when its failure is audited; the server then answers
+    // a later request, but never request 7.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s.audit().iter().any(|e| e["outcome"] == "failed") {
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled sync was never audited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (r, notes) = m.ping_response(8);
-    assert!(r["result"].is_object());
+    assert!(r["result"].is_object(), "{r}");
     assert!(
-        notes.iter().all(|n| n["id"] != json!(7)),
+        seen.iter().chain(&notes).all(|n| n["id"] != json!(7)),
         "a response to the cancelled request: {notes:?}"
     );
     assert_eq!(s.snapshot(), before, "rolled back: no domain changed");
     let entry = s.audit().pop().unwrap();
     assert_eq!(entry["outcome"], "failed");
     assert_eq!(entry["errors"][0]["code"], "TIMEOUT");
-    let (code, _) = m.finish();
+    // Nothing answers request 7 before the server exits either.
+    let (code, _, lines) = m.finish_all();
     assert_eq!(code, 0);
-    let _ = r;
+    let answered_7 = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|v| v["id"] == json!(7));
+    assert!(
+        !answered_7,
+        "a response to the cancelled request: {lines:?}"
+    );
 }
 
 impl Session {

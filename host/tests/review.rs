@@ -2,19 +2,8 @@
 
 mod common;
 
-use common::{Scratch, contact, stdout};
+use common::{Scratch, bidi, contact, stdout};
 use serde_json::{Value, json};
-
-const BIDI: [&str; 8] = [
-    "--source",
-    "personal",
-    "--target",
-    "business",
-    "--direction",
-    "bidirectional",
-    "--entities",
-    "contacts",
-];
 
 fn conflicted() -> (Scratch, String) {
     let s = Scratch::new();
@@ -31,7 +20,7 @@ fn conflicted() -> (Scratch, String) {
         "contacts",
         json!([contact("c1", "Ann", json!({"title": "VP"}))]),
     );
-    let (code, rec) = s.run_json(&BIDI);
+    let (code, rec) = s.run_json(&bidi("contacts"));
     assert_eq!(code, 0);
     (s, rec["syncId"].as_str().unwrap().to_string())
 }
@@ -78,7 +67,7 @@ fn resolve_applies_the_choice_to_both_domains_and_is_audited() {
             .contains("already resolved")
     );
     // The next sync sees no conflict and changes nothing.
-    let (_, rec) = s.run_json(&BIDI);
+    let (_, rec) = s.run_json(&bidi("contacts"));
     assert_eq!(rec["results"]["contacts"]["conflicts"], 0);
     assert_eq!(rec["results"]["contacts"]["updated"], 0);
     assert!(s.run(&["audit", "verify"]).status.success());
@@ -124,7 +113,7 @@ fn a_change_against_a_deletion_can_be_resolved_as_the_deletion() {
         "contacts",
         json!([contact("c1", "Ann", json!({"category": "business"}))]),
     );
-    assert_eq!(s.run_json(&BIDI).0, 0);
+    assert_eq!(s.run_json(&bidi("contacts")).0, 0);
     // Personal changes it, business deletes it.
     s.write(
         "personal",
@@ -141,7 +130,7 @@ fn a_change_against_a_deletion_can_be_resolved_as_the_deletion() {
         "contacts",
         json!([contact("c9", "Other", json!({}))]),
     );
-    let (_, rec) = s.run_json(&BIDI);
+    let (_, rec) = s.run_json(&bidi("contacts"));
     assert_eq!(rec["results"]["contacts"]["conflicts"], 1);
     assert!(
         s.item("business", "contacts", "c1").is_some(),
@@ -170,7 +159,7 @@ fn undo_restores_both_domains_item_by_item() {
         json!([contact("b1", "Cy", json!({}))]),
     );
     let before = s.snapshot();
-    let (_, rec) = s.run_json(&BIDI);
+    let (_, rec) = s.run_json(&bidi("contacts"));
     let sync = rec["syncId"].as_str().unwrap().to_string();
     assert_ne!(s.snapshot(), before);
     let (code, v) = s.run_json(&["undo", &sync]);
@@ -180,7 +169,7 @@ fn undo_restores_both_domains_item_by_item() {
     // Undone once; and the next sync does the same work again (the base was
     // restored too, so nothing is taken for a deletion).
     assert_eq!(s.run_json(&["undo", &sync]).0, 2);
-    let (_, rec) = s.run_json(&BIDI);
+    let (_, rec) = s.run_json(&bidi("contacts"));
     assert_eq!(rec["results"]["contacts"]["added"], 2);
     assert_eq!(rec["results"]["contacts"]["deleted"], 0);
 }
@@ -193,7 +182,7 @@ fn undo_refuses_over_a_later_change_unless_forced() {
         "contacts",
         json!([contact("c1", "Ann", json!({"category": "business"}))]),
     );
-    let (_, rec) = s.run_json(&BIDI);
+    let (_, rec) = s.run_json(&bidi("contacts"));
     let first = rec["syncId"].as_str().unwrap().to_string();
     // A later sync changes the same item.
     s.write(
@@ -206,7 +195,7 @@ fn undo_refuses_over_a_later_change_unless_forced() {
         "lastModified": "2026-03-01T00:00:00Z"})
         )]),
     );
-    let (code, _) = s.run_json(&BIDI);
+    let (code, _) = s.run_json(&bidi("contacts"));
     assert_eq!(code, 0);
     let (code, v) = s.run_json(&["undo", &first]);
     assert_eq!(code, 7, "{v}");
@@ -242,7 +231,7 @@ fn backups_list_and_prune() {
             "lastModified": format!("2026-0{}-01T00:00:00Z", i + 1)})
             )]),
         );
-        assert_eq!(s.run_json(&BIDI).0, 0);
+        assert_eq!(s.run_json(&bidi("contacts")).0, 0);
     }
     let (_, v) = s.run_json(&["backups", "list"]);
     let ids: Vec<String> = v["backups"]

@@ -7,18 +7,8 @@
 
 mod common;
 
-use common::{Scratch, contact};
+use common::{BIDI, ONE_WAY, Scratch, contact};
 use serde_json::{Value, json};
-
-const BOTH: [&str; 6] = [
-    "--source",
-    "personal",
-    "--target",
-    "business",
-    "--direction",
-    "bidirectional",
-];
-const ONE_WAY: [&str; 4] = ["--source", "personal", "--target", "business"];
 
 fn three() -> Value {
     json!([
@@ -36,64 +26,31 @@ fn three() -> Value {
     ])
 }
 
-/// Runs a sync with `-v`; returns its record and how many items its log says
-/// were settled by their digests (summed over entity types).
+/// Runs a sync; returns its record and how many items it settled (its
+/// record's count for contacts).
 fn sync(s: &Scratch, args: &[&str]) -> (Value, usize) {
     let mut a = args.to_vec();
-    a.extend(["--entities", "contacts", "--json", "-v"]);
-    let out = s.run(&a);
-    let rec: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    assert_eq!(out.status.code(), Some(0), "{rec}");
-    let log = common::stderr(&out);
-    let plain: String = strip_ansi(&log);
-    let settled = plain
-        .lines()
-        .filter(|l| l.contains("planned"))
-        .map(|l| {
-            let at = l
-                .find("settled=")
-                .expect("the planned line counts settled items")
-                + 8;
-            l[at..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap()
-                .parse::<usize>()
-                .unwrap()
-        })
-        .sum();
+    a.extend(["--entities", "contacts"]);
+    let (code, rec) = s.run_json(&a);
+    assert_eq!(code, 0, "{rec}");
+    let settled = rec["results"]["contacts"]["settled"]
+        .as_u64()
+        .expect("the record counts settled items") as usize;
     (rec, settled)
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Three contacts in personal, synced both ways once.
 fn synced_once() -> Scratch {
     let s = Scratch::new();
     s.write("personal", "contacts", three());
-    sync(&s, &BOTH);
+    sync(&s, &BIDI);
     s
 }
 
 /// [`synced_once`], then a second time, which settles all three.
 fn settled_three() -> Scratch {
     let s = synced_once();
-    let (_, settled) = sync(&s, &BOTH);
+    let (_, settled) = sync(&s, &BIDI);
     assert_eq!(settled, 3);
     s
 }
@@ -117,7 +74,7 @@ fn written_form(s: &Scratch, domain: &str) -> String {
 fn a_resync_settles_what_did_not_change_and_carries_what_did() {
     let s = Scratch::new();
     s.write("personal", "contacts", three());
-    let (rec, settled) = sync(&s, &BOTH);
+    let (rec, settled) = sync(&s, &BIDI);
     assert_eq!(
         (rec["results"]["contacts"]["added"].as_u64(), settled),
         (Some(3), 0)
@@ -136,7 +93,7 @@ fn a_resync_settles_what_did_not_change_and_carries_what_did() {
 
     // Nothing changed: everything settles, nothing is written.
     let before = s.snapshot();
-    let (rec, settled) = sync(&s, &BOTH);
+    let (rec, settled) = sync(&s, &BIDI);
     assert_eq!(settled, 3, "{rec}");
     assert_eq!(rec["results"]["contacts"]["unchanged"], 3);
     assert_eq!(s.snapshot(), before);
@@ -147,7 +104,7 @@ fn a_resync_settles_what_did_not_change_and_carries_what_did() {
     items[1]["name"] = json!("Alan T.");
     items[1]["lastModified"] = json!("2026-02-01T00:00:00Z");
     s.write("personal", "contacts", Value::Array(items));
-    let (rec, settled) = sync(&s, &BOTH);
+    let (rec, settled) = sync(&s, &BIDI);
     assert_eq!(settled, 2, "{rec}");
     assert_eq!(rec["results"]["contacts"]["updated"], 1);
     assert_eq!(
@@ -175,7 +132,7 @@ fn a_resync_settles_what_did_not_change_and_carries_what_did() {
         assert_eq!(text(&after), text(&business_before), "{id} kept as it was");
     }
     // And the edited item settles from then on.
-    let (_, settled) = sync(&s, &BOTH);
+    let (_, settled) = sync(&s, &BIDI);
     assert_eq!(settled, 3);
 }
 
@@ -186,7 +143,7 @@ fn a_settled_item_broken_by_hand_is_refused() {
     items[1]["name"] = json!(42);
     s.write("business", "contacts", Value::Array(items));
     let before = s.snapshot();
-    let (status, rec) = s.run_json(&BOTH);
+    let (status, rec) = s.run_json(&BIDI);
     assert_eq!(status, 6, "{rec}");
     let e = &rec["errors"][0];
     assert_eq!(e["code"], "DATA_FORMAT_INVALID");
@@ -210,7 +167,7 @@ fn a_settled_item_broken_by_hand_is_refused() {
     let mut fixed = s.items("business", "contacts");
     fixed[1]["name"] = json!("Alan");
     s.write("business", "contacts", Value::Array(fixed));
-    let (status, rec) = s.run_json(&BOTH);
+    let (status, rec) = s.run_json(&BIDI);
     assert_eq!(
         (status, rec["errors"][0]["code"].as_str()),
         (7, Some("SYNC_CONFLICT")),
@@ -227,7 +184,7 @@ fn files_in_another_form_are_read_again_and_written_in_the_written_form() {
     let compact =
         serde_json::to_string(&json!({"contacts": s.items("business", "contacts")})).unwrap();
     std::fs::write(s.data().join("business/contacts.json"), &compact).unwrap();
-    let (rec, settled) = sync(&s, &BOTH);
+    let (rec, settled) = sync(&s, &BIDI);
     assert_eq!(settled, 0, "{rec}");
     assert_eq!(rec["results"]["contacts"]["unchanged"], 3);
     assert_eq!(
@@ -236,15 +193,15 @@ fn files_in_another_form_are_read_again_and_written_in_the_written_form() {
         "an unchanged file is not rewritten"
     );
     // Still not settled by digest: the digest recorded is the written form's.
-    let (_, settled) = sync(&s, &BOTH);
+    let (_, settled) = sync(&s, &BIDI);
     assert_eq!(settled, 0);
     let mut items = s.items("personal", "contacts");
     items[0]["name"] = json!("Ada L.");
     s.write("personal", "contacts", Value::Array(items));
-    let (rec, _) = sync(&s, &BOTH);
+    let (rec, _) = sync(&s, &BIDI);
     assert_eq!(rec["results"]["contacts"]["updated"], 1, "{rec}");
     assert_eq!(file(&s, "business"), written_form(&s, "business"));
-    let (_, settled) = sync(&s, &BOTH);
+    let (_, settled) = sync(&s, &BIDI);
     assert_eq!(settled, 3, "settled once written in the written form");
 }
 
@@ -275,12 +232,12 @@ fn new_field_renames_trust_no_digest() {
         "entity_mappings.json",
         &json!({"business": {"contacts": {"company": "organization"}}}).to_string(),
     );
-    let (rec, settled) = sync(&s, &BOTH);
+    let (rec, settled) = sync(&s, &BIDI);
     assert_eq!(settled, 0, "{rec}");
     assert_eq!(rec["results"]["contacts"]["unchanged"], 3);
     let b = base(&s);
     assert_ne!(b["key"], key, "the base is rewritten under the new key");
-    let (_, settled) = sync(&s, &BOTH);
+    let (_, settled) = sync(&s, &BIDI);
     assert_eq!(settled, 3);
 }
 
@@ -297,12 +254,12 @@ fn a_base_of_format_one_is_read_and_upgraded() {
         e.as_object_mut().unwrap().remove("digests");
     }
     std::fs::write(&path, b.to_string()).unwrap();
-    let (rec, settled) = sync(&s, &BOTH);
+    let (rec, settled) = sync(&s, &BIDI);
     assert_eq!(
         (settled, rec["results"]["contacts"]["unchanged"].as_u64()),
         (0, Some(3))
     );
     assert_eq!(base(&s)["version"], 2);
-    let (_, settled) = sync(&s, &BOTH);
+    let (_, settled) = sync(&s, &BIDI);
     assert_eq!(settled, 3);
 }

@@ -464,38 +464,12 @@ impl Host {
         let out = &merged.out;
         let t_merge = t0.elapsed();
 
-        let result = EntityResult {
-            source_count: counts[0],
-            target_count: counts[1],
-            merged_count: out.stats.merged,
-            conflicts: out.stats.conflicts,
-            added: out.stats.added,
-            updated: out.stats.updated,
-            deleted: out.stats.deleted,
-            unchanged: out.stats.unchanged,
-            withheld: merged.withheld,
-            redacted_fields: merged.redacted,
+        let result = entity_result(counts, settlement.count, &merged);
+        let plan = match &before {
+            Some(before) => dry_run_plan(req, before, out, idf),
+            None => BTreeMap::new(),
         };
-        let mut plan = BTreeMap::new();
-        if let Some([src_before, tgt_before]) = &before {
-            plan.insert(
-                req.source.name.clone(),
-                domain_plan(src_before, &out.source_items, idf),
-            );
-            plan.insert(
-                req.target.name.clone(),
-                domain_plan(tgt_before, &out.target_items, idf),
-            );
-        }
-        let changed = [out.source_changed, out.target_changed];
-        let read_versions = (0..2)
-            .filter(|&k| changed[k])
-            .map(|k| ReadVersion {
-                path: files.paths[k].clone(),
-                digest: read_files[k].digest.clone(),
-                file_stamp: read_files[k].file_stamp.clone(),
-            })
-            .collect();
+        let read_versions = read_versions(&files, &read_files, out);
         let writes = if req.dry_run {
             Vec::new()
         } else {
@@ -609,7 +583,7 @@ fn stage_entity(
             changed: [out.source_changed, out.target_changed][k],
             path: &files.paths[k],
             file: &read_files[k],
-            settled: &settlement.files[k],
+            settled_marks: &settlement.files[k],
             items: if k == 0 {
                 &out.source_items
             } else {
@@ -630,9 +604,64 @@ fn stage_entity(
             base: &out.base,
             changed: out.base_changed,
             old: raw_base,
-            settled: &settlement.base,
+            settled_marks: &settlement.base,
         },
     )
+}
+
+/// The counts of one entity type's part of the sync.
+fn entity_result(counts: [usize; 2], settled: usize, merged: &Merged) -> EntityResult {
+    let stats = &merged.out.stats;
+    EntityResult {
+        source_count: counts[0],
+        target_count: counts[1],
+        merged_count: stats.merged,
+        conflicts: stats.conflicts,
+        added: stats.added,
+        updated: stats.updated,
+        deleted: stats.deleted,
+        unchanged: stats.unchanged,
+        settled,
+        withheld: merged.withheld,
+        redacted_fields: merged.redacted,
+    }
+}
+
+/// Each domain file the merge changed, as it was read.
+fn read_versions(
+    files: &read::EntityFiles,
+    read_files: &[crate::store::ReadFile; 2],
+    out: &crate::merge::MergeOutput,
+) -> Vec<ReadVersion> {
+    let changed = [out.source_changed, out.target_changed];
+    (0..2)
+        .filter(|&k| changed[k])
+        .map(|k| ReadVersion {
+            path: files.paths[k].clone(),
+            digest: read_files[k].digest.clone(),
+            file_stamp: read_files[k].file_stamp.clone(),
+        })
+        .collect()
+}
+
+/// A dry run's plan of one entity type: per domain, from its items before
+/// (`before`: source's, target's) and after the merge.
+fn dry_run_plan(
+    req: &SyncRequest,
+    [src_before, tgt_before]: &[Vec<Arc<Item>>; 2],
+    out: &crate::merge::MergeOutput,
+    idf: &str,
+) -> BTreeMap<String, DomainPlan> {
+    BTreeMap::from([
+        (
+            req.source.name.clone(),
+            domain_plan(src_before, &out.source_items, idf),
+        ),
+        (
+            req.target.name.clone(),
+            domain_plan(tgt_before, &out.target_items, idf),
+        ),
+    ])
 }
 
 /// What a dry run would do to one domain: the ids it would gain, change or

@@ -209,6 +209,26 @@ pub fn hostile_plugin_1_0() -> PathBuf {
     )
 }
 
+/// Both ways between personal and business (add `--entities` to choose).
+pub const BIDI: [&str; 6] = [
+    "--source",
+    "personal",
+    "--target",
+    "business",
+    "--direction",
+    "bidirectional",
+];
+
+/// Personal to business, the default direction.
+pub const ONE_WAY: [&str; 4] = ["--source", "personal", "--target", "business"];
+
+/// A bidirectional sync of `entities` (comma-separated).
+pub fn bidi(entities: &str) -> Vec<&str> {
+    let mut a = BIDI.to_vec();
+    a.extend(["--entities", entities]);
+    a
+}
+
 /// A contact item.
 pub fn contact(id: &str, name: &str, extra: Value) -> Value {
     let mut v = json!({"id": id, "name": name, "lastModified": "2026-01-12T10:00:00Z"});
