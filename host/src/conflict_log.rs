@@ -24,6 +24,12 @@ pub struct ConflictLog {
 
 /// A value that lost (or, for a change against a deletion, the change that
 /// won), with where it came from and, once reviewed, the decision.
+//
+// The merge's `Conflict` fields are repeated here rather than
+// `#[serde(flatten)]`ed in: flattening buffers fields through serde's content
+// type, which with serde_json's `arbitrary_precision` is known to misread
+// numbers (serde-rs/json#721, #1157). This type is the file's format; the
+// merge's is its output; the commit copies one into the other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggedConflict {

@@ -210,14 +210,19 @@ fn keep_field_value(
             item.insert(name, value.clone());
         }
         item.insert("lastModified".into(), json!(now()));
-        writes.push(Write {
-            content: Some(store::encode_entity_file(entity, &file)),
-            prestaged: None,
-            path,
-        });
+        writes.push(entity_write(path, entity, &file));
         changed_domains.push(domain.clone());
     }
     Ok((writes, changed_domains))
+}
+
+/// The write that replaces the entity file at `path` with `file`.
+fn entity_write(path: PathBuf, entity: &str, file: &store::EntityFile) -> Write {
+    Write {
+        content: Some(store::encode_entity_file(entity, file)),
+        prestaged: None,
+        path,
+    }
 }
 
 /// The writes that resolve a change that beat a deletion. Keeping the side
@@ -251,11 +256,7 @@ fn keep_change_or_deletion(
         let before = file.items.len();
         file.items.retain(|i| !has_id(i, idf, &row.item_id));
         if file.items.len() != before {
-            writes.push(Write {
-                content: Some(store::encode_entity_file(entity, &file)),
-                prestaged: None,
-                path,
-            });
+            writes.push(entity_write(path, entity, &file));
             changed_domains.push(domain.clone());
         }
     }
