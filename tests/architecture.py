@@ -55,6 +55,28 @@ def edges():
     return {m: {d for d in ds if d in mods} for m, ds in graph.items()}
 
 
+def inner_edges():
+    """Within each folder module (`plugin/`, `sync/`): file -> sibling file,
+    from `super::X` and `crate::<folder>::X`."""
+    graph = {}
+    for folder in [d for d in SRC.iterdir() if d.is_dir()]:
+        files = {f.stem: f for f in folder.glob("*.rs")}
+        for stem, f in files.items():
+            me = f"{folder.name}/{stem}"
+            text = strip_comments(test_module_free(f.read_text()))
+            deps = graph.setdefault(me, set())
+            names = re.findall(r"super::(\w+)", text)
+            names += re.findall(rf"crate::{folder.name}::(\w+)", text)
+            for m in re.finditer(r"use super::\{([^}]*)\}", text):
+                names += [p.strip().split("::")[0] for p in m.group(1).split(",")]
+            for n in names:
+                # `super::X` may name an item of mod.rs rather than a file.
+                target = n if n in files else "mod"
+                if target != stem:
+                    deps.add(f"{folder.name}/{target}")
+    return graph
+
+
 def cycles(graph):
     """Tarjan's strongly connected components of more than one module."""
     index, low, stack, on, out = {}, {}, [], set(), []
@@ -125,6 +147,12 @@ def main():
     for c in cycles(graph):
         bad = True
         print("import cycle between host modules: " + " <-> ".join(c))
+    inner = inner_edges()
+    # mod.rs declares its files, and they take its items: that tie is the
+    # folder's shape, not a cycle; only cycles among the other files count.
+    for c in cycles({m: {d for d in ds if not d.endswith("/mod")} for m, ds in inner.items()}):
+        bad = True
+        print("import cycle between files of one folder: " + " <-> ".join(c))
     for l in long_functions():
         bad = True
         print(l + f" (over {MAX_LINES}; split it, or say why in a `Long:` doc line)")

@@ -2,15 +2,8 @@
 //! `native-plugins` feature: the baseline that benchmark B2 compares the
 //! sandbox against. Never part of a normal build.
 
-use super::runtime::{CrossRequest, CrossResult, Crossed, Descriptor, Outcome};
+use super::runtime::{CrossRequest, CrossResult, Crossed, Descriptor, NativePlugin, Outcome};
 use cds_plugin_sdk::{CrossOutcome, EntityPlugin};
-
-/// One plugin's entry points.
-pub struct NativePlugin {
-    pub name: &'static str,
-    pub describe: fn() -> Descriptor,
-    pub cross: fn(&CrossRequest) -> Result<CrossResult, String>,
-}
 
 fn describe<P: EntityPlugin>() -> Descriptor {
     Descriptor {

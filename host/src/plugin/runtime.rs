@@ -38,6 +38,15 @@ pub use exports::gold::entity::plugin::{
     CrossRequest, CrossResult, Crossed, Descriptor, Outcome, Rename,
 };
 
+/// A plugin's entry points compiled into the host (`plugin/native.rs`,
+/// benchmarks only): the backend the sandbox is measured against.
+#[cfg(feature = "native-plugins")]
+pub struct NativePlugin {
+    pub name: &'static str,
+    pub describe: fn() -> Descriptor,
+    pub cross: fn(&CrossRequest) -> Result<CrossResult, String>,
+}
+
 /// The WIT package every plugin exports.
 pub const INTERFACE_PACKAGE: &str = "gold:entity";
 /// The interface versions this host accepts (exactly these), newest first.
@@ -205,7 +214,7 @@ enum Backend {
     Wasm10(v1_0::EntityPluginPre<HostState>),
     /// The same plugin code compiled into the host (benchmarks only).
     #[cfg(feature = "native-plugins")]
-    Native(&'static super::native::NativePlugin),
+    Native(&'static NativePlugin),
 }
 
 impl Instance {
@@ -221,7 +230,7 @@ impl Instance {
     /// measuring what the sandbox costs (`--features native-plugins`,
     /// `CDS_NATIVE_PLUGINS=1`).
     #[cfg(feature = "native-plugins")]
-    pub fn native(p: &'static super::native::NativePlugin) -> Instance {
+    pub fn native(p: &'static NativePlugin) -> Instance {
         Instance {
             name: p.name.to_string(),
             backend: Backend::Native(p),
