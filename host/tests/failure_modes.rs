@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Scratch, bidi, contact};
+use common::{Scratch, bidi, contact, one_way};
 use serde_json::{Value, json};
 
 fn many(n: usize) -> Value {
@@ -348,14 +348,7 @@ fn a_file_changed_during_the_sync_is_not_overwritten() {
     // read the file: compile the plugin first (a debug host with a cold
     // cache takes longer than that), as a sync of its own.
     let warm = Scratch::new();
-    let (code, _) = warm.run_json(&[
-        "--source",
-        "personal",
-        "--target",
-        "business",
-        "--entities",
-        "contacts",
-    ]);
+    let (code, _) = warm.run_json(&one_way("contacts"));
     assert_eq!(code, 0);
     let s = Scratch::new();
     s.write("personal", "contacts", many(2));

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Scratch;
+use common::{Scratch, one_way};
 use serde_json::json;
 
 #[test]
@@ -95,14 +95,7 @@ fn notes_installs_lists_syncs_and_is_pinned() {
     let msg = rec["errors"][0]["message"].as_str().unwrap();
     assert!(msg.contains("changed since it was installed"), "{msg}");
     // Built-in types are unaffected.
-    let (code, _) = s.run_json(&[
-        "--source",
-        "personal",
-        "--target",
-        "business",
-        "--entities",
-        "contacts",
-    ]);
+    let (code, _) = s.run_json(&one_way("contacts"));
     assert_eq!(code, 0);
 }
 

@@ -3,37 +3,9 @@
 
 mod common;
 
-use common::{Scratch, contact, stderr, stdout};
+use common::{Scratch, bidi, contact, one_way, stderr, stdout};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
-
-const P2B: [&str; 6] = [
-    "--source",
-    "personal",
-    "--target",
-    "business",
-    "--entities",
-    "contacts",
-];
-
-fn bidi(entity: &str) -> Vec<String> {
-    [
-        "--source",
-        "personal",
-        "--target",
-        "business",
-        "--direction",
-        "bidirectional",
-        "--entities",
-        entity,
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-fn args(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
 
 fn message(v: &Value) -> String {
     v["errors"][0]["message"].as_str().unwrap_or("").to_string()
@@ -54,7 +26,7 @@ fn every_refused_attempt_is_audited_with_its_own_id() {
         json!([contact("c1", "Ann", json!({"category": "business"}))]),
     );
     for user in ["bob", "bob", "mallory"] {
-        let mut a = P2B.to_vec();
+        let mut a = one_way("contacts");
         a.extend(["--user", user]);
         let (code, v) = s.run_json(&a);
         assert_eq!(code, 4, "{v}");
@@ -86,7 +58,7 @@ fn attempts_at_once_get_distinct_ids() {
     let children: Vec<_> = (0..6)
         .map(|_| {
             s.cmd()
-                .args(P2B)
+                .args(one_way("contacts"))
                 .args(["--user", "bob", "--json"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -138,7 +110,7 @@ fn domains_sharing_a_folder_are_refused() {
     let before = s.snapshot();
     for path in ["personal", "personal/inner", "./personal", "alias"] {
         s.config(json!({"domains": {"personal": {}, "business": {"path": path}}}));
-        let (code, v) = s.run_json(&args(&bidi("calendar")));
+        let (code, v) = s.run_json(&bidi("calendar"));
         assert_eq!(code, 2, "business at `{path}`: {v}");
         let msg = message(&v);
         assert!(
@@ -167,7 +139,7 @@ fn numbers_keep_their_exact_text() {
   "precise": 0.10000000000000000000000001, "exp": 1E2, "huge": 1e400}]}"#,
     );
     let personal = std::fs::read(s.data().join("personal/contacts.json")).unwrap();
-    let (code, v) = s.run_json(&args(&bidi("contacts")));
+    let (code, v) = s.run_json(&bidi("contacts"));
     assert_eq!(code, 0, "{v}");
     assert_eq!(
         std::fs::read(s.data().join("personal/contacts.json")).unwrap(),
@@ -192,7 +164,7 @@ fn numbers_keep_their_exact_text() {
         "data/business/contacts.json",
         &serde_json::to_string(&b).unwrap(),
     );
-    let (code, v) = s.run_json(&args(&bidi("contacts")));
+    let (code, v) = s.run_json(&bidi("contacts"));
     assert_eq!(code, 0, "{v}");
     let back = std::fs::read_to_string(s.data().join("personal/contacts.json")).unwrap();
     assert!(back.contains("Ann B"), "{back}");
@@ -213,7 +185,7 @@ fn duplicate_keys_in_an_item_are_refused() {
     let nested = "{\"contacts\": [{\"id\": \"c-9\", \"name\": \"Cy\", \"lastModified\": \"2026-01-12T10:00:00Z\",\n \"x\": {\"a\": 1, \"a\": 2}}]}";
     s.write_raw("data/business/contacts.json", nested);
     let before = s.snapshot();
-    let (code, v) = s.run_json(&args(&bidi("contacts")));
+    let (code, v) = s.run_json(&bidi("contacts"));
     assert_eq!(code, 6, "{v}");
     let msg = message(&v);
     assert!(
@@ -224,7 +196,7 @@ fn duplicate_keys_in_an_item_are_refused() {
     assert_eq!(s.snapshot(), before);
     // Nested objects too; and the re-sync path (with a base) as well.
     s.write("personal", "contacts", json!([]));
-    let (code, v) = s.run_json(&args(&bidi("contacts")));
+    let (code, v) = s.run_json(&bidi("contacts"));
     assert_eq!(code, 6, "{v}");
     assert!(
         message(&v).contains("`a`") && message(&v).contains("line 2"),
@@ -235,12 +207,12 @@ fn duplicate_keys_in_an_item_are_refused() {
         "contacts",
         json!([contact("c-9", "Cy", json!({}))]),
     );
-    assert_eq!(s.run_json(&args(&bidi("contacts"))).0, 0);
+    assert_eq!(s.run_json(&bidi("contacts")).0, 0);
     s.write_raw(
         "data/business/contacts.json",
         "{\"contacts\": [{\"id\": \"c-9\", \"name\": \"Cy\", \"name\": \"Di\", \"lastModified\": \"2026-01-12T10:00:00Z\"}]}",
     );
-    let (code, v) = s.run_json(&args(&bidi("contacts")));
+    let (code, v) = s.run_json(&bidi("contacts"));
     assert_eq!(code, 6, "{v}");
     assert!(message(&v).contains("`name`"), "{v}");
 }
@@ -262,7 +234,7 @@ fn policies_and_mappings_naming_unknown_fields_are_refused() {
     s.config(
         json!({"policies": {"personal->business": {"contacts": {"strip": ["notes", "birthdy"]}}}}),
     );
-    let (code, v) = s.run_json(&P2B);
+    let (code, v) = s.run_json(&one_way("contacts"));
     assert_eq!(code, 2, "{v}");
     let msg = message(&v);
     assert!(
@@ -276,7 +248,7 @@ fn policies_and_mappings_naming_unknown_fields_are_refused() {
     // A withhold rule's field likewise (a typo there lets whole items cross).
     s.config(json!({"policies": {"personal->business": {"contacts": {
         "withhold": [{"field": "categroy", "in": ["personal"]}]}}}}));
-    let (code, v) = s.run_json(&P2B);
+    let (code, v) = s.run_json(&one_way("contacts"));
     assert_eq!(code, 2, "{v}");
     assert!(message(&v).contains("`category`"), "{v}");
     // A field of the user's own, declared as such, is accepted.
@@ -284,7 +256,7 @@ fn policies_and_mappings_naming_unknown_fields_are_refused() {
         "policies": {"personal->business": {"contacts": {"strip": ["ssn"]}}},
         "extraFields": {"contacts": ["ssn"]}
     }));
-    let (code, v) = s.run_json(&P2B);
+    let (code, v) = s.run_json(&one_way("contacts"));
     assert_eq!(code, 0, "{v}");
     // A mapping's canonical field name too.
     std::fs::remove_file(s.path().join("cross_domain_config.json")).unwrap();
@@ -292,7 +264,7 @@ fn policies_and_mappings_naming_unknown_fields_are_refused() {
         "entity_mappings.json",
         r#"{"business": {"contacts": {"emial": "mail"}}}"#,
     );
-    let (code, v) = s.run_json(&P2B);
+    let (code, v) = s.run_json(&one_way("contacts"));
     assert_eq!(code, 2, "{v}");
     assert!(
         message(&v).contains("`email`") && message(&v).contains("emial"),
@@ -330,7 +302,7 @@ fn a_plugin_with_another_id_field_syncs_resolves_and_undoes() {
             .into_iter()
             .find(|i| i["uid"] == json!(uid))
     };
-    let (code, rec) = s.run_json(&args(&bidi("bookmarks")));
+    let (code, rec) = s.run_json(&bidi("bookmarks"));
     assert_eq!(code, 0, "{rec}");
     assert_eq!(rec["results"]["bookmarks"]["conflicts"], 1, "{rec}");
     assert_eq!(find("business", "b1").unwrap()["label"], "mine");
@@ -379,7 +351,7 @@ fn a_replaced_cache_artifact_is_not_loaded() {
         )]),
     );
     let run = |entity: &str| {
-        let mut a = P2B.to_vec();
+        let mut a = one_way("contacts");
         a[5] = entity;
         a.push("--json");
         s.cmd()
@@ -465,7 +437,7 @@ fn the_default_user_is_the_os_account() {
         if let Some(u) = cds_user {
             c.env("CDS_USER", u);
         }
-        let out = c.args(P2B).arg("--json").output().unwrap();
+        let out = c.args(one_way("contacts")).arg("--json").output().unwrap();
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         (out.status.code(), v)
     };
@@ -487,11 +459,11 @@ fn a_byte_order_mark_is_read_and_empty_entities_are_invalid() {
     )
     .unwrap();
     s.write_raw("data/personal/contacts.json", &format!("\u{feff}{body}"));
-    let (code, v) = s.run_json(&P2B);
+    let (code, v) = s.run_json(&one_way("contacts"));
     assert_eq!(code, 0, "{v}");
     assert_eq!(s.items("business", "contacts").len(), 1);
     // The re-sync reads it again (with a base) and changes nothing.
-    let (code, v) = s.run_json(&P2B);
+    let (code, v) = s.run_json(&one_way("contacts"));
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["results"]["contacts"]["unchanged"], 1, "{v}");
     for e in ["", "contacts,"] {
@@ -529,7 +501,7 @@ fn a_symlinked_entity_file_is_refused() {
         "contacts",
         json!([contact("c2", "Bo", json!({"category": "business"}))]),
     );
-    let (code, v) = s.run_json(&args(&bidi("contacts")));
+    let (code, v) = s.run_json(&bidi("contacts"));
     assert_eq!(code, 8, "{v}");
     let msg = message(&v);
     assert!(
@@ -553,7 +525,7 @@ fn a_configuration_with_a_key_twice_is_refused() {
         "cross_domain_config.json",
         "\u{feff}{\"policies\": {\"personal->business\": {\"contacts\": {\n  \"strip\": [\"notes\"],\n  \"strip\": []}}}}",
     );
-    let (code, v) = s.run_json(&P2B);
+    let (code, v) = s.run_json(&one_way("contacts"));
     assert_eq!(code, 2, "{v}");
     let msg = message(&v);
     assert!(

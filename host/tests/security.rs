@@ -5,7 +5,7 @@ mod common;
 
 use cds::install::{Host, Paths};
 use cds::sync::{Cancel, Quiet};
-use common::{Scratch, contact};
+use common::{Scratch, contact, one_way};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -166,14 +166,7 @@ fn path_traversal_and_odd_names_are_refused() {
             json!({"category": "business"})
         )]),
     );
-    let (code, _) = s.run_json(&[
-        "--source",
-        "personal",
-        "--target",
-        "business",
-        "--entities",
-        "contacts",
-    ]);
+    let (code, _) = s.run_json(&one_way("contacts"));
     assert_eq!(code, 0);
     assert_eq!(
         std::fs::read_dir(s.path().join("outside")).unwrap().count(),
@@ -291,18 +284,7 @@ fn tamper(edit: impl FnOnce(&mut Vec<String>)) -> (i32, Value) {
         json!([contact("c", "A", json!({"category": "business"}))]),
     );
     for _ in 0..4 {
-        assert_eq!(
-            s.run_json(&[
-                "--source",
-                "personal",
-                "--target",
-                "business",
-                "--entities",
-                "contacts"
-            ])
-            .0,
-            0
-        );
+        assert_eq!(s.run_json(&one_way("contacts")).0, 0);
     }
     let path = s.data().join("audit/audit.jsonl");
     let mut lines: Vec<String> = std::fs::read_to_string(&path)

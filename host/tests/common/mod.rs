@@ -229,6 +229,13 @@ pub fn bidi(entities: &str) -> Vec<&str> {
     a
 }
 
+/// A personal-to-business sync of `entities` (comma-separated).
+pub fn one_way(entities: &str) -> Vec<&str> {
+    let mut a = ONE_WAY.to_vec();
+    a.extend(["--entities", entities]);
+    a
+}
+
 /// A contact item.
 pub fn contact(id: &str, name: &str, extra: Value) -> Value {
     let mut v = json!({"id": id, "name": name, "lastModified": "2026-01-12T10:00:00Z"});
