@@ -10,7 +10,12 @@
 //! - B4: start-up at the seed's example-1 scale (contacts, ~270 items), with
 //!   the compiled-plugin cache cold and warm;
 //! - B5: peak resident memory of B1's first sync against the data's size;
-//! - B6: B1's first sync at a tenth of `--items` against `--items`.
+//! - B6: B1's first sync at a tenth of `--items` against `--items`;
+//! - B1 cold: B1's first sync with an empty plugin cache, as a new user's
+//!   first run has it, against B1 (warm);
+//! - N: the seed's own algorithm in Node (`bench/seed-sync.mjs`) on the same
+//!   data, against B1 warm and cold (issue 17); skipped, with a message,
+//!   where `node` is not installed.
 //!
 //! Run everything with `bench/run.sh`; this program prints the Markdown rows.
 
@@ -172,6 +177,15 @@ fn main() {
         return;
     }
     let a = args();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let seed_script = root.join("bench/seed-sync.mjs");
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     let cache = tempfile::tempdir().unwrap();
     // Warm the compiled-plugin cache once (B4 measures the cold case).
     {
@@ -184,6 +198,8 @@ fn main() {
     let mut rss = Vec::new();
     let mut native = a.native.as_ref().map(|_| Vec::new());
     let mut tenth = Vec::new();
+    let mut cold_first = Vec::new();
+    let mut seed = Vec::new();
     let mut bytes = 0;
     // Each round takes every measurement once, one after the other, so that
     // a ratio pairs two runs minutes apart at most: this machine has slow
@@ -204,6 +220,20 @@ fn main() {
             let env = [("CDS_NATIVE_PLUGINS", "1")];
             times.push(sync(nb, d.path(), cache.path(), &[], &env).0);
         }
+        // As a new user's first run: a fresh folder and no compiled plugin.
+        let d = fresh(a.items);
+        let empty = tempfile::tempdir().unwrap();
+        cold_first.push(sync(&a.bin, d.path(), empty.path(), &[], &[]).0);
+        if node {
+            let d = fresh(a.items);
+            let mut cmd = Command::new("node");
+            cmd.arg(&seed_script)
+                .args(["--source", "personal", "--target", "business"])
+                .args(["--direction", "bidirectional"])
+                .current_dir(d.path())
+                .stdout(std::process::Stdio::null());
+            seed.push(run(cmd).0);
+        }
         let d = fresh(a.items / 10);
         tenth.push(sync(&a.bin, d.path(), cache.path(), &[], &[]).0);
         // A first sync with half the items unique to each side leaves each
@@ -215,10 +245,6 @@ fn main() {
         resync.push(sync(&a.bin, d.path(), cache.path(), &[], &[]).0);
     }
     // B4: example-1 scale, cold then warm cache.
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
     let example = || {
         let d = tempfile::tempdir().unwrap();
         let src = root.join("examples/data");
@@ -321,6 +347,24 @@ fn main() {
         ms(&tenth),
         times(&ratio(&first, &tenth), 1)
     );
+    println!(
+        "| B1 cold: first sync, fresh folder, empty plugin cache ({}) ÷ B1 warm | {} | ≤ 1.15 |",
+        ms(&cold_first),
+        times(&ratio(&cold_first, &first), 2)
+    );
+    if seed.is_empty() {
+        println!("| N: the seed's algorithm in Node | (not run: `node` was not found) | |");
+    } else {
+        println!(
+            "| N: the seed's algorithm in Node (bench/seed-sync.mjs) | {} | |",
+            ms(&seed)
+        );
+        println!(
+            "| B1 warm ÷ N / B1 cold ÷ N | {} / {} | ≤ 0.6 / ≤ 0.6 |",
+            times(&ratio(&first, &seed), 2),
+            times(&ratio(&cold_first, &seed), 2)
+        );
+    }
 }
 
 /// The median and range of a sample.
