@@ -104,8 +104,8 @@ pub enum Action {
         target_domain: String,
         entity_types: Vec<String>,
         item_id: String,
-        /// The domain whose value was kept, or `both`.
-        keep: String,
+        /// Which value was kept.
+        keep: crate::conflict_log::Keep,
         changed_domains: Vec<String>,
     },
     /// `backups prune`.

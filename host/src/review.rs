@@ -168,7 +168,7 @@ pub fn resolve(host: &Host, conflict_id: &str, keep: Keep, user: &str) -> Result
             target_domain: tgt,
             entity_types: vec![entity],
             item_id,
-            keep: format!("{keep:?}").to_lowercase(),
+            keep,
             changed_domains: changed_domains.clone(),
         },
         Status::Success,

@@ -55,6 +55,10 @@ fn resolve_applies_the_choice_to_both_domains_and_is_audited() {
     let entry = s.audit().pop().unwrap();
     assert_eq!(entry["action"], "CONFLICT_RESOLVE");
     assert_eq!(entry["conflictId"], id);
+    assert_eq!(entry["keep"], "target");
+    // The log keeps the decision, typed as the schema says.
+    let (_, v) = s.run_json(&["conflicts", "list", "--all"]);
+    assert_eq!(v["conflicts"][0]["resolved"]["keep"], "target", "{v}");
     // Resolved: no longer listed, cannot be resolved twice.
     let (_, v) = s.run_json(&["conflicts", "list"]);
     assert!(v["conflicts"].as_array().unwrap().is_empty());
