@@ -16,8 +16,8 @@ echo "# In $scratch, as user alice (read and write on both domains):"
 started=$(date +%s%N)
 "$bin" --source personal --target business --direction bidirectional --user alice "$@"
 took=$(( ($(date +%s%N) - started) / 1000000 ))
-echo "# The sync took ${took} ms as a whole process (a first run on this machine also compiles"
-echo "# the five built-in plugins into the user's cache, which later runs reuse)."
+echo "# The sync took ${took} ms as a whole process, start-up included (the built-in plugins"
+echo "# ship compiled in the binary: no run compiles them, not even the first)."
 echo
 echo "# The same sync again changes nothing:"
 "$bin" --source personal --target business --direction bidirectional --user alice | tail -n 9

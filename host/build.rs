@@ -1,6 +1,11 @@
 //! Builds the five built-in entity plugins as WebAssembly components and
 //! embeds them in the host, so that they ship with the binary and nobody builds
-//! them by hand.
+//! them by hand; and embeds each one's compiled form too, precompiled with the
+//! host's own engine settings (`src/plugin/engine_config.rs`), so that no sync
+//! compiles a built-in plugin, not even a new user's first one (issue 17).
+//! The host checks the compiled form's engine key before it loads it, and
+//! compiles the component itself where the key differs (another CPU, or a
+//! benchmark's other engine settings).
 //!
 //! This runs a nested `cargo build` for `wasm32-unknown-unknown` (linked by
 //! `wasm-component-ld` into components that import nothing) in its own target
@@ -13,6 +18,9 @@ use std::env;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "src/plugin/engine_config.rs"]
+mod engine_config;
 
 const BUILTINS: [&str; 5] = [
     "contacts",
@@ -38,23 +46,67 @@ fn main() {
         None => build_plugins(&root),
     };
 
-    let mut code = String::from("pub const BUILTINS: &[(&str, &[u8], &str)] = &[\n");
-    for name in BUILTINS {
-        let src = wasm_dir.join(format!("cds_plugin_{name}.wasm"));
-        let bytes = std::fs::read(&src)
-            .unwrap_or_else(|e| panic!("built-in plugin {} is missing: {e}", src.display()));
+    let wasm: Vec<Vec<u8>> = BUILTINS
+        .iter()
+        .map(|name| {
+            let src = wasm_dir.join(format!("cds_plugin_{name}.wasm"));
+            std::fs::read(&src)
+                .unwrap_or_else(|e| panic!("built-in plugin {} is missing: {e}", src.display()))
+        })
+        .collect();
+    let (key, compiled) = precompile(&wasm);
+    let mut code = String::from(
+        "/// (entity type, component, its SHA-256, its compiled form or empty)\n\
+         pub const BUILTINS: &[(&str, &[u8], &str, &[u8])] = &[\n",
+    );
+    for ((name, bytes), compiled) in BUILTINS.iter().zip(&wasm).zip(&compiled) {
         let dest = out.join(format!("{name}.wasm"));
-        std::fs::write(&dest, &bytes).expect("write plugin into OUT_DIR");
-        let digest = hex::encode(Sha256::digest(&bytes));
+        std::fs::write(&dest, bytes).expect("write plugin into OUT_DIR");
+        let cwasm = out.join(format!("{name}.cwasm"));
+        std::fs::write(&cwasm, compiled).expect("write compiled plugin into OUT_DIR");
+        let digest = hex::encode(Sha256::digest(bytes));
         writeln!(
             code,
-            "    ({name:?}, include_bytes!({:?}), {digest:?}),",
-            dest.display().to_string()
+            "    ({name:?}, include_bytes!({:?}), {digest:?}, include_bytes!({:?})),",
+            dest.display().to_string(),
+            cwasm.display().to_string()
         )
         .unwrap();
     }
     code.push_str("];\n");
+    writeln!(
+        code,
+        "/// The engine key the compiled forms were made for.\npub const ENGINE_KEY: &str = {key:?};"
+    )
+    .unwrap();
     std::fs::write(out.join("builtin_plugins.rs"), code).expect("write builtin_plugins.rs");
+}
+
+/// Each component's compiled form, made with the product's engine settings
+/// (epochs on, fuel off), and the engine key they are for. A cross build
+/// (another target than this machine) embeds none: its engine would detect
+/// another CPU.
+fn precompile(wasm: &[Vec<u8>]) -> (String, Vec<Vec<u8>>) {
+    let none = || (String::new(), wasm.iter().map(|_| Vec::new()).collect());
+    if env::var("TARGET").ok() != env::var("HOST").ok() {
+        return none();
+    }
+    let engine = wasmtime::Engine::new(&engine_config::config(false, true))
+        .expect("start wasmtime to precompile the built-in plugins");
+    let compiled = std::thread::scope(|s| {
+        let jobs: Vec<_> = wasm
+            .iter()
+            .map(|bytes| s.spawn(|| engine.precompile_component(bytes)))
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .expect("precompiling thread")
+                    .unwrap_or_else(|e| panic!("precompiling a built-in plugin failed: {e:#}"))
+            })
+            .collect()
+    });
+    (engine_config::engine_key(&engine), compiled)
 }
 
 fn build_plugins(root: &Path) -> PathBuf {

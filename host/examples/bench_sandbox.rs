@@ -1,12 +1,12 @@
-//! Measures the plugin sandbox: start-up (cold compile against a cached load,
-//! per built-in plugin) and the cost of each interruption mechanism on one
+//! Measures the plugin sandbox: start-up (a compile, a cached load and the
+//! load of the compiled form the binary ships, per built-in plugin) and the cost of each interruption mechanism on one
 //! 10,000-contact map+filter batch. Prints Markdown rows for BENCHMARKS.md.
 //!
 //! Run: `cargo run --release -p cross-domain-sync --example bench_sandbox`
 
 use cds::config::Config;
 use cds::merge::Item;
-use cds::plugin::runtime::{Interruption, Limits, Runtime};
+use cds::plugin::runtime::{Compiled, Interruption, Limits, Runtime};
 use cds::plugin::{Registry, Shapes};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -36,34 +36,61 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn main() {
     let names = cds::plugin::builtin_names();
     println!("## Start-up per plugin (release host)\n");
-    println!("| plugin | cold: compile + check | warm: cached load + check |");
-    println!("| --- | --- | --- |");
+    println!(
+        "| plugin | compile + check | cached load + check | shipped load + check | \
+         shipped + describe |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     for name in &names {
+        let (bytes, digest) = cds::plugin::builtin_component(name).unwrap();
         let cache = tempfile::tempdir().unwrap();
-        let plugins = tempfile::tempdir().unwrap();
-        let open = || {
-            Registry::open(
-                Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).unwrap(),
-                plugins.path(),
-            )
-            .unwrap()
-        };
-        let reg = open();
+        let rt = || Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).unwrap();
+        let first = rt();
         let t = Instant::now();
-        reg.get(name).unwrap();
+        let i = first.load(name, bytes, digest, None).unwrap();
         let cold = t.elapsed();
+        assert_eq!(i.compiled, Compiled::Now);
         let mut warm = Vec::new();
         for _ in 0..5 {
-            let reg = open();
+            let r = rt();
+            let t = Instant::now();
+            let i = r.load(name, bytes, digest, None).unwrap();
+            warm.push(t.elapsed());
+            assert_eq!(i.compiled, Compiled::Cached);
+        }
+        // Shipped: the registry loads a built-in's compiled form from the
+        // binary; the second figure adds `describe` and its schema.
+        let plugins = tempfile::tempdir().unwrap();
+        let mut shipped = Vec::new();
+        for _ in 0..5 {
+            let reg = Registry::open(
+                Runtime::new(Limits::default(), None).unwrap(),
+                plugins.path(),
+            )
+            .unwrap();
             let t = Instant::now();
             let p = reg.get(name).unwrap();
-            warm.push(t.elapsed());
-            assert!(p.instance.from_cache);
+            shipped.push(t.elapsed());
+            assert_eq!(p.instance.compiled, Compiled::Shipped);
+        }
+        let empty = tempfile::tempdir().unwrap();
+        let mut bare = Vec::new();
+        for _ in 0..5 {
+            let r = Runtime::new(Limits::default(), Some(empty.path().to_path_buf())).unwrap();
+            let t = Instant::now();
+            let i = r
+                .load(name, bytes, digest, cds::plugin::builtin_precompiled(name))
+                .unwrap();
+            bare.push(t.elapsed());
+            assert_eq!(i.compiled, Compiled::Shipped);
         }
         println!(
-            "| {name} | {:.1} ms | {:.2} ms |",
-            cold.as_secs_f64() * 1e3,
-            median(warm).as_secs_f64() * 1e3
+            "| {name} | {:.1} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            ms(cold),
+            ms(median(warm)),
+            ms(median(bare)),
+            ms(median(shipped))
         );
     }
 

@@ -16,6 +16,10 @@
 //! - N: the seed's own algorithm in Node (`bench/seed-sync.mjs`) on the same
 //!   data, against B1 warm and cold (issue 17); skipped, with a message,
 //!   where `node` is not installed.
+//! - V: B1 warm, B3 and N again on data of the varied shape (`generate data
+//!   --shape varied`: values as people and other programs write them, a
+//!   lower overlap, 1.5 KB message bodies), so that B1 ÷ B3 and B1 ÷ N are
+//!   reported on two shapes (issue 17).
 //!
 //! Run everything with `bench/run.sh`; this program prints the Markdown rows.
 
@@ -134,8 +138,34 @@ fn fresh(items: usize) -> tempfile::TempDir {
 
 fn fresh_with(items: usize, overlap: f64) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    cds::generate::data(d.path(), items, overlap, 7).unwrap();
+    cds::generate::data(d.path(), &cds::generate::Spec::canonical(items, overlap, 7)).unwrap();
     d
+}
+
+/// The varied shape (see `cds::generate`): 40% of ids in both domains,
+/// message bodies of about 1.5 KB.
+fn varied(items: usize) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let spec = cds::generate::Spec {
+        items,
+        overlap: 0.4,
+        shape: cds::generate::Shape::Varied,
+        body_bytes: Some(1500),
+        seed: 11,
+    };
+    cds::generate::data(d.path(), &spec).unwrap();
+    d
+}
+
+/// One run of the seed's algorithm in Node on a copy of the data.
+fn node_run(script: &Path, d: &Path) -> Duration {
+    let mut cmd = Command::new("node");
+    cmd.arg(script)
+        .args(["--source", "personal", "--target", "business"])
+        .args(["--direction", "bidirectional"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null());
+    run(cmd).0
 }
 
 /// B3 as a process of its own, as each sync is: it starts, and touches its
@@ -200,6 +230,9 @@ fn main() {
     let mut tenth = Vec::new();
     let mut cold_first = Vec::new();
     let mut seed = Vec::new();
+    let (mut varied_first, mut varied_floors, mut varied_seed) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut varied_bytes = 0;
     let mut bytes = 0;
     // Each round takes every measurement once, one after the other, so that
     // a ratio pairs two runs minutes apart at most: this machine has slow
@@ -225,14 +258,15 @@ fn main() {
         let empty = tempfile::tempdir().unwrap();
         cold_first.push(sync(&a.bin, d.path(), empty.path(), &[], &[]).0);
         if node {
-            let d = fresh(a.items);
-            let mut cmd = Command::new("node");
-            cmd.arg(&seed_script)
-                .args(["--source", "personal", "--target", "business"])
-                .args(["--direction", "bidirectional"])
-                .current_dir(d.path())
-                .stdout(std::process::Stdio::null());
-            seed.push(run(cmd).0);
+            seed.push(node_run(&seed_script, fresh(a.items).path()));
+        }
+        // The varied shape: the floor, the sync and the script.
+        let d = varied(a.items);
+        varied_bytes = data_bytes(d.path());
+        varied_floors.push(floor(d.path()));
+        varied_first.push(sync(&a.bin, varied(a.items).path(), cache.path(), &[], &[]).0);
+        if node {
+            varied_seed.push(node_run(&seed_script, varied(a.items).path()));
         }
         let d = fresh(a.items / 10);
         tenth.push(sync(&a.bin, d.path(), cache.path(), &[], &[]).0);
@@ -308,6 +342,10 @@ fn main() {
         "| B1 re-sync, 1% changed on each side | {} | ≤ 1.0 s |",
         ms(&resync)
     );
+    println!(
+        "| B1 re-sync ÷ B1 first sync | {} | ≤ 0.25 |",
+        times(&ratio(&resync, &first), 2)
+    );
     match &native {
         Some(n) => println!(
             "| B2 sandboxed ÷ native (first sync; native {}) | {} | ≤ 1.3 |",
@@ -321,7 +359,7 @@ fn main() {
         ms(&floors)
     );
     println!(
-        "| B1 ÷ B3 | {} | ≤ 2.5 |",
+        "| B1 ÷ B3 | {} | ≤ 2.0 |",
         times(&ratio(&first, &floors), 2)
     );
     println!(
@@ -335,7 +373,7 @@ fn main() {
         .map(|&k| k as f64 * 1024.0 / bytes as f64)
         .collect();
     println!(
-        "| B5 peak resident memory (first sync) | {} = {} × the data | ≤ 4 × |",
+        "| B5 peak resident memory (first sync) | {} = {} × the data | ≤ 3 × |",
         Stat::of(&mib).show(1.0, 0, " MB"),
         times(&times_data, 1)
     );
@@ -363,6 +401,23 @@ fn main() {
             "| B1 warm ÷ N / B1 cold ÷ N | {} / {} | ≤ 0.6 / ≤ 0.6 |",
             times(&ratio(&first, &seed), 2),
             times(&ratio(&cold_first, &seed), 2)
+        );
+    }
+    println!(
+        "| V: varied shape ({:.1} MB): B1 warm / B3 | {} / {} | |",
+        varied_bytes as f64 / 1e6,
+        ms(&varied_first),
+        ms(&varied_floors)
+    );
+    println!(
+        "| V: B1 ÷ B3 (varied) | {} | ≤ 2.0 |",
+        times(&ratio(&varied_first, &varied_floors), 2)
+    );
+    if !varied_seed.is_empty() {
+        println!(
+            "| V: N (varied) / B1 warm ÷ N (varied) | {} / {} | ≤ 0.6 |",
+            ms(&varied_seed),
+            times(&ratio(&varied_first, &varied_seed), 2)
         );
     }
 }

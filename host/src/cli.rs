@@ -191,6 +191,16 @@ pub enum GenerateCmd {
         /// Share of items present in both domains, 0 to 1.
         #[arg(long, default_value_t = 0.5)]
         overlap: f64,
+        /// `canonical`: values as this product writes them; `varied`: as
+        /// people and other programs do (mixed-case emails, phones in many
+        /// forms, offsets in timestamps, other scripts, unknown nested
+        /// fields, shared items edited on one side).
+        #[arg(long, value_enum, default_value = "canonical")]
+        shape: crate::generate::Shape,
+        /// Approximate bytes of a message's body [default: about 440 in the
+        /// canonical shape, 1500 in the varied one].
+        #[arg(long, value_name = "BYTES")]
+        body_bytes: Option<usize>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -333,8 +343,19 @@ pub fn run(argv: Vec<std::ffi::OsString>) -> i32 {
             out,
             items,
             overlap,
+            shape,
+            body_bytes,
             seed,
-        })) => match crate::generate::data(&out, items, overlap, seed) {
+        })) => match crate::generate::data(
+            &out,
+            &crate::generate::Spec {
+                items,
+                overlap,
+                shape,
+                body_bytes,
+                seed,
+            },
+        ) {
             Ok(bytes) => {
                 println!(
                     "wrote {items} items per type per domain, {:.1} MB, into {}",

@@ -13,7 +13,7 @@ use cds_policy::Policy;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -42,6 +42,12 @@ pub struct Config {
     /// MCP server settings.
     #[serde(default)]
     pub mcp: McpConfig,
+    /// Where compiled plugins are cached: an absolute path. Default: the
+    /// user's cache folder (`$XDG_CACHE_HOME/cross-domain-sync`);
+    /// `--cache-dir` and `CDS_CACHE_DIR` override this. A folder that
+    /// belongs to another user, or that others may write, is not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_cache_dir: Option<PathBuf>,
 }
 
 /// One domain.
@@ -150,6 +156,7 @@ impl Default for Config {
             extra_fields: BTreeMap::new(),
             limits: LimitsConfig::default(),
             mcp: McpConfig::default(),
+            plugin_cache_dir: None,
         }
     }
 }
@@ -251,6 +258,14 @@ impl Config {
                     )));
                 }
             }
+        }
+        if let Some(dir) = &self.plugin_cache_dir
+            && !dir.is_absolute()
+        {
+            return Err(bad(format!(
+                "`pluginCacheDir` (`{}`) must be an absolute path (at $.pluginCacheDir)",
+                dir.display()
+            )));
         }
         for crossing in self.policies.keys() {
             let ok = crossing.split_once("->").is_some_and(|(a, b)| {

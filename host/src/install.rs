@@ -55,9 +55,11 @@ impl Host {
         let data = DataDir::new(&paths.data_dir);
         // The user's own cache folder, shared by all data folders; never the
         // data folder, which others may be able to write (plugin/cache.rs).
+        // The flag or environment first, then the configuration.
         let cache = paths
             .cache_dir
             .clone()
+            .or_else(|| config.plugin_cache_dir.clone())
             .or_else(crate::plugin::cache::default_dir);
         let runtime = crate::plugin::runtime::Runtime::new(config.limits.plugin_limits(), cache)?;
         let registry = Registry::open(runtime, &paths.plugins_dir)?;

@@ -336,23 +336,14 @@ fn a_plugin_with_another_id_field_syncs_resolves_and_undoes() {
 }
 
 /// Defect 7: a replaced compiled artifact in the cache is not loaded: it is
-/// refused, recompiled, and the sync runs the real plugin.
+/// refused, recompiled, and the sync runs the real plugin. (The cache holds
+/// installed plugins: the built-in ones ship compiled in the binary.)
 #[test]
 fn a_replaced_cache_artifact_is_not_loaded() {
     let cache = tempfile::tempdir().unwrap();
     let s = Scratch::new();
-    s.write(
-        "personal",
-        "contacts",
-        json!([contact(
-            "c1",
-            "Ann",
-            json!({"category": "business", "notes": "private"})
-        )]),
-    );
-    let run = |entity: &str| {
-        let mut a = one_way("contacts");
-        a[5] = entity;
+    let run = |args: &[&str]| {
+        let mut a = args.to_vec();
         a.push("--json");
         s.cmd()
             .env("CDS_CACHE_DIR", cache.path())
@@ -360,31 +351,50 @@ fn a_replaced_cache_artifact_is_not_loaded() {
             .output()
             .unwrap()
     };
-    assert!(run("calendar").status.success());
-    let calendar: Vec<_> = common::files_under(cache.path())
+    let cwasm = || -> Vec<_> {
+        common::files_under(cache.path())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect()
+    };
+    let uid = common::uid_plugin();
+    assert!(
+        run(&["plugins", "add", uid.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let bookmarks = cwasm();
+    assert_eq!(
+        bookmarks.len(),
+        1,
+        "installing compiles into the cache: {bookmarks:?}"
+    );
+    let notes_wasm = common::notes_plugin();
+    assert!(
+        run(&["plugins", "add", notes_wasm.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let notes: Vec<_> = cwasm()
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .filter(|p| !bookmarks.contains(p))
         .collect();
-    assert_eq!(calendar.len(), 1, "{calendar:?}");
-    assert!(run("contacts").status.success());
-    let contacts: Vec<_> = common::files_under(cache.path())
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "cwasm") && !calendar.contains(p))
-        .collect();
-    assert_eq!(contacts.len(), 1, "{contacts:?}");
-    // Somebody puts another (valid) artifact in place of the contacts one.
-    std::fs::copy(&calendar[0], &contacts[0]).unwrap();
-    std::fs::remove_file(s.data().join("business/contacts.json")).unwrap();
-    std::fs::remove_dir_all(s.data().join(".sync/base")).ok();
-    let out = run("contacts");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    s.write(
+        "personal",
+        "notes",
+        json!([{"id": "n1", "title": "Plan", "category": "business", "lastModified": "2026-01-12T10:00:00Z"}]),
+    );
+    // Somebody puts another (valid) artifact in place of the notes one.
+    std::fs::copy(&bookmarks[0], &notes[0]).unwrap();
+    let out = run(&one_way("notes"));
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stderr(&out).contains("integrity"), "{}", stderr(&out));
-    let b = s.items("business", "contacts");
-    assert_eq!(b.len(), 1);
-    assert!(b[0].get("notes").is_none(), "the real contacts policy ran");
+    let b = s.items("business", "notes");
+    assert_eq!(b.len(), 1, "the real notes plugin ran");
     assert_ne!(
-        std::fs::read(&contacts[0]).unwrap(),
-        std::fs::read(&calendar[0]).unwrap(),
+        std::fs::read(&notes[0]).unwrap(),
+        std::fs::read(&bookmarks[0]).unwrap(),
         "recompiled"
     );
     // The cache is the user's alone.
@@ -531,5 +541,37 @@ fn a_configuration_with_a_key_twice_is_refused() {
     assert!(
         msg.contains("`strip` twice") && msg.contains("line 3"),
         "{msg}"
+    );
+}
+
+/// The cache folder can be set in the configuration (the flag and
+/// `CDS_CACHE_DIR` win); it must be absolute.
+#[test]
+fn the_configuration_can_move_the_plugin_cache() {
+    let s = Scratch::new();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("from-config");
+    s.config(json!({"pluginCacheDir": dir}));
+    let uid = common::uid_plugin();
+    let out = s
+        .cmd()
+        .env_remove("CDS_CACHE_DIR")
+        .args(["plugins", "add", uid.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cached: Vec<_> = common::files_under(&dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(cached.len(), 1, "compiled into the configured folder");
+
+    s.config(json!({"pluginCacheDir": "relative/cache"}));
+    let (code, v) = s.run_json(&one_way("contacts"));
+    assert_eq!(code, 2, "{v}");
+    let msg = message(&v);
+    assert!(
+        msg.contains("pluginCacheDir") && msg.contains("absolute"),
+        "{v}"
     );
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use cds::Code;
-use cds::plugin::runtime::{Limits, Runtime};
+use cds::plugin::runtime::{Compiled, Interruption, Limits, Runtime};
 use cds::plugin::{Crossed, Registry, Shapes};
 use cds_policy::{Policy, rule};
 use serde_json::{Value, json};
@@ -323,7 +323,7 @@ fn a_leaking_filter_cannot_leak() {
 fn load_wat(reg: &Registry, name: &str, wat: &str) -> cds::Error {
     let bytes = wat::parse_str(wat).unwrap();
     let digest = cds::plugin::runtime::sha256_hex(&bytes);
-    match reg.runtime.load(name, &bytes, &digest) {
+    match reg.runtime.load(name, &bytes, &digest, None) {
         Ok(_) => panic!("{name} must be refused"),
         Err(e) => e,
     }
@@ -376,7 +376,7 @@ fn other_interface_versions_are_refused_by_name() {
 fn not_a_component_is_refused() {
     let (reg, _d) = registry(small());
     let digest = cds::plugin::runtime::sha256_hex(b"hello");
-    let err = match reg.runtime.load("junk.wasm", b"hello", &digest) {
+    let err = match reg.runtime.load("junk.wasm", b"hello", &digest, None) {
         Ok(_) => panic!("junk must be refused"),
         Err(e) => e,
     };
@@ -389,36 +389,59 @@ fn not_a_component_is_refused() {
 
 #[test]
 fn the_compiled_cache_is_used_on_the_second_load() {
+    // The cache serves plugins the binary does not ship compiled: a
+    // built-in's component loaded as an installed plugin's would be.
     let cache = tempfile::tempdir().unwrap();
-    let plugins = tempfile::tempdir().unwrap();
-    let first = Registry::open(
-        Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).unwrap(),
-        plugins.path(),
-    )
-    .unwrap();
-    assert!(
-        !first.get("tasks").unwrap().instance.from_cache,
-        "cold: compiled"
-    );
+    let (bytes, digest) = cds::plugin::builtin_component("tasks").unwrap();
+    let rt = || Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).unwrap();
+    let first = rt().load("tasks", bytes, digest, None).unwrap();
+    assert_eq!(first.compiled, Compiled::Now, "cold: compiled");
     let artifacts: Vec<_> = std::fs::read_dir(cache.path())
         .unwrap()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
         .collect();
     assert_eq!(artifacts.len(), 1, "one compiled artifact cached");
-    let second = Registry::open(
-        Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).unwrap(),
-        plugins.path(),
-    )
-    .unwrap();
-    let p = second.get("tasks").unwrap();
-    assert!(p.instance.from_cache, "warm: loaded without compiling");
-    // And the cached plugin works.
-    assert_eq!(p.info.entity_type, "tasks");
+    let second = rt();
+    let again = second.load("tasks", bytes, digest, None).unwrap();
+    assert_eq!(
+        again.compiled,
+        Compiled::Cached,
+        "warm: loaded without compiling"
+    );
     // A cache made by an engine with other settings is refused by key, so
     // the key carries the settings: different limits do not change it, the
     // digest does.
-    let key = second.runtime.cache_path("abc").unwrap();
+    let key = second.cache_path("abc").unwrap();
     assert!(key.to_string_lossy().contains("abc-wasmtime48-"));
-    let _ = Value::Null;
+}
+
+#[test]
+fn a_built_in_plugin_loads_the_compiled_form_the_binary_ships() {
+    // No cache at all, and nothing is compiled: the build precompiled it.
+    let plugins = tempfile::tempdir().unwrap();
+    let reg = Registry::open(
+        Runtime::new(Limits::default(), None).unwrap(),
+        plugins.path(),
+    )
+    .unwrap();
+    for name in cds::plugin::builtin_names() {
+        let p = reg.get(name).unwrap();
+        assert_eq!(p.instance.compiled, Compiled::Shipped, "{name}");
+        assert_eq!(p.info.entity_type, name);
+    }
+    // An engine with other settings cannot use it, and compiles instead.
+    let other = Runtime::with_interruption(
+        Limits::default(),
+        None,
+        Interruption {
+            fuel: true,
+            epoch: true,
+        },
+    )
+    .unwrap();
+    let (bytes, digest) = cds::plugin::builtin_component("tasks").unwrap();
+    let shipped = cds::plugin::builtin_precompiled("tasks");
+    let i = other.load("tasks", bytes, digest, shipped).unwrap();
+    assert_eq!(i.compiled, Compiled::Now);
 }

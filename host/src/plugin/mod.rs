@@ -15,6 +15,7 @@
 //! fields, reductions) holding on every kept item.
 
 pub mod cache;
+pub mod engine_config;
 pub mod runtime;
 
 #[cfg(feature = "native-plugins")]
@@ -38,6 +39,26 @@ mod builtin {
 /// The built-in entity types, in the order syncs process them.
 pub fn builtin_names() -> Vec<&'static str> {
     builtin::BUILTINS.iter().map(|b| b.0).collect()
+}
+
+/// A built-in plugin's component and its SHA-256 (for tests and benchmarks
+/// that compile it themselves).
+pub fn builtin_component(name: &str) -> Option<(&'static [u8], &'static str)> {
+    builtin::BUILTINS
+        .iter()
+        .find(|b| b.0 == name)
+        .map(|b| (b.1, b.2))
+}
+
+/// A built-in plugin's compiled form as the binary ships it.
+pub fn builtin_precompiled(name: &str) -> Option<runtime::Precompiled<'static>> {
+    builtin::BUILTINS
+        .iter()
+        .find(|b| b.0 == name)
+        .map(|b| runtime::Precompiled {
+            engine_key: builtin::ENGINE_KEY,
+            artifact: b.3,
+        })
 }
 
 /// Largest batch sent in one call, in bytes of JSON (keeps every call far
@@ -549,7 +570,7 @@ impl Registry {
     }
 
     fn load(&self, entity: &str) -> Result<Plugin> {
-        if let Some((_, bytes, digest)) = builtin::BUILTINS.iter().find(|b| b.0 == entity) {
+        if let Some((_, bytes, digest, _)) = builtin::BUILTINS.iter().find(|b| b.0 == entity) {
             #[cfg(feature = "native-plugins")]
             if std::env::var_os("CDS_NATIVE_PLUGINS").is_some()
                 && let Some(p) = native::find(entity)
@@ -557,7 +578,8 @@ impl Registry {
                 let inst = runtime::Instance::native(p);
                 return Plugin::new(&self.runtime, inst, digest.to_string(), Origin::BuiltIn);
             }
-            let inst = self.runtime.load(entity, bytes, digest)?;
+            let shipped = builtin_precompiled(entity);
+            let inst = self.runtime.load(entity, bytes, digest, shipped)?;
             return Plugin::new(&self.runtime, inst, digest.to_string(), Origin::BuiltIn);
         }
         let Some(entry) = self.lock.plugins.iter().find(|p| p.entity_type == entity) else {
@@ -587,7 +609,7 @@ impl Registry {
             )
             .with("file", path.display().to_string()));
         }
-        let inst = self.runtime.load(entity, &bytes, &digest)?;
+        let inst = self.runtime.load(entity, &bytes, &digest, None)?;
         let plugin = Plugin::new(
             &self.runtime,
             inst,
@@ -616,7 +638,7 @@ impl Registry {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_else(|| file.display().to_string());
-        let inst = self.runtime.load(&label, &bytes, &digest)?;
+        let inst = self.runtime.load(&label, &bytes, &digest, None)?;
         let plugin = Plugin::new(
             &self.runtime,
             inst,

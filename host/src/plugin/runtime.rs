@@ -10,13 +10,12 @@
 
 use crate::error::{Code, Error, Result};
 use sha2::{Digest, Sha256};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -202,8 +201,27 @@ pub struct Instance {
     /// Name used in messages: the entity type once known, else the file name.
     pub name: String,
     backend: Backend,
-    /// True when the compiled form came from the cache.
-    pub from_cache: bool,
+    /// Where its compiled form came from.
+    pub compiled: Compiled,
+}
+
+/// Where a plugin's compiled form came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compiled {
+    /// Shipped in the binary (a built-in plugin, precompiled by the build).
+    Shipped,
+    /// Loaded from the user's cache.
+    Cached,
+    /// Compiled by this run (and cached, where there is a cache).
+    Now,
+}
+
+/// A component's compiled form made by the build for an engine key (a
+/// built-in plugin's, `host/build.rs`).
+#[derive(Clone, Copy)]
+pub struct Precompiled<'a> {
+    pub engine_key: &'a str,
+    pub artifact: &'a [u8],
 }
 
 #[derive(Clone)]
@@ -234,7 +252,7 @@ impl Instance {
         Instance {
             name: p.name.to_string(),
             backend: Backend::Native(p),
-            from_cache: true,
+            compiled: Compiled::Shipped,
         }
     }
 }
@@ -277,15 +295,11 @@ impl Runtime {
         cache_dir: Option<PathBuf>,
         interruption: Interruption,
     ) -> Result<Runtime> {
-        let mut config = Config::new();
-        config.consume_fuel(interruption.fuel);
-        config.epoch_interruption(interruption.epoch);
+        let config = super::engine_config::config(interruption.fuel, interruption.epoch);
         let engine = Engine::new(&config)
             .map_err(|e| Error::new(Code::PluginError, format!("cannot start wasmtime: {e}")))?;
         let linker = Linker::new(&engine);
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut h);
-        let engine_key = format!("wasmtime48-{:016x}", h.finish());
+        let engine_key = super::engine_config::engine_key(&engine);
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
         let ticker_stop = stop.clone();
@@ -349,10 +363,19 @@ impl Runtime {
             .map(|c| c.path(&self.cache_name(digest)))
     }
 
-    /// Compiles (or loads from cache) and checks a component: no imports, the
-    /// plugin interface at an accepted version.
-    pub fn load(&self, name: &str, bytes: &[u8], digest: &str) -> Result<Instance> {
-        let (component, from_cache) = self.compile_cached(name, bytes, digest)?;
+    /// Compiles (or loads from the cache, or from `shipped`) and checks a
+    /// component: no imports, the plugin interface at an accepted version.
+    pub fn load(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        digest: &str,
+        shipped: Option<Precompiled<'_>>,
+    ) -> Result<Instance> {
+        let (component, compiled) = match self.load_shipped(name, shipped) {
+            Some(c) => (c, Compiled::Shipped),
+            None => self.compile_cached(name, bytes, digest)?,
+        };
         let ty = component.component_type();
         let imports: Vec<String> = ty
             .imports(&self.engine)
@@ -419,11 +442,40 @@ impl Runtime {
         Ok(Instance {
             name: name.to_string(),
             backend,
-            from_cache,
+            compiled,
         })
     }
 
-    fn compile_cached(&self, name: &str, bytes: &[u8], digest: &str) -> Result<(Component, bool)> {
+    /// The compiled form the binary ships, when it is for this engine.
+    fn load_shipped(&self, name: &str, shipped: Option<Precompiled<'_>>) -> Option<Component> {
+        let p = shipped.filter(|p| !p.artifact.is_empty())?;
+        if p.engine_key != self.engine_key {
+            tracing::debug!(
+                plugin = name,
+                "the shipped compiled form is for engine {}, this one is {}; compiling",
+                p.engine_key,
+                self.engine_key
+            );
+            return None;
+        }
+        // SAFETY: the artifact is part of this binary, made by its build
+        // from the component it ships beside it (host/build.rs), as trusted
+        // as the host's own code; wasmtime re-checks the engine settings.
+        match unsafe { Component::deserialize(&self.engine, p.artifact) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::debug!(plugin = name, "the shipped compiled form is refused: {e:#}");
+                None
+            }
+        }
+    }
+
+    fn compile_cached(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<(Component, Compiled)> {
         // One process compiles a given component at a time; the others wait
         // and then load what it cached.
         let _guard = self.cache_path(digest).and_then(|p| {
@@ -441,7 +493,7 @@ impl Runtime {
                     // engine (see `cache.rs`); wasmtime also re-checks the
                     // engine settings and refuses a mismatched artifact.
                     match unsafe { Component::deserialize(&self.engine, &artifact) } {
-                        Ok(c) => return Ok((c, true)),
+                        Ok(c) => return Ok((c, Compiled::Cached)),
                         Err(e) => {
                             tracing::warn!(
                                 plugin = name,
@@ -470,7 +522,7 @@ impl Runtime {
                 Err(e) => tracing::warn!(plugin = name, "cannot serialise compiled plugin: {e:#}"),
             }
         }
-        Ok((component, false))
+        Ok((component, Compiled::Now))
     }
 
     fn store(&self, items: usize) -> Result<Store<HostState>> {
