@@ -978,3 +978,63 @@ fn with_both_files_invalid_the_source_is_reported_every_time() {
         );
     }
 }
+
+/// Data written as other programs write it (`generate data --shape
+/// varied`) syncs: what crosses is normalised (emails lower-case and
+/// trimmed, phones reduced to digits, timestamps in UTC) and keeps the
+/// fields no plugin knows, nested values included, exactly.
+#[test]
+fn varied_data_is_normalised_and_keeps_unknown_fields() {
+    let s = Scratch::new();
+    let out = s.run(&[
+        "generate",
+        "data",
+        "--out",
+        ".",
+        "--items",
+        "60",
+        "--shape",
+        "varied",
+        "--overlap",
+        "0.4",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = s.items("personal", "contacts");
+    let (code, rec) = s.run_json(&common::bidi("contacts"));
+    assert_eq!(code, 0, "{rec}");
+    let after = s.items("business", "contacts");
+    let mut crossed = 0;
+    let mut vendor = 0;
+    for b in &after {
+        let id = b["id"].as_str().unwrap();
+        if !id.starts_with("contacts-p") {
+            continue;
+        }
+        let p = before.iter().find(|p| p["id"] == b["id"]).unwrap();
+        crossed += 1;
+        let email = p["email"].as_str().unwrap();
+        assert_eq!(b["email"], email.trim().to_lowercase(), "{id}");
+        let phone = b["phone"].as_str().unwrap();
+        assert!(
+            phone.chars().all(|c| c.is_ascii_digit() || c == '+'),
+            "{id}: {phone}"
+        );
+        assert!(b["lastModified"].as_str().unwrap().ends_with('Z'), "{b}");
+        assert_eq!(b["x-crm-id"], p["x-crm-id"], "{id}");
+        if p.get("x-vendor").is_some() {
+            vendor += 1;
+            assert_eq!(
+                b["x-vendor"], p["x-vendor"],
+                "{id}: nested unknown field kept"
+            );
+        }
+        assert!(
+            b.get("notes").is_none(),
+            "{id}: the default policy strips notes"
+        );
+    }
+    assert!(
+        crossed > 5 && vendor > 0,
+        "{crossed} crossed, {vendor} with x-vendor"
+    );
+}

@@ -445,3 +445,38 @@ fn a_built_in_plugin_loads_the_compiled_form_the_binary_ships() {
     let i = other.load("tasks", bytes, digest, shipped).unwrap();
     assert_eq!(i.compiled, Compiled::Now);
 }
+
+#[test]
+fn callers_for_one_plugin_at_once_share_one_load() {
+    // An installed plugin with an empty cache: the sync's preloading thread
+    // and a worker may ask for it together; it is compiled once.
+    let plugins = tempfile::tempdir().unwrap();
+    {
+        let mut reg = Registry::open(
+            Runtime::new(Limits::default(), None).unwrap(),
+            plugins.path(),
+        )
+        .unwrap();
+        reg.add(&common::uid_plugin(), "2026-01-12T10:00:00Z")
+            .unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let reg = Registry::open(
+        Runtime::new(Limits::default(), Some(cache.path().to_path_buf())).unwrap(),
+        plugins.path(),
+    )
+    .unwrap();
+    let wanted = vec!["contacts".to_string(), "bookmarks".to_string()];
+    assert_eq!(
+        reg.unloaded_installed(&wanted),
+        vec!["bookmarks".to_string()]
+    );
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| reg.get("bookmarks").unwrap());
+        let b = s.spawn(|| reg.get("bookmarks").unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(std::sync::Arc::ptr_eq(&a, &b), "one load, shared");
+    assert_eq!(a.instance.compiled, Compiled::Now);
+    assert!(reg.unloaded_installed(&wanted).is_empty());
+}

@@ -524,8 +524,14 @@ pub struct Registry {
     pub runtime: Runtime,
     plugins_dir: PathBuf,
     lock: LockFile,
-    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// One slot per entity type: a load holds its slot, so that a second
+    /// caller waits for it instead of compiling the same plugin again.
+    loaded: Mutex<HashMap<String, Slot>>,
 }
+
+/// A plugin once loaded; `None` until then (or after a failed load, which
+/// the next caller tries again).
+type Slot = Arc<Mutex<Option<Arc<Plugin>>>>;
 
 impl Registry {
     pub fn open(runtime: Runtime, plugins_dir: &Path) -> Result<Registry> {
@@ -551,22 +557,51 @@ impl Registry {
         &self.lock
     }
 
-    /// Loads (once) the plugin for `entity`.
+    /// Loads (once) the plugin for `entity`. Callers for the same type at
+    /// the same time wait for one load.
     pub fn get(&self, entity: &str) -> Result<Arc<Plugin>> {
-        if let Some(p) = self
+        let slot = self
             .loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(entity)
-        {
+            .entry(entity.to_string())
+            .or_default()
+            .clone();
+        let mut held = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = &*held {
             return Ok(p.clone());
         }
         let plugin = Arc::new(self.load(entity)?);
-        self.loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(entity.to_string(), plugin.clone());
+        *held = Some(plugin.clone());
         Ok(plugin)
+    }
+
+    /// The installed plugins among `entities` not loaded yet (built-in ones
+    /// load from the binary in a fraction of a millisecond and need no head
+    /// start).
+    pub fn unloaded_installed(&self, entities: &[String]) -> Vec<String> {
+        let builtin = builtin_names();
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        entities
+            .iter()
+            .filter(|e| !builtin.contains(&e.as_str()))
+            .filter(|e| {
+                loaded
+                    .get(*e)
+                    .is_none_or(|s| s.try_lock().is_ok_and(|p| p.is_none()))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Loads the plugins of `entities`, run beside a sync's workers, so
+    /// that a plugin whose compiled form is not cached compiles while the
+    /// other types are read and planned. Failures are left for the sync's
+    /// own `get` to report.
+    pub fn preload(&self, entities: &[String]) {
+        for e in entities {
+            let _ = self.get(e);
+        }
     }
 
     fn load(&self, entity: &str) -> Result<Plugin> {
@@ -692,7 +727,10 @@ impl Registry {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         entities
             .iter()
-            .filter_map(|e| loaded.get(e).map(|p| (e.clone(), p.info.sha256.clone())))
+            .filter_map(|e| {
+                let slot = loaded.get(e)?.lock().unwrap_or_else(|e| e.into_inner());
+                slot.as_ref().map(|p| (e.clone(), p.info.sha256.clone()))
+            })
             .collect()
     }
 }

@@ -215,13 +215,21 @@ impl Host {
         };
         let total = req.entities.len();
         let sizes: Vec<u64> = req.entities.iter().map(|e| file_bytes(&req, e)).collect();
-        let mut plans = schedule::run(&sizes, |i| {
-            let entity = &req.entities[i];
-            progress.entity_started(entity, i, total);
-            deadline.check(&format!("while syncing {entity}"))?;
-            let plan = self.plan_entity(&req, entity, &synced_at, &budget, &deadline)?;
-            progress.entity_done(entity, &plan.result);
-            Ok(plan)
+        let mut plans = std::thread::scope(|s| {
+            // An installed plugin not in the cache compiles beside the
+            // workers, which meanwhile read and plan the other types.
+            let preload = self.registry.unloaded_installed(&req.entities);
+            if req.entities.len() > 1 && !preload.is_empty() {
+                s.spawn(move || self.registry.preload(&preload));
+            }
+            schedule::run(&sizes, |i| {
+                let entity = &req.entities[i];
+                progress.entity_started(entity, i, total);
+                deadline.check(&format!("while syncing {entity}"))?;
+                let plan = self.plan_entity(&req, entity, &synced_at, &budget, &deadline)?;
+                progress.entity_done(entity, &plan.result);
+                Ok(plan)
+            })
         })?;
         deadline.check("before its commit")?;
 
