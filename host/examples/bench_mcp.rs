@@ -132,7 +132,7 @@ fn main() {
         touch(d.path(), i);
         let t = Instant::now();
         send(
-            json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "gold.cross-domain-sync",
+            json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "gold_cross_domain_sync",
             "arguments": {"source": "personal", "target": "business", "entities": ["contacts"], "user": "alice"}}}),
         );
         let r = wait_for(i as i64);

@@ -124,12 +124,40 @@ impl LimitsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct McpConfig {
-    /// Name the tool `gold_cross-domain-sync` instead of
-    /// `gold.cross-domain-sync`, for clients whose tool-name rules reject dots.
+    /// The tools' names: `portable` (the default: `gold_cross_domain_sync`,
+    /// `gold_cross_domain_sync_undo`, ..., which every widely used client
+    /// accepts) or `seed` (`gold.cross-domain-sync`,
+    /// `gold.cross-domain-sync.undo`, ..., the seed's dotted names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_names: Option<ToolNames>,
+    /// Deprecated: the portable names are now the default. `true` asks for
+    /// them; `false` changes nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub underscore_tool_name: bool,
     /// The user to act as when a call does not name one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_user: Option<String>,
+}
+
+/// How the MCP tools are named.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolNames {
+    /// `gold_cross_domain_sync`, `gold_cross_domain_sync_conflicts`,
+    /// `gold_cross_domain_sync_resolve_conflict`, `gold_cross_domain_sync_undo`.
+    #[default]
+    Portable,
+    /// `gold.cross-domain-sync`, `gold.cross-domain-sync.conflicts`,
+    /// `gold.cross-domain-sync.resolve-conflict`, `gold.cross-domain-sync.undo`.
+    Seed,
+}
+
+impl McpConfig {
+    /// The naming in effect (`underscoreToolName` only ever asked for the
+    /// portable kind, which is now the default).
+    pub fn tool_names(&self) -> ToolNames {
+        self.tool_names.unwrap_or_default()
+    }
 }
 
 fn default_domains() -> BTreeMap<String, DomainConfig> {

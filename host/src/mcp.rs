@@ -42,8 +42,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// The skill's tool name; `gold_cross-domain-sync` with `mcp.underscoreToolName`.
+/// The skill's name as the seed gives it: its tool's name with
+/// `"mcp": {"toolNames": "seed"}`.
 pub const TOOL: &str = "gold.cross-domain-sync";
+
+/// The sync tool's name by default: one every widely used client accepts
+/// (`^[a-zA-Z0-9_-]{1,64}$`; Claude Desktop, the Anthropic API, Codex CLI
+/// and Copilot CLI refuse dots; CONTRACT §1).
+pub const PORTABLE_TOOL: &str = "gold_cross_domain_sync";
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -89,9 +95,7 @@ fn object(v: Value) -> Arc<JsonObject> {
     })
 }
 
-fn schema_of<T: JsonSchema>() -> Value {
-    serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null)
-}
+use crate::validate::schema_of;
 
 /// The MCP server: the host plus the names and schemas of its tools.
 pub struct Server {
@@ -109,18 +113,20 @@ struct Names {
 }
 
 impl Names {
-    fn new(underscore: bool) -> Names {
-        let base = if underscore {
-            "gold_cross-domain-sync"
-        } else {
-            TOOL
-        };
-        let sep = if underscore { "_" } else { "." };
-        Names {
-            sync: base.to_string(),
-            conflicts: format!("{base}{sep}conflicts"),
-            resolve: format!("{base}{sep}resolve-conflict"),
-            undo: format!("{base}{sep}undo"),
+    fn new(names: crate::config::ToolNames) -> Names {
+        match names {
+            crate::config::ToolNames::Portable => Names {
+                sync: PORTABLE_TOOL.to_string(),
+                conflicts: format!("{PORTABLE_TOOL}_conflicts"),
+                resolve: format!("{PORTABLE_TOOL}_resolve_conflict"),
+                undo: format!("{PORTABLE_TOOL}_undo"),
+            },
+            crate::config::ToolNames::Seed => Names {
+                sync: TOOL.to_string(),
+                conflicts: format!("{TOOL}.conflicts"),
+                resolve: format!("{TOOL}.resolve-conflict"),
+                undo: format!("{TOOL}.undo"),
+            },
         }
     }
 }
@@ -136,7 +142,7 @@ fn skill_description() -> String {
 
 impl Server {
     pub fn new(host: Host, fallback_user: String) -> Server {
-        let names = Names::new(host.config.mcp.underscore_tool_name);
+        let names = Names::new(host.config.mcp.tool_names());
         Server {
             host: Arc::new(host),
             fallback_user,

@@ -12,9 +12,61 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::Path;
 
-/// The schema schemars derives for `T`.
+/// The schema schemars derives for `T`, made portable ([`portable`]).
 pub fn schema_of<T: schemars::JsonSchema>() -> Value {
-    serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null)
+    let mut v = serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null);
+    portable(&mut v);
+    v
+}
+
+/// The `format` values JSON Schema 2020-12 defines (its format vocabulary).
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Removes the `format` keywords JSON Schema does not define (schemars
+/// writes `uint`, `uint64`, `int64`, `double` for Rust's number types;
+/// Ajv, which most JavaScript MCP clients validate with, warns of each).
+/// The bounds schemars writes beside them (`minimum: 0`) stay. Written
+/// here because schemars has no setting for it; a walk over the value,
+/// which does not enter literal values (`const`, `enum`, `default`,
+/// `examples`), where a `format` key would be data.
+pub fn portable(schema: &mut Value) {
+    match schema {
+        Value::Object(m) => {
+            if m.get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| !STANDARD_FORMATS.contains(&f))
+            {
+                m.remove("format");
+            }
+            for (k, v) in m.iter_mut() {
+                if !matches!(k.as_str(), "const" | "enum" | "default" | "examples") {
+                    portable(v);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(portable),
+        _ => {}
+    }
 }
 
 /// One schema violation: where, and what.

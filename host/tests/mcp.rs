@@ -184,7 +184,7 @@ fn the_newest_revision_without_a_handshake() {
     let r = m.request(
         3,
         "tools/call",
-        json!({"_meta": meta, "name": "gold.cross-domain-sync",
+        json!({"_meta": meta, "name": "gold_cross_domain_sync",
         "arguments": {"source": "personal", "target": "business", "entities": ["contacts"]}}),
     );
     assert_eq!(r["result"]["structuredContent"]["status"], "success", "{r}");
@@ -207,7 +207,7 @@ fn tools_list_describes_the_skill() {
     let tools = r["result"]["tools"].as_array().unwrap();
     let sync = tools
         .iter()
-        .find(|t| t["name"] == "gold.cross-domain-sync")
+        .find(|t| t["name"] == "gold_cross_domain_sync")
         .unwrap();
     assert_eq!(sync["title"], "Cross-Domain Sync");
     assert!(
@@ -251,19 +251,19 @@ fn tools_list_describes_the_skill() {
     assert_eq!(
         names,
         [
-            "gold.cross-domain-sync",
-            "gold.cross-domain-sync.conflicts",
-            "gold.cross-domain-sync.resolve-conflict",
-            "gold.cross-domain-sync.undo"
+            "gold_cross_domain_sync",
+            "gold_cross_domain_sync_conflicts",
+            "gold_cross_domain_sync_resolve_conflict",
+            "gold_cross_domain_sync_undo"
         ]
     );
     m.finish();
 }
 
 #[test]
-fn the_underscore_switch_renames_the_tools() {
+fn the_seed_names_come_by_configuration() {
     let s = scratch();
-    s.config(json!({"mcp": {"underscoreToolName": true}}));
+    s.config(json!({"mcp": {"toolNames": "seed"}}));
     let mut m = Session::start(&s, &[]);
     m.initialize("2025-11-25");
     let r = m.request(2, "tools/list", json!({}));
@@ -273,14 +273,116 @@ fn the_underscore_switch_renames_the_tools() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names[0], "gold_cross-domain-sync");
-    assert!(names.iter().all(|n| !n.contains('.')), "{names:?}");
+    assert_eq!(
+        names,
+        [
+            "gold.cross-domain-sync",
+            "gold.cross-domain-sync.conflicts",
+            "gold.cross-domain-sync.resolve-conflict",
+            "gold.cross-domain-sync.undo"
+        ]
+    );
     let r = m.call(
         3,
-        "gold_cross-domain-sync",
+        "gold.cross-domain-sync",
         json!({"source": "personal", "target": "business", "dryRun": true}),
     );
     assert_eq!(r["result"]["structuredContent"]["status"], "dry_run");
+    m.finish();
+    // The old switch still gives names without dots: the portable ones.
+    s.config(json!({"mcp": {"underscoreToolName": true}}));
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    let r = m.request(2, "tools/list", json!({}));
+    assert_eq!(
+        r["result"]["tools"][0]["name"], "gold_cross_domain_sync",
+        "{r}"
+    );
+    m.finish();
+}
+
+/// What several model APIs and JavaScript clients (Ajv) refuse or warn of
+/// in a tool's schemas: a name outside `^[a-zA-Z0-9_-]{1,64}$`, a `format`
+/// JSON Schema does not define, a top level that is not `type: object`, or
+/// a top-level `oneOf` / `anyOf` / `allOf`.
+#[test]
+fn every_tool_is_portable() {
+    const STANDARD: &[&str] = &[
+        "date-time",
+        "date",
+        "time",
+        "duration",
+        "email",
+        "idn-email",
+        "hostname",
+        "idn-hostname",
+        "ipv4",
+        "ipv6",
+        "uri",
+        "uri-reference",
+        "iri",
+        "iri-reference",
+        "uuid",
+        "uri-template",
+        "json-pointer",
+        "relative-json-pointer",
+        "regex",
+    ];
+    fn formats(v: &Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(f) = m.get("format").and_then(Value::as_str)
+                    && !STANDARD.contains(&f)
+                {
+                    out.push(format!("{at}: {f}"));
+                }
+                for (k, x) in m {
+                    if !matches!(k.as_str(), "const" | "enum" | "default" | "examples") {
+                        formats(x, &format!("{at}/{k}"), out);
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    formats(x, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let s = scratch();
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    let r = m.request(2, "tools/list", json!({}));
+    let tools = r["result"]["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 4);
+    let mut outputs = 0;
+    for t in tools {
+        let name = t["name"].as_str().unwrap();
+        assert!(
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{name}"
+        );
+        for key in ["inputSchema", "outputSchema"] {
+            let Some(schema) = t.get(key) else { continue };
+            outputs += usize::from(key == "outputSchema");
+            assert_eq!(schema["type"], "object", "{name} {key}");
+            for combinator in ["oneOf", "anyOf", "allOf"] {
+                assert!(
+                    schema.get(combinator).is_none(),
+                    "{name} {key} has a top-level {combinator}"
+                );
+            }
+            let mut bad = Vec::new();
+            formats(schema, "#", &mut bad);
+            assert!(bad.is_empty(), "{name} {key}: non-standard formats {bad:?}");
+        }
+    }
+    assert!(outputs >= 1, "the sync tool publishes its output schema");
     m.finish();
 }
 
@@ -291,7 +393,7 @@ fn a_valid_call_syncs_with_progress_and_audit() {
     m.initialize("2025-11-25");
     m.send(
         json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
-        "name": "gold.cross-domain-sync", "_meta": {"progressToken": "tok-1"},
+        "name": "gold_cross_domain_sync", "_meta": {"progressToken": "tok-1"},
         "arguments": {"source": "personal", "target": "business", "entities": ["contacts", "tasks"],
                       "user": "mcp-user", "session": "conversation-42"}}}),
     );
@@ -344,7 +446,7 @@ fn an_invalid_call_is_a_tool_error_with_every_path() {
     m.initialize("2025-11-25");
     let r = m.call(
         2,
-        "gold.cross-domain-sync",
+        "gold_cross_domain_sync",
         json!({"source": "personal", "target": "mars",
         "direction": "sideways", "colour": "blue"}),
     );
@@ -362,7 +464,7 @@ fn an_invalid_call_is_a_tool_error_with_every_path() {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
     // Follow-up tools validate too.
-    let r = m.call(3, "gold.cross-domain-sync.undo", json!({"force": "yes"}));
+    let r = m.call(3, "gold_cross_domain_sync_undo", json!({"force": "yes"}));
     assert_eq!(r["result"]["isError"], true);
     assert_eq!(
         r["result"]["structuredContent"]["errors"][0]["code"],
@@ -441,7 +543,7 @@ fn cancellation_rolls_back_and_sends_no_response() {
     m.initialize("2025-11-25");
     m.send(
         json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
-        "name": "gold.cross-domain-sync", "_meta": {"progressToken": "tok-7"},
+        "name": "gold_cross_domain_sync", "_meta": {"progressToken": "tok-7"},
         "arguments": {"source": "personal", "target": "business", "entities": ["contacts"]}}}),
     );
     // The sync has started once it reports its first entity type.
@@ -525,14 +627,14 @@ fn follow_up_tools_review_and_undo() {
     m.initialize("2025-11-25");
     let r = m.call(
         2,
-        "gold.cross-domain-sync",
+        "gold_cross_domain_sync",
         json!({"source": "personal", "target": "business",
         "direction": "bidirectional", "entities": ["contacts"]}),
     );
     let rec = &r["result"]["structuredContent"];
     assert_eq!(rec["results"]["contacts"]["conflicts"], 1);
     let sync_id = rec["syncId"].as_str().unwrap().to_string();
-    let r = m.call(3, "gold.cross-domain-sync.conflicts", json!({}));
+    let r = m.call(3, "gold_cross_domain_sync_conflicts", json!({}));
     let conflicts = r["result"]["structuredContent"]["conflicts"]
         .as_array()
         .unwrap()
@@ -541,13 +643,13 @@ fn follow_up_tools_review_and_undo() {
     assert_eq!(conflicts[0]["targetValue"], "VP");
     let r = m.call(
         4,
-        "gold.cross-domain-sync.resolve-conflict",
+        "gold_cross_domain_sync_resolve_conflict",
         json!({"id": conflicts[0]["id"], "keep": "target"}),
     );
     assert_eq!(r["result"]["isError"], false, "{r}");
     assert_eq!(s.item("personal", "contacts", "c").unwrap()["title"], "VP");
     // Undo of the sync is refused: the resolution changed the same item.
-    let r = m.call(5, "gold.cross-domain-sync.undo", json!({"syncId": sync_id}));
+    let r = m.call(5, "gold_cross_domain_sync_undo", json!({"syncId": sync_id}));
     assert_eq!(r["result"]["isError"], true);
     assert_eq!(
         r["result"]["structuredContent"]["errors"][0]["code"],
@@ -555,7 +657,7 @@ fn follow_up_tools_review_and_undo() {
     );
     let r = m.call(
         6,
-        "gold.cross-domain-sync.undo",
+        "gold_cross_domain_sync_undo",
         json!({"syncId": sync_id, "force": true}),
     );
     assert_eq!(r["result"]["isError"], false, "{r}");
@@ -569,7 +671,7 @@ fn end_of_input_exits_cleanly_and_stdout_is_only_json_rpc() {
     m.initialize("2025-11-25");
     m.call(
         2,
-        "gold.cross-domain-sync",
+        "gold_cross_domain_sync",
         json!({"source": "personal", "target": "business"}),
     );
     let (code, stderr) = m.finish();

@@ -17,7 +17,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 BIN = os.path.abspath(sys.argv[1])
-TOOL = "gold.cross-domain-sync"
+TOOL = "gold_cross_domain_sync"
 
 
 def scratch() -> str:
