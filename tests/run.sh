@@ -8,6 +8,8 @@ rustup target add wasm32-unknown-unknown >/dev/null
 # ARCHITECTURE.md's rules on the host's source: no import cycle between its
 # modules, no long function without a stated reason.
 python3 tests/architecture.py
+# The Agent Skills folder is skill.md's body under the allowed frontmatter.
+python3 skills/make.py --check
 # The merge crate alone, with only its own features: it must build without
 # the I/O and clock features the host enables in shared dependencies.
 cargo check -p cds-merge --locked
