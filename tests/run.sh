@@ -26,3 +26,8 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==2.3.0"
 CDS_CACHE_DIR="$root/target/cds-test-cache" \
   "$venv/bin/python" tests/mcp_python/test_python_sdk.py "$root/target/debug/cross-domain-sync"
+# A second real client: the official TypeScript SDK, pinned, installed into a
+# project-local folder (npm), against the same binary.
+npm install --silent --no-audit --no-fund --prefix "$root/target/npm" "@modelcontextprotocol/sdk@1.32.2" >/dev/null
+CDS_CACHE_DIR="$root/target/cds-test-cache" \
+  node tests/mcp_typescript/check.mjs "$root/target/debug/cross-domain-sync" "$root/target/npm/node_modules"
