@@ -681,3 +681,31 @@ fn end_of_input_exits_cleanly_and_stdout_is_only_json_rpc() {
     assert_eq!(code, 0);
     assert!(stderr.contains("DEBUG"), "logs go to stderr");
 }
+
+/// The MCP Bundle's manifest (packaging/mcpb) names the tools the server
+/// offers, at the crate's version.
+#[test]
+fn the_bundle_manifest_matches_the_server() {
+    let path = common::workspace().join("packaging/mcpb/manifest.json");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(manifest["version"], env!("CARGO_PKG_VERSION"));
+    let listed: Vec<&str> = manifest["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let s = scratch();
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    let r = m.request(2, "tools/list", json!({}));
+    let offered: Vec<&str> = r["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, offered);
+    assert_eq!(manifest["server"]["mcp_config"]["args"][0], "serve");
+    m.finish();
+}
