@@ -597,7 +597,8 @@ impl Registry {
     /// Loads the plugins of `entities`, run beside a sync's workers, so
     /// that a plugin whose compiled form is not cached compiles while the
     /// other types are read and planned. Failures are left for the sync's
-    /// own `get` to report.
+    /// own `get` to report. A sync that fails or is cancelled meanwhile
+    /// ends when the load in progress does (one compile, at most).
     pub fn preload(&self, entities: &[String]) {
         for e in entities {
             let _ = self.get(e);
