@@ -91,8 +91,11 @@ fn precompile(wasm: &[Vec<u8>]) -> (String, Vec<Vec<u8>>) {
     if env::var("TARGET").ok() != env::var("HOST").ok() {
         return none();
     }
-    let engine = wasmtime::Engine::new(&engine_config::config(false, true))
-        .expect("start wasmtime to precompile the built-in plugins");
+    let engine = wasmtime::Engine::new(&engine_config::config(
+        engine_config::FUEL,
+        engine_config::EPOCH,
+    ))
+    .expect("start wasmtime to precompile the built-in plugins");
     let compiled = std::thread::scope(|s| {
         let jobs: Vec<_> = wasm
             .iter()

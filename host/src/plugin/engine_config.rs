@@ -3,8 +3,13 @@
 //! precompiles the built-in plugins with exactly these settings: a
 //! precompiled artifact loads only into an engine configured alike.
 
-/// The engine configuration. The product runs with `epoch` on and `fuel`
-/// off (`Runtime::new`); the other combinations exist to measure them.
+/// The product's settings (`Runtime::new`, and the build script's
+/// precompilation): epoch interruption on, fuel metering off.
+pub const FUEL: bool = false;
+pub const EPOCH: bool = true;
+
+/// The engine configuration. The product runs with [`EPOCH`] and [`FUEL`];
+/// the other combinations exist to measure them.
 pub fn config(fuel: bool, epoch: bool) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.consume_fuel(fuel);

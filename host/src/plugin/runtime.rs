@@ -281,8 +281,8 @@ impl Runtime {
             // cost a quarter of the plugins' time (BENCHMARKS.md); the
             // contract asks for fuel or an epoch deadline.
             Interruption {
-                fuel: false,
-                epoch: true,
+                fuel: super::engine_config::FUEL,
+                epoch: super::engine_config::EPOCH,
             },
         )
     }
