@@ -140,6 +140,16 @@ impl Session {
     }
 }
 
+/// The `name` of each tool in a list of tools.
+fn names_of(tools: &Value) -> Vec<&str> {
+    tools
+        .as_array()
+        .expect("a list of tools")
+        .iter()
+        .map(|t| t["name"].as_str().expect("a tool's name"))
+        .collect()
+}
+
 fn scratch() -> Scratch {
     let s = Scratch::new();
     s.write(
@@ -247,7 +257,7 @@ fn tools_list_describes_the_skill() {
         ),
         (Some(false), Some(true), Some(true), Some(false))
     );
-    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names = names_of(&r["result"]["tools"]);
     assert_eq!(
         names,
         [
@@ -267,12 +277,7 @@ fn the_seed_names_come_by_configuration() {
     let mut m = Session::start(&s, &[]);
     m.initialize("2025-11-25");
     let r = m.request(2, "tools/list", json!({}));
-    let names: Vec<&str> = r["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = names_of(&r["result"]["tools"]);
     assert_eq!(
         names,
         [
@@ -689,22 +694,12 @@ fn the_bundle_manifest_matches_the_server() {
     let path = common::workspace().join("packaging/mcpb/manifest.json");
     let manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(manifest["version"], env!("CARGO_PKG_VERSION"));
-    let listed: Vec<&str> = manifest["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let listed = names_of(&manifest["tools"]);
     let s = scratch();
     let mut m = Session::start(&s, &[]);
     m.initialize("2025-11-25");
     let r = m.request(2, "tools/list", json!({}));
-    let offered: Vec<&str> = r["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let offered = names_of(&r["result"]["tools"]);
     assert_eq!(listed, offered);
     assert_eq!(manifest["server"]["mcp_config"]["args"][0], "serve");
     m.finish();

@@ -41,24 +41,25 @@ pub fn builtin_names() -> Vec<&'static str> {
     builtin::BUILTINS.iter().map(|b| b.0).collect()
 }
 
+/// The built-in plugin of entity type `name`, as the build embedded it.
+fn builtin(
+    name: &str,
+) -> Option<&'static (&'static str, &'static [u8], &'static str, &'static [u8])> {
+    builtin::BUILTINS.iter().find(|b| b.0 == name)
+}
+
 /// A built-in plugin's component and its SHA-256 (for tests and benchmarks
 /// that compile it themselves).
 pub fn builtin_component(name: &str) -> Option<(&'static [u8], &'static str)> {
-    builtin::BUILTINS
-        .iter()
-        .find(|b| b.0 == name)
-        .map(|b| (b.1, b.2))
+    builtin(name).map(|b| (b.1, b.2))
 }
 
 /// A built-in plugin's compiled form as the binary ships it.
 pub fn builtin_precompiled(name: &str) -> Option<runtime::Precompiled<'static>> {
-    builtin::BUILTINS
-        .iter()
-        .find(|b| b.0 == name)
-        .map(|b| runtime::Precompiled {
-            engine_key: builtin::ENGINE_KEY,
-            artifact: b.3,
-        })
+    builtin(name).map(|b| runtime::Precompiled {
+        engine_key: builtin::ENGINE_KEY,
+        artifact: b.3,
+    })
 }
 
 /// Largest batch sent in one call, in bytes of JSON (keeps every call far
@@ -606,7 +607,7 @@ impl Registry {
     }
 
     fn load(&self, entity: &str) -> Result<Plugin> {
-        if let Some((_, bytes, digest, _)) = builtin::BUILTINS.iter().find(|b| b.0 == entity) {
+        if let Some((_, bytes, digest, _)) = builtin(entity) {
             #[cfg(feature = "native-plugins")]
             if std::env::var_os("CDS_NATIVE_PLUGINS").is_some()
                 && let Some(p) = native::find(entity)
