@@ -157,12 +157,14 @@ fn build_plugins(root: &Path) -> PathBuf {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let hint = if stderr.contains("target may not be installed")
             || stderr.contains("can't find crate for `core`")
+            || stderr.contains("can't find crate for `std`")
         {
             "\n\nThe wasm target is missing: run `rustup target add wasm32-unknown-unknown`."
         } else {
             ""
         };
-        panic!("building the built-in plugins failed:\n{stderr}{hint}");
+        // The hint goes first and last: cargo's output in between is long.
+        panic!("building the built-in plugins failed{hint}\n\n{stderr}{hint}");
     }
     target_dir.join(TARGET).join(PROFILE)
 }
