@@ -301,6 +301,44 @@ impl Plugin {
         faults
     }
 
+    /// The fields (sending-domain names) that need not be sent to this
+    /// plugin under `policy` (canonical names), given how the sending domain
+    /// names fields: for a built-in, those the policy strips that no withhold
+    /// or reduce rule looks at, other than the id, whose local name is
+    /// theirs alone; for an installed plugin none, as its filter may look at
+    /// any field. A built-in's mapping only renames and normalises field by
+    /// field and its filter is the policy's, so leaving them out changes
+    /// nothing but what crosses into the sandbox (see
+    /// [`Plugin::map_filter_omitting`]).
+    pub fn omittable(&self, policy: &Policy, from_fields: &[(String, String)]) -> Vec<String> {
+        if !matches!(self.info.origin, Origin::BuiltIn) {
+            return Vec::new();
+        }
+        let idf = self.id_field();
+        let looked_at = |f: &str| {
+            policy.withhold.iter().any(|r| r.field == f)
+                || policy
+                    .reduce
+                    .iter()
+                    .any(|red| red.when.iter().any(|r| r.field == f))
+        };
+        let local = |f: &str| {
+            from_fields
+                .iter()
+                .find(|(c, _)| c == f)
+                .map_or(f, |(_, l)| l.as_str())
+                .to_string()
+        };
+        policy
+            .strip
+            .iter()
+            .filter(|f| *f != idf && !looked_at(f))
+            .map(|f| (f, local(f)))
+            .filter(|(f, l)| l != idf && !from_fields.iter().any(|(c, o)| o == l && c != *f))
+            .map(|(_, l)| l)
+            .collect()
+    }
+
     /// Maps `items` into the receiving shape and, given a `policy`
     /// (receiving-shape names), filters them through it, checking everything
     /// the plugin returns. Without a policy (a domain's own items normalised
@@ -310,6 +348,27 @@ impl Plugin {
         runtime: &Runtime,
         shapes: &Shapes<'_>,
         policy: Option<&Policy>,
+        items: &[&Item],
+    ) -> Result<Crossed> {
+        self.map_filter_omitting(runtime, shapes, policy, &[], items)
+    }
+
+    /// [`Plugin::map_filter`], leaving the fields `omit` (sending-shape
+    /// names) out of what the plugin is sent, and only for a plugin whose
+    /// mapping and filter are the SDK's (a built-in, [`Plugin::omittable`]).
+    /// Under a policy the caller names only fields it strips and no rule
+    /// looks at: the result is then what the plugin would have made of the
+    /// whole item, and the omitted fields count as redacted on every item
+    /// that crosses, as the plugin's strip would have counted them. Without
+    /// one (a domain's items normalised in its own shape) it names fields
+    /// that are in no view, which the merge never compares. Either way a
+    /// message's body does not cross into the sandbox and back for nothing.
+    pub fn map_filter_omitting(
+        &self,
+        runtime: &Runtime,
+        shapes: &Shapes<'_>,
+        policy: Option<&Policy>,
+        omit: &[&str],
         items: &[&Item],
     ) -> Result<Crossed> {
         let mut out = Crossed {
@@ -336,7 +395,10 @@ impl Plugin {
             )),
             None => None,
         };
-        let mut encoded: Vec<String> = items.iter().map(|i| cds_json::map_to_string(i)).collect();
+        let (mut encoded, omitted): (Vec<String>, Vec<usize>) = items
+            .iter()
+            .map(|i| cds_json::map_to_string_omitting(i, omit))
+            .unzip();
         let mut start = 0;
         while start < items.len() {
             let mut end = start;
@@ -363,7 +425,11 @@ impl Plugin {
                 runtime,
                 shapes,
                 policy.as_ref().map(|(p, _)| *p),
-                &items[start..end],
+                Sent {
+                    items: &items[start..end],
+                    omit,
+                    omitted: &omitted[start..end],
+                },
                 &request,
                 &mut out,
             )?;
@@ -382,10 +448,11 @@ impl Plugin {
         runtime: &Runtime,
         shapes: &Shapes<'_>,
         policy: Option<&Policy>,
-        items: &[&Item],
+        sent: Sent<'_>,
         request: &runtime::CrossRequest,
         out: &mut Crossed,
     ) -> Result<()> {
+        let items = sent.items;
         let name = self.name();
         let idf = self.id_field();
         let ids: Vec<&str> = items.iter().map(|i| id_of(i, idf)).collect();
@@ -403,12 +470,12 @@ impl Plugin {
             ));
         }
         let mut withheld_here = 0;
-        for (i, (crossed, input)) in result.items.into_iter().zip(items).enumerate() {
+        for (i, crossed) in result.items.into_iter().enumerate() {
             // An item already in the receiving shape comes back as `none` (or
-            // as the very text it was sent as): it is the input item itself.
+            // as the very text it was sent as): it is the item as sent.
             let mapped = match crossed.mapped {
-                None => Cow::Borrowed(*input),
-                Some(s) if s == request.items[i] => Cow::Borrowed(*input),
+                None => sent.unchanged(i, policy.is_some()),
+                Some(s) if s == request.items[i] => sent.unchanged(i, policy.is_some()),
                 Some(s) => Cow::Owned(parse_returned(name, calls.mapped, i, &s)?),
             };
             let (want, got) = (ids[i], id_of(&mapped, idf));
@@ -453,6 +520,7 @@ impl Plugin {
                     if let Err(v) = policy.check(&mapped, item, idf) {
                         return Err(policy_broken(name, shapes, v));
                     }
+                    out.redacted_fields += sent.omitted[i] as u64;
                     match changed {
                         Some(item) => View::Item(item),
                         None => as_view(mapped),
@@ -484,6 +552,35 @@ impl Plugin {
             .with("id", want));
         }
         Ok(item)
+    }
+}
+
+/// One batch as the host sent it: the items, and the fields left out of
+/// them (how many of `omit` each held).
+#[derive(Clone, Copy)]
+struct Sent<'a> {
+    items: &'a [&'a Item],
+    omit: &'a [&'a str],
+    omitted: &'a [usize],
+}
+
+impl<'a> Sent<'a> {
+    /// The `i`th item, which the plugin left as it was sent: the input
+    /// itself, or, when something crosses (`crossing`, under a policy) and
+    /// fields were left out, a copy without them. Without a policy (a
+    /// domain's items in its own shape) the input itself stands for it: the
+    /// fields left out are then ones no merge step looks at.
+    fn unchanged(&self, i: usize, crossing: bool) -> Cow<'a, Item> {
+        let item = self.items[i];
+        if self.omitted[i] == 0 || !crossing {
+            return Cow::Borrowed(item);
+        }
+        Cow::Owned(
+            item.iter()
+                .filter(|(k, _)| !self.omit.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
     }
 }
 

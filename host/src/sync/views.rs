@@ -14,6 +14,7 @@ use crate::merge::{self, Base, IdSet, Item, MergeOutput, Side, View, id_of};
 use crate::plugin::runtime::Runtime;
 use crate::plugin::{Plugin, Shapes};
 use crate::request::{Domain, SyncRequest};
+use cds_policy::Policy;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,16 +159,16 @@ fn side_views(
     );
     // The policy names canonical fields; the views are in the receiving
     // domain's names.
-    let policy = round
-        .config
-        .policy(&from.name, &to.name, round.entity)
-        .renamed(|f| {
-            to_fields
-                .iter()
-                .find(|(c, _)| c == f)
-                .map(|(_, l)| l.clone())
-                .unwrap_or_else(|| f.to_string())
-        });
+    let canonical = round.config.policy(&from.name, &to.name, round.entity);
+    let omit = round.plugin.omittable(&canonical, from_fields);
+    let omit: Vec<&str> = omit.iter().map(String::as_str).collect();
+    let policy = canonical.renamed(|f| {
+        to_fields
+            .iter()
+            .find(|(c, _)| c == f)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| f.to_string())
+    });
     let shapes = Shapes {
         from_domain: &from.name,
         to_domain: &to.name,
@@ -179,9 +180,10 @@ fn side_views(
         .collect();
     let refs: Vec<&Item> = open.iter().map(|&i| &*mine[i]).collect();
     timings.lap("prepare");
-    let crossed = round
-        .plugin
-        .map_filter(round.runtime, &shapes, Some(&policy), &refs)?;
+    let crossed =
+        round
+            .plugin
+            .map_filter_omitting(round.runtime, &shapes, Some(&policy), &omit, &refs)?;
     timings.lap("views");
     let mut made = SideViews {
         views: vec![View::Withheld; mine.len()],
@@ -195,14 +197,28 @@ fn side_views(
     let differ = merge::items_needing_normalization(theirs, mine, &made.views, idf, base);
     timings.lap("align");
     if !differ.is_empty() {
-        made.normalized = normalized(round, to, to_fields, &differ)?;
+        // What this side's policy strips is in no view, so no merge step
+        // compares it: the receiving side's items need not send it either.
+        let unseen = round.plugin.omittable(
+            &Policy {
+                strip: canonical.strip.clone(),
+                ..Policy::default()
+            },
+            to_fields,
+        );
+        let unseen: Vec<&str> = unseen.iter().map(String::as_str).collect();
+        made.normalized = normalized(round, to, to_fields, &differ, &unseen)?;
         timings.lap("normalize");
     }
     let needing = merge::base_items_needing_views(mine, base, side, idf, settled_ids);
     if !needing.is_empty() {
-        let crossed = round
-            .plugin
-            .map_filter(round.runtime, &shapes, Some(&policy), &needing)?;
+        let crossed = round.plugin.map_filter_omitting(
+            round.runtime,
+            &shapes,
+            Some(&policy),
+            &omit,
+            &needing,
+        )?;
         made.base_views = needing
             .iter()
             .zip(crossed.items)
@@ -222,6 +238,7 @@ fn normalized(
     to: &Domain,
     to_fields: &Fields,
     differ: &[&Item],
+    omit: &[&str],
 ) -> Result<HashMap<String, Item>> {
     let idf = round.plugin.id_field();
     let same = Shapes {
@@ -233,7 +250,7 @@ fn normalized(
     // Nothing crosses: mapping alone normalises.
     let n = round
         .plugin
-        .map_filter(round.runtime, &same, None, differ)?;
+        .map_filter_omitting(round.runtime, &same, None, omit, differ)?;
     Ok(n.items
         .into_iter()
         .filter_map(|v| match v {

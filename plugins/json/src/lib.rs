@@ -60,6 +60,34 @@ pub fn map_to_string(m: &Map<String, Value>) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// [`map_to_string`] of `m` without the keys in `omit`, with how many of
+/// them `m` held (the host leaves out of what it sends a plugin the fields
+/// the policy strips anyway).
+pub fn map_to_string_omitting(m: &Map<String, Value>, omit: &[&str]) -> (String, usize) {
+    if omit.is_empty() {
+        return (map_to_string(m), 0);
+    }
+    let mut out = Vec::with_capacity(128);
+    let mut omitted = 0;
+    out.push(b'{');
+    for (k, v) in m {
+        if omit.contains(&k.as_str()) {
+            omitted += 1;
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        write_str(&mut out, k);
+        out.push(b':');
+        write_value(&mut out, v, None);
+    }
+    out.push(b'}');
+    let text = String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    (text, omitted)
+}
+
 /// Appends `v` as `serde_json::to_writer` writes it.
 pub fn write_compact(out: &mut Vec<u8>, v: &Value) {
     write_value(out, v, None);
@@ -282,6 +310,24 @@ mod tests {
             write_pretty(&mut mine, &v, 2);
             mine.extend_from_slice(b"\n  ]\n}");
             prop_assert_eq!(mine, whole);
+        }
+
+        /// Leaving keys out is encoding the object without them.
+        #[test]
+        fn omitting_is_serde_json_of_the_rest(
+            kv in prop::collection::vec(("[a-d]{1,2}", value()), 0..8),
+            omit in prop::collection::vec("[a-d]{1,2}", 0..3),
+        ) {
+            let m: Map<String, Value> = kv.into_iter().collect();
+            let omit: Vec<&str> = omit.iter().map(String::as_str).collect();
+            let rest: Map<String, Value> = m
+                .iter()
+                .filter(|(k, _)| !omit.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let (text, n) = map_to_string_omitting(&m, &omit);
+            prop_assert_eq!(text, serde_json::to_string(&rest).unwrap());
+            prop_assert_eq!(n, m.len() - rest.len());
         }
 
         #[test]
