@@ -26,6 +26,10 @@ pub enum Code {
     SyncInProgress,
 }
 
+/// The `guard` detail of the mass-delete guard's refusal, by which a caller
+/// (the MCP server's confirmation) knows it.
+pub const MASS_DELETE_GUARD: &str = "massDelete";
+
 impl Code {
     pub const ALL: [Code; 11] = [
         Code::InvalidArgument,
@@ -188,11 +192,15 @@ impl From<cds_merge::Refusal> for Error {
                 domain,
                 deletions,
                 base_items,
-                ..
+                empty,
+                all_deletions,
             } => Error::new(Code::SyncConflict, message)
+                .with("guard", MASS_DELETE_GUARD)
                 .with("domain", domain)
                 .with("deletions", deletions)
-                .with("baseItems", base_items),
+                .with("baseItems", base_items)
+                .with("empty", empty)
+                .with("allDeletions", all_deletions),
         }
     }
 }

@@ -102,9 +102,33 @@ pub struct SyncRecord {
     pub plan: BTreeMap<String, BTreeMap<String, DomainPlan>>,
     pub errors: Vec<ErrorObject>,
     pub status: Status,
+    /// In an MCP tool result only: how many planned ids were left out, each
+    /// list there holding at most [`PLAN_IDS_IN_RESULT`]; the record's
+    /// resource (`cross-domain-sync://sync/<syncId>`) has them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_ids_omitted: Option<usize>,
 }
 
+/// The most ids of one planned list an MCP tool result carries.
+pub const PLAN_IDS_IN_RESULT: usize = 100;
+
 impl SyncRecord {
+    /// The record with each planned list cut to `cap` ids, saying how many
+    /// were left out (when any were).
+    pub fn capped(mut self, cap: usize) -> SyncRecord {
+        let mut omitted = 0;
+        for plans in self.plan.values_mut() {
+            for p in plans.values_mut() {
+                for list in [&mut p.added, &mut p.updated, &mut p.deleted] {
+                    omitted += list.len().saturating_sub(cap);
+                    list.truncate(cap);
+                }
+            }
+        }
+        self.plan_ids_omitted = (omitted > 0).then_some(omitted);
+        self
+    }
+
     pub fn total(&self) -> EntityResult {
         self.results
             .values()

@@ -704,3 +704,409 @@ fn the_bundle_manifest_matches_the_server() {
     assert_eq!(manifest["server"]["mcp_config"]["args"][0], "serve");
     m.finish();
 }
+
+impl Session {
+    /// Initialises declaring the client capabilities `caps`.
+    fn initialize_with(&mut self, caps: Value) -> Value {
+        let r = self.request(
+            1,
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": caps,
+            "clientInfo": {"name": "cds-test", "version": "0"}}),
+        );
+        self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        r
+    }
+
+    /// Calls a tool, answering every `elicitation/create` the server sends
+    /// before its response with `answer`; returns the response and the
+    /// questions asked.
+    fn call_answering(
+        &mut self,
+        id: i64,
+        name: &str,
+        args: Value,
+        answer: &Value,
+    ) -> (Value, Vec<Value>) {
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": name, "arguments": args}}));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut asked = Vec::new();
+        while Instant::now() < deadline {
+            let Some(v) = self.next(Duration::from_secs(60)) else {
+                continue;
+            };
+            if v["method"] == "elicitation/create" {
+                self.send(json!({"jsonrpc": "2.0", "id": v["id"], "result": answer}));
+                asked.push(v);
+            } else if v["id"] == json!(id) && v.get("method").is_none() {
+                return (v, asked);
+            }
+        }
+        panic!("no response to {id}");
+    }
+
+    /// `resources/read` of `uri`: the parsed JSON text of its one content,
+    /// or the JSON-RPC error.
+    fn read(&mut self, id: i64, uri: &str) -> Result<Value, Value> {
+        let r = self.request(id, "resources/read", json!({"uri": uri}));
+        if let Some(e) = r.get("error") {
+            return Err(e.clone());
+        }
+        let c = &r["result"]["contents"];
+        assert_eq!(c.as_array().map(Vec::len), Some(1), "{r}");
+        assert_eq!(c[0]["uri"], uri);
+        assert_eq!(c[0]["mimeType"], "application/json");
+        Ok(serde_json::from_str(c[0]["text"].as_str().unwrap()).unwrap())
+    }
+}
+
+/// Two contacts both domains agree on after a first sync; then business's
+/// file is emptied, which the mass-delete guard stops.
+fn emptied_business() -> Scratch {
+    let s = Scratch::new();
+    s.write(
+        "personal",
+        "contacts",
+        json!([
+            contact("c1", "Ann", json!({"category": "business"})),
+            contact("c2", "Bo", json!({"category": "business"}))
+        ]),
+    );
+    let out = s
+        .cmd()
+        .args(["--source", "personal", "--target", "business"])
+        .args(["--direction", "bidirectional", "--entities", "contacts"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.items("business", "contacts").len(), 2);
+    s.write("business", "contacts", json!([]));
+    s
+}
+
+const BIDI_CONTACTS: fn() -> Value = || {
+    json!({"source": "personal", "target": "business",
+        "direction": "bidirectional", "entities": ["contacts"]})
+};
+
+#[test]
+fn a_mass_deletion_is_confirmed_when_the_user_accepts() {
+    let s = emptied_business();
+    let mut m = Session::start(&s, &[]);
+    m.initialize_with(json!({"elicitation": {"form": {}}}));
+    let yes = json!({"action": "accept", "content": {"confirm": true}});
+    let (r, asked) = m.call_answering(2, "gold_cross_domain_sync", BIDI_CONTACTS(), &yes);
+    assert_eq!(asked.len(), 1, "one question: {asked:?}");
+    let q = &asked[0]["params"];
+    let msg = q["message"].as_str().unwrap();
+    assert!(
+        msg.contains("`business` lists no contacts")
+            && msg.contains("would delete 2 contacts items"),
+        "{msg}"
+    );
+    assert_eq!(
+        q["requestedSchema"]["properties"]["confirm"]["type"], "boolean",
+        "{q}"
+    );
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    assert_eq!(
+        r["result"]["structuredContent"]["results"]["contacts"]["deleted"],
+        2
+    );
+    assert!(s.items("personal", "contacts").is_empty());
+    m.finish();
+}
+
+#[test]
+fn a_mass_deletion_the_user_declines_changes_nothing() {
+    let s = emptied_business();
+    let before = s.snapshot();
+    let mut m = Session::start(&s, &[]);
+    m.initialize_with(json!({"elicitation": {}}));
+    for (id, answer) in [
+        (2, json!({"action": "decline"})),
+        (
+            3,
+            json!({"action": "accept", "content": {"confirm": false}}),
+        ),
+        (4, json!({"action": "cancel"})),
+    ] {
+        let (r, asked) = m.call_answering(id, "gold_cross_domain_sync", BIDI_CONTACTS(), &answer);
+        assert_eq!(asked.len(), 1, "{answer}");
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        let rec = &r["result"]["structuredContent"];
+        assert_eq!(rec["errors"][0]["code"], "SYNC_CONFLICT");
+        assert_eq!(rec["errors"][0]["guard"], "massDelete");
+        let said = r["result"]["content"].to_string();
+        assert!(said.contains("nothing was changed"), "{said}");
+    }
+    assert_eq!(s.snapshot(), before, "a declined deletion wrote nothing");
+    m.finish();
+}
+
+#[test]
+fn without_elicitation_the_guard_refuses_and_the_flag_still_works() {
+    let s = emptied_business();
+    let mut m = Session::start(&s, &[]);
+    m.initialize_with(json!({}));
+    let never = json!({"action": "accept", "content": {"confirm": true}});
+    let (r, asked) = m.call_answering(2, "gold_cross_domain_sync", BIDI_CONTACTS(), &never);
+    assert!(
+        asked.is_empty(),
+        "a client without the capability is not asked"
+    );
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert_eq!(s.items("personal", "contacts").len(), 2);
+    let mut args = BIDI_CONTACTS();
+    args["allowMassDelete"] = json!(true);
+    let (r, asked) = m.call_answering(3, "gold_cross_domain_sync", args, &never);
+    assert!(asked.is_empty());
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    assert!(s.items("personal", "contacts").is_empty());
+    m.finish();
+}
+
+#[test]
+fn an_undo_is_confirmed_first_where_the_client_can_ask() {
+    let s = Scratch::new();
+    s.write(
+        "personal",
+        "contacts",
+        json!([contact("c1", "Ann", json!({"category": "business"}))]),
+    );
+    let mut m = Session::start(&s, &[]);
+    m.initialize_with(json!({"elicitation": {"form": {}}}));
+    let none = json!({});
+    let (r, _) = m.call_answering(2, "gold_cross_domain_sync", BIDI_CONTACTS(), &none);
+    let sync_id = r["result"]["structuredContent"]["syncId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(s.items("business", "contacts").len(), 1);
+    let no = json!({"action": "decline"});
+    let (r, asked) = m.call_answering(
+        3,
+        "gold_cross_domain_sync_undo",
+        json!({"syncId": sync_id}),
+        &no,
+    );
+    assert_eq!(asked.len(), 1);
+    let msg = asked[0]["params"]["message"].as_str().unwrap();
+    assert!(msg.contains(&sync_id) && msg.contains("added 1"), "{msg}");
+    assert_eq!(r["result"]["structuredContent"]["undone"], false, "{r}");
+    assert_eq!(
+        s.items("business", "contacts").len(),
+        1,
+        "declined: not undone"
+    );
+    let yes = json!({"action": "accept", "content": {"confirm": true}});
+    let (r, asked) = m.call_answering(
+        4,
+        "gold_cross_domain_sync_undo",
+        json!({"syncId": sync_id}),
+        &yes,
+    );
+    assert_eq!(asked.len(), 1);
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    assert!(s.items("business", "contacts").is_empty(), "undone");
+    m.finish();
+}
+
+#[test]
+fn resources_hold_records_conflicts_and_the_audit_trail() {
+    let s = Scratch::new();
+    s.config(json!({"users": {
+        "tester": {"personal": ["read", "write"], "business": ["read", "write"]},
+        "bob": {"personal": ["read"]}
+    }}));
+    s.write(
+        "personal",
+        "contacts",
+        json!([contact(
+            "c",
+            "Ann",
+            json!({"title": "CTO", "category": "business"})
+        )]),
+    );
+    s.write(
+        "business",
+        "contacts",
+        json!([contact("c", "Ann", json!({"title": "VP"}))]),
+    );
+    let mut m = Session::start(&s, &[]);
+    let init = m.initialize("2025-11-25");
+    assert!(
+        init["result"]["capabilities"]["resources"].is_object(),
+        "{init}"
+    );
+    let r = m.call(2, "gold_cross_domain_sync", BIDI_CONTACTS());
+    let sync_id = r["result"]["structuredContent"]["syncId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let links: Vec<&str> = r["result"]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "resource_link")
+        .map(|c| c["uri"].as_str().unwrap())
+        .collect();
+    let record_uri = format!("cross-domain-sync://sync/{sync_id}");
+    assert_eq!(
+        links,
+        [
+            record_uri.as_str(),
+            "cross-domain-sync://conflicts/personal",
+            "cross-domain-sync://conflicts/business"
+        ]
+    );
+    let t = m.request(3, "resources/templates/list", json!({}));
+    let templates: Vec<&str> = t["result"]["resourceTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["uriTemplate"].as_str().unwrap())
+        .collect();
+    assert!(
+        templates.contains(&"cross-domain-sync://sync/{syncId}{?user}"),
+        "{templates:?}"
+    );
+    assert!(templates.contains(&"cross-domain-sync://conflicts/{domain}{?cursor,user}"));
+    let l = m.request(4, "resources/list", json!({}));
+    let listed = l["result"]["resources"].to_string();
+    assert!(
+        listed.contains(&record_uri) && listed.contains("audit/verify"),
+        "{listed}"
+    );
+
+    let rec = m.read(5, &record_uri).unwrap();
+    assert_eq!(rec["syncId"], sync_id.as_str());
+    assert_eq!(rec["results"]["contacts"]["conflicts"], 1);
+    let c = m.read(6, "cross-domain-sync://conflicts/business").unwrap();
+    assert_eq!(c["total"], 1);
+    assert_eq!(c["conflicts"][0]["targetValue"], "VP");
+    // bob may not read business: its value is hidden from him, as on the
+    // command line.
+    let c = m
+        .read(7, "cross-domain-sync://conflicts/business?user=bob")
+        .unwrap();
+    let hidden = c["conflicts"][0]["targetValue"].as_str().unwrap();
+    assert!(
+        hidden.contains("hidden") && !hidden.contains("VP"),
+        "{hidden}"
+    );
+    assert!(!c.to_string().contains("\"VP\""), "{c}");
+
+    let v = m.read(8, "cross-domain-sync://audit/verify").unwrap();
+    assert_eq!(
+        (v["ok"].clone(), v["entries"].clone()),
+        (json!(true), json!(1))
+    );
+    let tail = m.read(9, "cross-domain-sync://audit/tail?limit=1").unwrap();
+    assert_eq!(tail["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(tail["entries"][0]["syncId"], sync_id.as_str());
+
+    let e = m
+        .read(10, "cross-domain-sync://sync/sync-19990101-000000")
+        .unwrap_err();
+    assert_eq!(e["code"], -32002, "{e}");
+    let e = m
+        .read(11, "cross-domain-sync://conflicts/nowhere")
+        .unwrap_err();
+    assert_eq!(e["code"], -32002, "{e}");
+    let e = m
+        .read(12, "cross-domain-sync://audit/tail?limit=0")
+        .unwrap_err();
+    assert_eq!(e["code"], -32602, "{e}");
+    m.finish();
+}
+
+#[test]
+fn a_large_dry_run_returns_counts_and_a_link_not_every_id() {
+    let s = Scratch::new();
+    let many: Vec<Value> = (0..250)
+        .map(|i| contact(&format!("c{i:03}"), "N", json!({"category": "business"})))
+        .collect();
+    s.write("personal", "contacts", json!(many));
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    let mut args = BIDI_CONTACTS();
+    args["dryRun"] = json!(true);
+    let r = m.call(2, "gold_cross_domain_sync", args);
+    let rec = &r["result"]["structuredContent"];
+    assert_eq!(rec["status"], "dry_run", "{r}");
+    let added = rec["plan"]["contacts"]["business"]["added"]
+        .as_array()
+        .unwrap();
+    assert_eq!(added.len(), 100, "capped in the result");
+    assert_eq!(rec["planIdsOmitted"], 150);
+    // The whole plan is behind the link, though a dry run writes no record.
+    let id = rec["syncId"].as_str().unwrap();
+    let whole = m
+        .read(3, &format!("cross-domain-sync://sync/{id}"))
+        .unwrap();
+    assert_eq!(
+        whole["plan"]["contacts"]["business"]["added"]
+            .as_array()
+            .unwrap()
+            .len(),
+        250
+    );
+    assert!(whole.get("planIdsOmitted").is_none());
+    m.finish();
+}
+
+#[test]
+fn the_conflicts_tool_pages_with_a_cursor() {
+    let s = Scratch::new();
+    let mk = |title: &str| -> Vec<Value> {
+        (0..5)
+            .map(|i| {
+                contact(
+                    &format!("c{i}"),
+                    "N",
+                    json!({"title": title, "category": "business"}),
+                )
+            })
+            .collect()
+    };
+    s.write("personal", "contacts", json!(mk("A")));
+    s.write("business", "contacts", json!(mk("B")));
+    let mut m = Session::start(&s, &[]);
+    m.initialize("2025-11-25");
+    m.call(2, "gold_cross_domain_sync", BIDI_CONTACTS());
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for id in 3.. {
+        let mut args = json!({"limit": 2});
+        if let Some(c) = &cursor {
+            args["cursor"] = json!(c);
+        }
+        let r = m.call(id, "gold_cross_domain_sync_conflicts", args);
+        let page = &r["result"]["structuredContent"];
+        assert_eq!(page["total"], 5, "{r}");
+        for c in page["conflicts"].as_array().unwrap() {
+            seen.push(c["id"].as_str().unwrap().to_string());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+        assert!(id < 10, "the pages never end");
+    }
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (5, 5), "{seen:?}");
+    let r = m.call(
+        20,
+        "gold_cross_domain_sync_conflicts",
+        json!({"cursor": "nope"}),
+    );
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    m.finish();
+}

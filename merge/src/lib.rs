@@ -50,6 +50,9 @@ pub enum Refusal {
         deletions: usize,
         base_items: usize,
         empty: bool,
+        /// The deletions the sync would make in all domains together (an
+        /// emptied side's loss reaches the other side as deletions there).
+        all_deletions: usize,
     },
 }
 
@@ -71,6 +74,7 @@ impl std::fmt::Display for Refusal {
                 deletions,
                 base_items,
                 empty,
+                ..
             } => {
                 if *empty {
                     write!(
@@ -861,6 +865,7 @@ fn guard_rails(input: &MergeInput<'_>, deletions: &[usize; 2], base_len: usize) 
             deletions: deletions[slot(which)],
             base_items: base_len,
             empty: is_empty(which),
+            all_deletions: deletions.iter().sum(),
         }),
     }
 }

@@ -2,7 +2,8 @@
 // TypeScript SDK (`@modelcontextprotocol/sdk` from npm, installed by
 // tests/run.sh under target/npm) launches `cross-domain-sync serve` over
 // stdio: the handshake, tools/list, a valid and an invalid call, progress,
-// cancellation, and no warning from the SDK (its Ajv validator warns of any
+// cancellation, resources (the result's links, templates, reads),
+// confirmation by elicitation (accept and decline), and no warning from the SDK (its Ajv validator warns of any
 // schema keyword it does not know, e.g. a non-standard `format`).
 //
 // Usage: node tests/mcp_typescript/check.mjs PATH/TO/cross-domain-sync SDK_DIR
@@ -11,6 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { spawnSync } from "node:child_process";
 
 const [bin, sdkDir] = process.argv.slice(2);
 if (!bin || !sdkDir) {
@@ -20,6 +22,7 @@ if (!bin || !sdkDir) {
 const sdk = (p) => pathToFileURL(path.join(sdkDir, "@modelcontextprotocol/sdk/dist/esm", p)).href;
 const { Client } = await import(sdk("client/index.js"));
 const { StdioClientTransport } = await import(sdk("client/stdio.js"));
+const { ElicitRequestSchema } = await import(sdk("types.js"));
 
 // Everything the SDK would print: each is a failure of this check.
 const warnings = [];
@@ -55,7 +58,7 @@ function scratch() {
   return d;
 }
 
-async function session(dir, env = {}) {
+async function session(dir, env = {}, capabilities = {}, onElicit = null) {
   const transport = new StdioClientTransport({
     command: bin,
     args: ["serve"],
@@ -65,7 +68,8 @@ async function session(dir, env = {}) {
   });
   let serverLog = "";
   transport.stderr?.on("data", (b) => (serverLog += b));
-  const client = new Client({ name: "cds-ts-check", version: "1.0.0" });
+  const client = new Client({ name: "cds-ts-check", version: "1.0.0" }, { capabilities });
+  if (onElicit) client.setRequestHandler(ElicitRequestSchema, onElicit);
   await client.connect(transport);
   return { client, log: () => serverLog };
 }
@@ -97,6 +101,24 @@ async function main() {
   const business = JSON.parse(fs.readFileSync(path.join(dir, "data/business/contacts.json"), "utf8")).contacts;
   check("the policy held", business.length === 1 && business[0].id === "c1" && business[0].notes === undefined, JSON.stringify(business));
   check("progress arrived, per entity type", progress.length >= 2, JSON.stringify(progress));
+
+  // Resources: the result links its record; templates, list and read.
+  const link = (ok.content ?? []).find((c) => c.type === "resource_link");
+  const recordUri = `cross-domain-sync://sync/${ok.structuredContent?.syncId}`;
+  check("the result links its sync record", link?.uri === recordUri, JSON.stringify(ok.content));
+  const { resourceTemplates } = await client.listResourceTemplates();
+  check(
+    "resources/templates/list",
+    resourceTemplates.some((t) => t.uriTemplate.startsWith("cross-domain-sync://sync/{syncId}")),
+    JSON.stringify(resourceTemplates),
+  );
+  const { resources } = await client.listResources();
+  check("resources/list holds the record", resources.some((r) => r.uri === recordUri), JSON.stringify(resources));
+  const read = await client.readResource({ uri: recordUri });
+  const rec = JSON.parse(read.contents?.[0]?.text ?? "null");
+  check("resources/read gives the record", rec?.syncId === ok.structuredContent?.syncId, JSON.stringify(read));
+  const verify = JSON.parse((await client.readResource({ uri: "cross-domain-sync://audit/verify" })).contents[0].text);
+  check("the audit trail verifies through a resource", verify.ok === true && verify.entries >= 1, JSON.stringify(verify));
 
   const bad = await client.callTool({ name: TOOL, arguments: { source: "personal", target: "business", direction: "sideways" } });
   const err = bad.structuredContent?.errors?.[0];
@@ -132,7 +154,50 @@ async function main() {
   const after = await slow.client.callTool({ name: TOOL, arguments: { source: "personal", target: "business", entities: ["tasks"], dryRun: true } });
   check("the server answers after a cancellation", after.structuredContent?.status === "dry_run", JSON.stringify(after.structuredContent));
   await slow.client.close();
+
+  // Confirmation: a sync the mass-delete guard stops is put to the user.
+  for (const [answer, deletes] of [
+    [{ action: "accept", content: { confirm: true } }, true],
+    [{ action: "decline" }, false],
+  ]) {
+    const d = emptiedBusiness();
+    const asked = [];
+    const s = await session(d, {}, { elicitation: { form: {} } }, async (req) => {
+      asked.push(req.params);
+      return answer;
+    });
+    const r = await s.client.callTool({ name: TOOL, arguments: { source: "personal", target: "business", direction: "bidirectional", entities: ["contacts"] } });
+    const left = JSON.parse(fs.readFileSync(path.join(d, "data/personal/contacts.json"), "utf8")).contacts;
+    check(
+      `elicitation: the user is asked before a mass deletion (${answer.action})`,
+      asked.length === 1 && /would delete 2 contacts items/.test(asked[0].message ?? ""),
+      JSON.stringify(asked),
+    );
+    check(
+      deletes ? "elicitation accepted: the deletions are made" : "elicitation declined: nothing is deleted",
+      deletes ? !r.isError && left.length === 0 : r.isError && left.length === 2,
+      JSON.stringify(r.structuredContent),
+    );
+    await s.client.close();
+  }
   check("the SDK printed no warning", warnings.length === 0, warnings.join(" | "));
+}
+
+// Two business contacts both domains agreed on; then business's file emptied.
+function emptiedBusiness() {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "cds-ts-"));
+  const contacts = ["c1", "c2"].map((id) => ({ id, name: id, category: "business", lastModified: "2026-01-12T10:00:00Z" }));
+  for (const dom of ["personal", "business"]) {
+    fs.mkdirSync(path.join(d, "data", dom), { recursive: true });
+    fs.writeFileSync(path.join(d, "data", dom, "contacts.json"), JSON.stringify({ contacts }));
+  }
+  const first = spawnSync(bin, ["--source", "personal", "--target", "business", "--direction", "bidirectional", "--entities", "contacts"], {
+    cwd: d,
+    env: { ...process.env, CDS_USER: "ts-client" },
+  });
+  if (first.status !== 0) throw new Error(`the first sync failed: ${first.stderr}`);
+  fs.writeFileSync(path.join(d, "data", "business", "contacts.json"), JSON.stringify({ contacts: [] }));
+  return d;
 }
 
 try {

@@ -22,15 +22,20 @@
 //! command line. Architecture invariant: stdout carries protocol messages
 //! only; the bridge's single writer task is the only code that writes it.
 
+mod confirm;
+mod resources;
+
 use crate::error::{Code, Error};
 use crate::install::Host;
 use crate::record::{EntityResult, Status};
 use crate::sync::{Cancel, Progress};
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ServerCapabilities, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    InitializeResult, JsonObject, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities, Tool,
+    ToolAnnotations,
 };
 use rmcp::service::{Peer, RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServiceExt};
@@ -58,6 +63,13 @@ struct ConflictsListArgs {
     /// Include resolved conflicts.
     #[serde(default)]
     all: bool,
+    /// Where to go on from: the `nextCursor` of the page before.
+    #[serde(default)]
+    cursor: Option<String>,
+    /// Conflicts per page (default 100).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
+    limit: Option<usize>,
     /// Who asks; values of a domain this user may not read are hidden.
     #[serde(default)]
     user: Option<String>,
@@ -103,6 +115,8 @@ pub struct Server {
     fallback_user: String,
     names: Names,
     description: String,
+    /// Records of this server's syncs that left no file, for their links.
+    recent: Arc<resources::Recent>,
 }
 
 struct Names {
@@ -133,7 +147,7 @@ impl Names {
 
 /// The `description` of skill.md's frontmatter (compiled in).
 fn skill_description() -> String {
-    include_str!("../../skill.md")
+    include_str!("../../../skill.md")
         .lines()
         .find_map(|l| l.strip_prefix("description: "))
         .unwrap_or("Synchronise data between the personal and business domains.")
@@ -148,6 +162,7 @@ impl Server {
             fallback_user,
             names,
             description: skill_description(),
+            recent: Arc::default(),
         }
     }
 
@@ -283,16 +298,70 @@ impl Progress for McpProgress {
 
 impl ServerHandler for Server {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                "cross-domain-sync",
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(format!(
-                "Tool `{}` synchronises the personal and business domains; see its description. \
-                 Follow-up tools review conflicts and undo syncs.",
-                self.names.sync
-            ))
+        InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "cross-domain-sync",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(format!(
+            "Tool `{}` synchronises the personal and business domains; see its description. \
+                 Follow-up tools review conflicts and undo syncs. Resources \
+                 (`{}sync/{{syncId}}`, `conflicts/{{domain}}`, `audit/tail`, `audit/verify`) \
+                 hold the sync records, open conflicts and audit trail.",
+            self.names.sync,
+            resources::SCHEME
+        ))
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let cursor = request.and_then(|r| r.cursor);
+        let host = self.host.clone();
+        let (resources, next) =
+            tokio::task::spawn_blocking(move || resources::list(&host, cursor.as_deref()))
+                .await
+                .map_err(|e| McpError::internal_error(e.to_string(), None))?
+                .map_err(|e| resource_error(&e))?;
+        let mut out = ListResourcesResult::with_all_items(resources);
+        out.next_cursor = next;
+        Ok(out)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let (host, recent, user) = (self.host.clone(), self.recent.clone(), self.user(None));
+        let uri = request.uri.clone();
+        let body =
+            tokio::task::spawn_blocking(move || resources::read(&host, &user, &uri, &recent))
+                .await
+                .map_err(|e| McpError::internal_error(e.to_string(), None))?
+                .map_err(|e| resource_error(&e))?;
+        let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, request.uri).with_mime_type("application/json"),
+        ])
+        .into())
     }
 
     async fn list_tools(
@@ -317,7 +386,15 @@ impl ServerHandler for Server {
         let result: Result<Value, Error> = if name == self.names.conflicts {
             validated::<ConflictsListArgs>(&schema_of::<ConflictsListArgs>(), &args).and_then(|a| {
                 let rows = crate::review::visible_conflicts(&host, &self.user(a.user), a.all)?;
-                Ok(json!({"conflicts": rows}))
+                let start = resources::parse_cursor(a.cursor.as_deref())?;
+                let limit = a.limit.unwrap_or(resources::PAGE);
+                let total = rows.len();
+                let page: Vec<_> = rows.into_iter().skip(start).take(limit).collect();
+                let mut v = json!({"total": total, "conflicts": page});
+                if start + limit < total {
+                    v["nextCursor"] = json!((start + limit).to_string());
+                }
+                Ok(v)
             })
         } else if name == self.names.resolve {
             self.blocking(&args, move |a: ResolveArgs, user| {
@@ -325,10 +402,15 @@ impl ServerHandler for Server {
             })
             .await?
         } else if name == self.names.undo {
-            self.blocking(&args, move |a: UndoArgs, user| {
-                crate::review::undo(&host, &a.sync_id, a.force, &user)
-            })
-            .await?
+            match confirm::undo(&self.host, &args, &context).await {
+                Some(declined) => Ok(declined),
+                None => {
+                    self.blocking(&args, move |a: UndoArgs, user| {
+                        crate::review::undo(&host, &a.sync_id, a.force, &user)
+                    })
+                    .await?
+                }
+            }
         } else {
             return Err(McpError::invalid_params(
                 format!(
@@ -379,7 +461,41 @@ impl Server {
             .map_err(|e| McpError::internal_error(e.to_string(), None))
     }
 
+    /// The sync tool: a sync, and when the mass-delete guard stopped it and
+    /// the client can ask its user, the question, and on a yes the same sync
+    /// again with the deletions allowed (see [`confirm`]).
     async fn call_sync(&self, args: Value, context: RequestContext<RoleServer>) -> CallToolResult {
+        let first = match self.run_sync(args.clone(), &context).await {
+            Ok(rec) => rec,
+            Err(e) => return sync_task_failed(&e),
+        };
+        let rec = match confirm::mass_delete(&first, &args, &context).await {
+            confirm::Answer::Yes => {
+                let mut again = args;
+                again["allowMassDelete"] = Value::Bool(true);
+                match self.run_sync(again, &context).await {
+                    Ok(rec) => rec,
+                    Err(e) => return sync_task_failed(&e),
+                }
+            }
+            confirm::Answer::No(why) => {
+                let mut result = self.sync_result(first);
+                result.content.push(ContentBlock::text(format!(
+                    "The user was asked to confirm the deletions and {why}; nothing was changed."
+                )));
+                return result;
+            }
+            confirm::Answer::NotAsked => first,
+        };
+        self.sync_result(rec)
+    }
+
+    /// One sync on the blocking threads, cancelled with the request.
+    async fn run_sync(
+        &self,
+        args: Value,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<crate::record::SyncRecord, tokio::task::JoinError> {
         let cancel = Cancel::default();
         let watcher = {
             let cancel = cancel.clone();
@@ -410,21 +526,68 @@ impl Server {
         })
         .await;
         watcher.abort();
-        match record {
-            Ok(rec) => {
-                let failed = rec.status == Status::Failed;
-                let v = serde_json::to_value(&rec).unwrap_or(Value::Null);
-                if failed {
-                    CallToolResult::structured_error(v)
-                } else {
-                    CallToolResult::structured(v)
-                }
-            }
-            Err(e) => tool_error(&Error::new(
-                Code::StorageError,
-                format!("the sync task failed: {e}"),
-            )),
+        record
+    }
+}
+
+fn sync_task_failed(e: &tokio::task::JoinError) -> CallToolResult {
+    tool_error(&Error::new(
+        Code::StorageError,
+        format!("the sync task failed: {e}"),
+    ))
+}
+
+impl Server {
+    /// A sync's tool result, small whatever the sync's size: the record with
+    /// its planned ids capped ([`crate::record::PLAN_IDS_IN_RESULT`] a list)
+    /// as structured content and text, and `resource_link`s to the whole
+    /// record and, when the sync logged conflicts, to each domain's open
+    /// conflicts.
+    fn sync_result(&self, rec: crate::record::SyncRecord) -> CallToolResult {
+        if !self.host.data.record_path(&rec.sync_id).exists() {
+            // A dry run or a failed sync: no file, so the link is served
+            // from memory.
+            self.recent.keep(&rec);
         }
+        let failed = rec.status == Status::Failed;
+        let conflicts = rec.total().conflicts;
+        let mut links = vec![
+            Resource::new(resources::record_uri(&rec.sync_id), rec.sync_id.clone())
+                .with_title(format!("Sync record {}", rec.sync_id))
+                .with_mime_type("application/json"),
+        ];
+        if conflicts > 0 {
+            for d in [&rec.source_domain, &rec.target_domain] {
+                links.push(
+                    Resource::new(resources::conflicts_uri(d), format!("conflicts-{d}"))
+                        .with_title(format!("Open conflicts of `{d}`"))
+                        .with_mime_type("application/json"),
+                );
+            }
+        }
+        let v = serde_json::to_value(rec.capped(crate::record::PLAN_IDS_IN_RESULT))
+            .unwrap_or(Value::Null);
+        let mut result = if failed {
+            CallToolResult::structured_error(v)
+        } else {
+            CallToolResult::structured(v)
+        };
+        result
+            .content
+            .extend(links.into_iter().map(ContentBlock::resource_link));
+        result
+    }
+}
+
+/// A resource request's error: `-32002` for a resource that does not exist
+/// (an unknown domain, a record with no file, a URI naming nothing), else
+/// `-32602`; the data carries the contract's error object.
+fn resource_error(e: &Error) -> McpError {
+    let data = Some(e.to_json());
+    if e.code == Code::DomainNotFound || e.details.contains_key("missing") {
+        McpError::resource_not_found(e.message.clone(), data)
+    } else {
+        McpError::invalid_params(e.message.clone(), data)
     }
 }
 

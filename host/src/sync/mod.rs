@@ -382,6 +382,7 @@ impl Host {
             plan: BTreeMap::new(),
             errors: vec![ErrorObject::from(&e)],
             status: Status::Failed,
+            plan_ids_omitted: None,
         };
         if self.data.root.is_dir()
             && let Err(ae) = self.audit(Entry::of_sync(&record, &BTreeMap::new()))
@@ -428,6 +429,7 @@ fn new_record(
         } else {
             Status::Success
         },
+        plan_ids_omitted: None,
     }
 }
 
