@@ -1110,3 +1110,143 @@ fn the_conflicts_tool_pages_with_a_cursor() {
     assert_eq!(r["result"]["isError"], true, "{r}");
     m.finish();
 }
+
+const TASKS: &str = "io.modelcontextprotocol/tasks";
+
+impl Session {
+    /// `tasks/get` until `done(status)` holds; the last task state.
+    fn poll_task(&mut self, first_id: i64, task_id: &str, done: impl Fn(&str) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for id in first_id.. {
+            let r = self.request(id, "tasks/get", json!({"taskId": task_id}));
+            let t = r["result"].clone();
+            assert!(t.is_object(), "{r}");
+            if done(t["status"].as_str().unwrap_or("")) {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "the task never got there: {t}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        unreachable!()
+    }
+}
+
+#[test]
+fn a_sync_runs_as_a_task_where_the_client_declares_tasks() {
+    let s = scratch();
+    let mut m = Session::start(&s, &[]);
+    let init = m.initialize_with(json!({"extensions": {TASKS: {}}}));
+    assert!(
+        init["result"]["capabilities"]["extensions"][TASKS].is_object(),
+        "{init}"
+    );
+    let r = m.call(
+        2,
+        "gold_cross_domain_sync",
+        json!({"source": "personal", "target": "business", "entities": ["contacts"]}),
+    );
+    let task = &r["result"];
+    assert_eq!(
+        task["resultType"], "task",
+        "the call answers with a task: {r}"
+    );
+    assert!(
+        task["status"] == "working" || task["status"] == "completed",
+        "{r}"
+    );
+    let id = task["taskId"].as_str().unwrap().to_string();
+    let done = m.poll_task(10, &id, |s| s != "working");
+    assert_eq!(done["status"], "completed", "{done}");
+    let rec = &done["result"]["structuredContent"];
+    assert_eq!(rec["status"], "success", "{done}");
+    assert_eq!(rec["results"]["contacts"]["added"], 1);
+    let said = done["statusMessage"].as_str().unwrap_or("");
+    assert!(
+        said.contains("1 of 1 types done"),
+        "progress is in the task: {said}"
+    );
+    assert!(s.item("business", "contacts", "c1").is_some());
+    // A client without the extension gets the plain result, as before.
+    let mut plain = Session::start(&s, &[]);
+    plain.initialize("2025-11-25");
+    let r = plain.call(
+        2,
+        "gold_cross_domain_sync",
+        json!({"source": "personal", "target": "business", "entities": ["contacts"]}),
+    );
+    assert_eq!(r["result"]["structuredContent"]["status"], "success", "{r}");
+    m.finish();
+    plain.finish();
+}
+
+#[test]
+fn a_sync_task_is_cancelled_with_tasks_cancel() {
+    let s = scratch();
+    s.write(
+        "personal",
+        "tasks",
+        json!([{"id": "t1", "title": "Plan", "status": "todo", "category": "business",
+            "lastModified": "2026-01-12T10:00:00Z"}]),
+    );
+    let before = s.snapshot();
+    let mut m = Session::start(&s, &[("CDS_FAULT_DELAY_MS", "1500")]);
+    m.initialize_with(json!({"extensions": {TASKS: {}}}));
+    let r = m.call(
+        2,
+        "gold_cross_domain_sync",
+        json!({"source": "personal", "target": "business", "direction": "bidirectional",
+            "entities": ["contacts", "tasks"]}),
+    );
+    let id = r["result"]["taskId"].as_str().unwrap().to_string();
+    let c = m.request(3, "tasks/cancel", json!({"taskId": id}));
+    assert!(c.get("error").is_none(), "{c}");
+    let t = m.poll_task(10, &id, |s| s != "working");
+    assert_eq!(t["status"], "cancelled", "{t}");
+    // The sync stopped at its next check, rolled back and was audited.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let audit = s.data().join("audit/audit.jsonl");
+    while !std::fs::read_to_string(&audit).is_ok_and(|a| a.contains("\"failed\"")) {
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled sync was not audited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(s.snapshot(), before, "a cancelled task changed nothing");
+    m.finish();
+}
+
+#[test]
+fn a_task_asks_its_confirmation_as_an_input_request() {
+    let s = emptied_business();
+    let mut m = Session::start(&s, &[]);
+    m.initialize_with(json!({"extensions": {TASKS: {}}, "elicitation": {"form": {}}}));
+    let r = m.call(2, "gold_cross_domain_sync", BIDI_CONTACTS());
+    let id = r["result"]["taskId"].as_str().unwrap().to_string();
+    let t = m.poll_task(10, &id, |s| s != "working");
+    assert_eq!(t["status"], "input_required", "{t}");
+    let q = &t["inputRequests"]["confirm"];
+    assert_eq!(q["method"], "elicitation/create", "{t}");
+    assert!(
+        q["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("would delete 2 contacts items")
+    );
+    let u = m.request(
+        100,
+        "tasks/update",
+        json!({"taskId": id, "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}}}),
+    );
+    assert!(u.get("error").is_none(), "{u}");
+    let t = m.poll_task(101, &id, |s| {
+        s == "completed" || s == "failed" || s == "cancelled"
+    });
+    assert_eq!(t["status"], "completed", "{t}");
+    assert_eq!(
+        t["result"]["structuredContent"]["results"]["contacts"]["deleted"], 2,
+        "{t}"
+    );
+    assert!(s.items("personal", "contacts").is_empty());
+    m.finish();
+}

@@ -22,28 +22,30 @@
 //! command line. Architecture invariant: stdout carries protocol messages
 //! only; the bridge's single writer task is the only code that writes it.
 
+mod call;
 mod confirm;
 mod resources;
 
 use crate::error::{Code, Error};
 use crate::install::Host;
-use crate::record::{EntityResult, Status};
-use crate::sync::{Cancel, Progress};
+use crate::record::Status;
+use crate::sync::Cancel;
+use call::Call;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, JsonObject, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities, Tool,
-    ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    CreateTaskResult, GetTaskParams, GetTaskResult, Implementation, InitializeResult, JsonObject,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ServerCapabilities, Tool, ToolAnnotations, UpdateTaskParams,
 };
-use rmcp::service::{Peer, RequestContext, RoleServer};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::task_manager::{TaskExit, TaskManager, TaskOptions};
 use rmcp::{ErrorData as McpError, ServiceExt};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -110,6 +112,7 @@ fn object(v: Value) -> Arc<JsonObject> {
 use crate::validate::schema_of;
 
 /// The MCP server: the host plus the names and schemas of its tools.
+#[derive(Clone)]
 pub struct Server {
     host: Arc<Host>,
     fallback_user: String,
@@ -117,8 +120,11 @@ pub struct Server {
     description: String,
     /// Records of this server's syncs that left no file, for their links.
     recent: Arc<resources::Recent>,
+    /// Syncs running or finished as tasks (the tasks extension).
+    tasks: TaskManager,
 }
 
+#[derive(Clone)]
 struct Names {
     sync: String,
     conflicts: String,
@@ -163,6 +169,7 @@ impl Server {
             names,
             description: skill_description(),
             recent: Arc::default(),
+            tasks: TaskManager::new(),
         }
     }
 
@@ -253,55 +260,13 @@ fn validated<T: serde::de::DeserializeOwned>(schema: &Value, args: &Value) -> Re
         .map_err(|e| Error::invalid(format!("the arguments are not valid: {e}")))
 }
 
-/// Sends `notifications/progress` per entity type.
-struct McpProgress {
-    peer: Peer<RoleServer>,
-    token: rmcp::model::ProgressToken,
-    handle: tokio::runtime::Handle,
-    done: AtomicUsize,
-    total: AtomicUsize,
-}
-
-impl McpProgress {
-    fn send(&self, progress: usize, total: usize, message: String) {
-        let p = ProgressNotificationParam::new(self.token.clone(), progress as f64)
-            .with_total(total as f64)
-            .with_message(message);
-        // Called from the pipeline's worker threads (not runtime threads), so
-        // blocking here keeps notifications ahead of the response.
-        let peer = self.peer.clone();
-        let _ = self
-            .handle
-            .block_on(async move { peer.notify_progress(p).await });
-    }
-}
-
-impl Progress for McpProgress {
-    fn entity_started(&self, entity: &str, _index: usize, total: usize) {
-        self.total.store(total, Ordering::SeqCst);
-        let n = self.done.load(Ordering::SeqCst);
-        self.send(n, total, format!("Syncing {entity} entities..."));
-    }
-    fn entity_done(&self, entity: &str, r: &EntityResult) {
-        let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-        let total = self.total.load(Ordering::SeqCst).max(n);
-        self.send(
-            n,
-            total,
-            format!(
-                "Synced {entity}: {} added, {} updated, {} deleted",
-                r.added, r.updated, r.deleted
-            ),
-        );
-    }
-}
-
 impl ServerHandler for Server {
     fn get_info(&self) -> InitializeResult {
         InitializeResult::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -333,6 +298,31 @@ impl ServerHandler for Server {
         let mut out = ListResourcesResult::with_all_items(resources);
         out.next_cursor = next;
         Ok(out)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        Ok(GetTaskResult::new(self.tasks.get_task(&request.task_id)?))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.tasks
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.tasks.cancel_task(&request.task_id)
     }
 
     async fn list_resource_templates(
@@ -380,7 +370,35 @@ impl ServerHandler for Server {
         let args = Value::Object(request.arguments.clone().unwrap_or_default());
         let name = request.name.as_ref();
         if name == self.names.sync {
-            return Ok(self.call_sync(args, context).await.into());
+            let in_task = context
+                .client_capabilities()
+                .is_some_and(|caps| caps.supports_tasks());
+            if !in_task {
+                return Ok(self.call_sync(args, Call::Request(context)).await.into());
+            }
+            // A task: the call answers at once; the sync runs on, its
+            // progress and result fetched with tasks/get.
+            let (server, peer) = (self.clone(), context.peer.clone());
+            let task = self.tasks.spawn(
+                TaskOptions::new()
+                    .with_poll_interval_ms(TASK_POLL_MS)
+                    .with_status_message("starting"),
+                move |task| {
+                    Box::pin(async move {
+                        let call = Call::Task {
+                            peer,
+                            task: task.clone(),
+                        };
+                        let result = server.call_sync(args, call).await;
+                        if task.is_cancel_requested() {
+                            Err(TaskExit::Cancelled)
+                        } else {
+                            Ok(result)
+                        }
+                    })
+                },
+            );
+            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
         }
         let host = self.host.clone();
         let result: Result<Value, Error> = if name == self.names.conflicts {
@@ -402,7 +420,7 @@ impl ServerHandler for Server {
             })
             .await?
         } else if name == self.names.undo {
-            match confirm::undo(&self.host, &args, &context).await {
+            match confirm::undo(&self.host, &args, &Call::Request(context)).await {
                 Some(declined) => Ok(declined),
                 None => {
                     self.blocking(&args, move |a: UndoArgs, user| {
@@ -464,16 +482,16 @@ impl Server {
     /// The sync tool: a sync, and when the mass-delete guard stopped it and
     /// the client can ask its user, the question, and on a yes the same sync
     /// again with the deletions allowed (see [`confirm`]).
-    async fn call_sync(&self, args: Value, context: RequestContext<RoleServer>) -> CallToolResult {
-        let first = match self.run_sync(args.clone(), &context).await {
+    async fn call_sync(&self, args: Value, call: Call) -> CallToolResult {
+        let first = match self.run_sync(args.clone(), &call).await {
             Ok(rec) => rec,
             Err(e) => return sync_task_failed(&e),
         };
-        let rec = match confirm::mass_delete(&first, &args, &context).await {
+        let rec = match confirm::mass_delete(&first, &args, &call).await {
             confirm::Answer::Yes => {
                 let mut again = args;
                 again["allowMassDelete"] = Value::Bool(true);
-                match self.run_sync(again, &context).await {
+                match self.run_sync(again, &call).await {
                     Ok(rec) => rec,
                     Err(e) => return sync_task_failed(&e),
                 }
@@ -490,33 +508,27 @@ impl Server {
         self.sync_result(rec)
     }
 
-    /// One sync on the blocking threads, cancelled with the request.
+    /// One sync on the blocking threads, cancelled with the call.
     async fn run_sync(
         &self,
         args: Value,
-        context: &RequestContext<RoleServer>,
+        call: &Call,
     ) -> Result<crate::record::SyncRecord, tokio::task::JoinError> {
         let cancel = Cancel::default();
         let watcher = {
             let cancel = cancel.clone();
-            let ct = context.ct.clone();
+            let call = call.clone();
             tokio::spawn(async move {
-                ct.cancelled().await;
+                call.stopped().await;
                 cancel.cancel();
             })
         };
-        let progress = context.meta.get_progress_token().map(|token| McpProgress {
-            peer: context.peer.clone(),
-            token,
-            handle: tokio::runtime::Handle::current(),
-            done: AtomicUsize::new(0),
-            total: AtomicUsize::new(0),
-        });
+        let progress = call.progress();
         let host = self.host.clone();
         let user = self.fallback_user.clone();
         let record = tokio::task::spawn_blocking(move || {
             let record = match &progress {
-                Some(p) => host.sync(&args, &user, p, &cancel),
+                Some(p) => host.sync(&args, &user, p.as_ref(), &cancel),
                 None => host.sync(&args, &user, &crate::sync::Quiet, &cancel),
             };
             // A server lives on after the sync: what it freed goes back now
@@ -578,6 +590,9 @@ impl Server {
         result
     }
 }
+
+/// How often a client should poll a sync's task (`tasks/get`).
+const TASK_POLL_MS: u64 = 250;
 
 /// A resource request's error: `-32002` for a resource that does not exist
 /// (an unknown domain, a record with no file, a URI naming nothing), else
