@@ -147,7 +147,11 @@ fn seed_example_3_unknown_domain() {
         "Error: Invalid domain specified\nValid domains: personal, business\nSource domain 'nonexistent' not found\n"
     );
     assert_eq!(stdout(&out), "", "nothing on stdout for a refused sync");
-    assert_eq!(last_audit(&s)["errors"][0]["code"], "DOMAIN_NOT_FOUND");
+    let entry = last_audit(&s);
+    assert_eq!(entry["errors"][0]["code"], "DOMAIN_NOT_FOUND");
+    // A refused attempt gets a session as any other does (a fresh UUID).
+    let session = entry["session"].as_str().unwrap_or("");
+    assert!(uuid::Uuid::parse_str(session).is_ok(), "{entry}");
 }
 
 #[test]

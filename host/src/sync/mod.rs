@@ -359,7 +359,8 @@ impl Host {
                         .unwrap_or(Direction::SourceToTarget.as_str())
                         .to_string(),
                     given("user").unwrap_or(fallback_user).to_string(),
-                    given("session").unwrap_or("").to_string(),
+                    // As a validated request would get (CONTRACT §1).
+                    given("session").map_or_else(|| uuid::Uuid::new_v4().to_string(), String::from),
                 ),
             };
         let record = SyncRecord {
