@@ -1,6 +1,8 @@
 """A real MCP client this project did not write: the official Python SDK (`mcp` from PyPI)
 launches `cross-domain-sync serve` over stdio, lists the tools and calls the sync with valid
-and invalid arguments, with progress. Run by tests/run.sh in a virtual environment.
+and invalid arguments, with progress, after the 2025-11-25 handshake; then again on the
+handshake-free revision 2026-07-28, with a resource read. Run by tests/run.sh in a virtual
+environment.
 
 Usage: python test_python_sdk.py PATH/TO/cross-domain-sync
 Prints one line per check and a closing "N passed, N failed".
@@ -89,13 +91,48 @@ async def checks(results):
         shutil.rmtree(d, ignore_errors=True)
 
 
+async def stateless_checks(results):
+    """The handshake-free revision 2026-07-28, as the SDK's `Client` speaks it when it finds
+    the server supports it (`mode="auto"` probes `server/discover`)."""
+    from mcp.client.client import Client
+
+    d = scratch()
+    env = dict(os.environ)
+    env["CDS_USER"] = "py-client"
+    params = StdioServerParameters(command=BIN, args=["serve"], cwd=d, env=env)
+
+    def check(name, ok, detail=""):
+        results.append(("2026-07-28: " + name, bool(ok), detail))
+
+    try:
+        async with Client(params, mode="auto") as client:
+            check("negotiated without a handshake", client.protocol_version == "2026-07-28",
+                  client.protocol_version)
+            names = [t.name for t in (await client.list_tools()).tools]
+            check("tools/list", TOOL in names, str(names))
+            ok = await client.call_tool(TOOL, {"source": "personal", "target": "business",
+                                               "entities": ["contacts"]})
+            rec = ok.structured_content or {}
+            check("a valid call syncs", not ok.is_error and rec.get("status") == "success",
+                  json.dumps(rec)[:200])
+            links = [c.uri for c in ok.content if getattr(c, "type", None) == "resource_link"]
+            check("the result links its record", links == [f"cross-domain-sync://sync/{rec.get('syncId')}"],
+                  str(links))
+            read = await client.read_resource(links[0] if links else "cross-domain-sync://audit/verify")
+            body = json.loads(read.contents[0].text)
+            check("resources/read gives the record", body.get("syncId") == rec.get("syncId"), str(body)[:200])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     results = []
-    try:
-        asyncio.run(checks(results))
-    except Exception:
-        traceback.print_exc()
-        results.append(("the session ran to its end", False, "exception"))
+    for run in (checks, stateless_checks):
+        try:
+            asyncio.run(run(results))
+        except Exception:
+            traceback.print_exc()
+            results.append((f"{run.__name__} ran to its end", False, "exception"))
     failed = 0
     for name, ok, detail in results:
         print(f"{'ok  ' if ok else 'FAIL'} {name}" + ("" if ok else f": {detail}"))
