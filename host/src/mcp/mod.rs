@@ -3,9 +3,10 @@
 //!
 //! rmcp does the protocol: the `initialize` handshake of 2025-11-25 (and the
 //! older revisions), the handshake-free 2026-07-28 with per-request metadata,
-//! tools/list, tools/call, progress and cancellation tokens. Two behaviours the
-//! contract asks for differ from rmcp's, so a thin stdio bridge sits between
-//! the pipes and rmcp:
+//! tools/list, tools/call, resources, progress and cancellation tokens,
+//! elicitation and the tasks extension. Three behaviours the contract asks
+//! for differ from rmcp's, so a thin stdio bridge sits between the pipes and
+//! rmcp:
 //!
 //! - a line that is not JSON is answered with `-32700` and `id: null` (rmcp
 //!   ignores such lines);
@@ -19,8 +20,12 @@
 //! Every tool validates its arguments with `jsonschema` before anything runs
 //! and answers a bad call with `isError: true`, the contract's error code and
 //! each failing JSON path. The sync tool calls the same `Host::sync` as the
-//! command line. Architecture invariant: stdout carries protocol messages
-//! only; the bridge's single writer task is the only code that writes it.
+//! command line. Its result stays small (counts, capped ids, links to the
+//! resources in [`resources`]); a mass deletion or an undo is first put to
+//! the user where the client can ask ([`confirm`]); a client that declares
+//! the tasks extension gets the sync as a task ([`call`]). Architecture
+//! invariant: stdout carries protocol messages only; the bridge's single
+//! writer task is the only code that writes it.
 
 mod call;
 mod confirm;
@@ -202,7 +207,8 @@ impl Server {
                 self.names.conflicts.clone(),
                 "List the conflicts syncs resolved automatically: sync, entity type, item id, \
                  field, both domains' values, which won. Values of a domain the user may not \
-                 read are hidden.",
+                 read are hidden. 100 a page by default; pass the page's `nextCursor` as \
+                 `cursor` for the next.",
                 object(schema_of::<ConflictsListArgs>()),
             )
             .with_title("List sync conflicts")
