@@ -53,6 +53,15 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
+        if k == "--help" || k == "-h" {
+            println!(
+                "bench_sync [--items N (10000)] [--repeat N (3)] [--bin RELEASE_BINARY] \
+                 [--native BINARY_BUILT_WITH_native-plugins]\n\nPrints the Markdown rows of \
+                 BENCHMARKS.md (B1-B6, B1 cold, N, V); see the doc comment of \
+                 host/examples/bench_sync.rs and bench/run.sh."
+            );
+            std::process::exit(0);
+        }
         let v = it.next().unwrap_or_default();
         match k.as_str() {
             "--items" => a.items = v.parse().expect("--items N"),
@@ -62,7 +71,10 @@ fn args() -> Args {
                     Some(std::fs::canonicalize(&v).expect("--native names an existing binary"))
             }
             "--repeat" => a.repeat = v.parse().expect("--repeat N"),
-            _ => panic!("unknown argument {k}"),
+            _ => {
+                eprintln!("bench_sync: unknown argument `{k}`; see --help");
+                std::process::exit(2);
+            }
         }
     }
     a

@@ -109,10 +109,40 @@ pub struct SyncRecord {
     pub plan_ids_omitted: Option<usize>,
 }
 
+/// `sync-` and then digits and dashes only: a record's name, from which no
+/// path can be made.
+pub fn is_sync_id(s: &str) -> bool {
+    s.strip_prefix("sync-").is_some_and(|rest| {
+        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+    })
+}
+
 /// The most ids of one planned list an MCP tool result carries.
 pub const PLAN_IDS_IN_RESULT: usize = 100;
 
 impl SyncRecord {
+    /// The record of `sync_id` in `data/sync-records/`; `None` when there is
+    /// no such file, or `sync_id` is not a sync id.
+    pub fn read(
+        data: &crate::store::DataDir,
+        sync_id: &str,
+    ) -> crate::error::Result<Option<SyncRecord>> {
+        if !is_sync_id(sync_id) {
+            return Ok(None);
+        }
+        let path = data.record_path(sync_id);
+        let Some(bytes) = crate::store::read_optional(&path)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            crate::error::Error::new(
+                crate::error::Code::DataFormatInvalid,
+                format!("the sync record {} is not valid: {e}", path.display()),
+            )
+            .with("file", path.display().to_string())
+        })
+    }
+
     /// The record with each planned list cut to `cap` ids, saying how many
     /// were left out (when any were).
     pub fn capped(mut self, cap: usize) -> SyncRecord {
@@ -145,5 +175,19 @@ impl SyncRecord {
                 withheld: a.withheld + r.withheld,
                 redacted_fields: a.redacted_fields + r.redacted_fields,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sync_ids_name_records() {
+        assert!(is_sync_id("sync-20260112-100530"));
+        assert!(is_sync_id("sync-20260112-100530-2"));
+        for bad in ["sync-", "sync-../x", "sync-2026/..", "other", "sync-1a"] {
+            assert!(!is_sync_id(bad), "{bad}");
+        }
     }
 }

@@ -164,7 +164,7 @@ pub async fn mass_delete(rec: &SyncRecord, args: &Value, call: &Call) -> Answer 
 /// refuse).
 pub async fn undo(host: &Host, args: &Value, call: &Call) -> Option<Value> {
     let sync_id = args.get("syncId").and_then(Value::as_str)?;
-    let what = match read_record(host, sync_id) {
+    let what = match SyncRecord::read(&host.data, sync_id).ok().flatten() {
         Some(rec) => {
             let t = rec.total();
             format!(
@@ -189,16 +189,4 @@ pub async fn undo(host: &Host, args: &Value, call: &Call) -> Option<Value> {
             "message": format!("The user was asked to confirm the undo and {why}; nothing was changed."),
         })),
     }
-}
-
-fn read_record(host: &Host, sync_id: &str) -> Option<SyncRecord> {
-    // A name, never a path.
-    if !sync_id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return None;
-    }
-    let bytes = std::fs::read(host.data.record_path(sync_id)).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }

@@ -18,7 +18,7 @@
 
 use crate::error::{Code, Error, Result};
 use crate::install::Host;
-use crate::record::SyncRecord;
+use crate::record::{SyncRecord, is_sync_id};
 use rmcp::model::{Resource, ResourceTemplate};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -172,13 +172,6 @@ fn record_ids(host: &Host) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// `sync-` and then digits and dashes only: no path can be made of it.
-fn is_sync_id(s: &str) -> bool {
-    s.strip_prefix("sync-").is_some_and(|rest| {
-        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'-')
-    })
-}
-
 fn page<T>(all: Vec<T>, start: usize) -> (Vec<T>, Option<String>) {
     let total = all.len();
     let items: Vec<T> = all.into_iter().skip(start).take(PAGE).collect();
@@ -217,7 +210,7 @@ pub fn read(host: &Host, default_user: &str, uri: &str, recent: &Recent) -> Resu
     match path.split_once('/') {
         Some(("sync", id)) if is_sync_id(id) => {
             params.only(&["user"], uri)?;
-            let rec = read_record(host, id)?
+            let rec = SyncRecord::read(&host.data, id)?
                 .or_else(|| recent.get(id))
                 .ok_or_else(|| {
                     Error::invalid(format!(
@@ -279,20 +272,6 @@ pub fn read(host: &Host, default_user: &str, uri: &str, recent: &Recent) -> Resu
         }
         _ => Err(not_found()),
     }
-}
-
-fn read_record(host: &Host, id: &str) -> Result<Option<SyncRecord>> {
-    let path = host.data.record_path(id);
-    let Some(bytes) = crate::store::read_optional(&path)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        Error::new(
-            Code::DataFormatInvalid,
-            format!("the sync record {} is not valid: {e}", path.display()),
-        )
-        .with("file", path.display().to_string())
-    })
 }
 
 /// The record as `user` may see it: the planned ids of a domain the user
@@ -407,15 +386,6 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_sync_ids_name_records() {
-        assert!(is_sync_id("sync-20260112-100530"));
-        assert!(is_sync_id("sync-20260112-100530-2"));
-        for bad in ["sync-", "sync-../x", "sync-2026/..", "other", "sync-1a"] {
-            assert!(!is_sync_id(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn pages_hand_out_the_next_offset_until_the_end() {
