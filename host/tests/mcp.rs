@@ -888,6 +888,16 @@ fn an_undo_is_confirmed_first_where_the_client_can_ask() {
         .unwrap()
         .to_string();
     assert_eq!(s.items("business", "contacts").len(), 1);
+    // No question about a sync that does not exist: the undo's own error.
+    let yes = json!({"action": "accept", "content": {"confirm": true}});
+    let (r, asked) = m.call_answering(
+        9,
+        "gold_cross_domain_sync_undo",
+        json!({"syncId": "sync-19990101-000000"}),
+        &yes,
+    );
+    assert!(asked.is_empty(), "{asked:?}");
+    assert_eq!(r["result"]["isError"], true, "{r}");
     let no = json!({"action": "decline"});
     let (r, asked) = m.call_answering(
         3,

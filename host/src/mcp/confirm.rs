@@ -160,8 +160,8 @@ pub async fn mass_delete(rec: &SyncRecord, args: &Value, call: &Call) -> Answer 
 
 /// Before an undo: asks whether to undo the sync, with what the sync did;
 /// `Some` is the tool's answer when the user said no, `None` means go on
-/// (yes, or the client cannot ask, or the arguments are for validation to
-/// refuse).
+/// (yes, or the client cannot ask, or there is no such sync or the
+/// arguments are for validation to refuse).
 pub async fn undo(host: &Host, args: &Value, call: &Call) -> Option<Value> {
     let sync_id = args.get("syncId").and_then(Value::as_str)?;
     let what = match SyncRecord::read(&host.data, sync_id).ok().flatten() {
@@ -179,7 +179,8 @@ pub async fn undo(host: &Host, args: &Value, call: &Call) -> Option<Value> {
                 t.deleted
             )
         }
-        None => String::new(),
+        // No such sync: the undo refuses with its own error; nothing to ask.
+        None => return None,
     };
     match ask(call, format!("Undo sync `{sync_id}`?{what}")).await {
         Answer::Yes | Answer::NotAsked => None,
