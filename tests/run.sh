@@ -4,7 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-rustup target add wasm32-unknown-unknown >/dev/null
+rustup target add wasm32-unknown-unknown wasm32-wasip2 >/dev/null
 # ARCHITECTURE.md's rules on the host's source: no import cycle between its
 # modules, no long function without a stated reason.
 python3 tests/architecture.py

@@ -128,3 +128,44 @@ fn plugins_add_refuses_bad_files() {
     assert_eq!(installs.len(), 2);
     assert!(installs.iter().all(|e| e["outcome"] == "failed"));
 }
+
+/// Installs `wasm` as the notes plugin in a new folder, syncs the same notes
+/// personal -> business through it, and returns what business got.
+fn sync_notes_with(wasm: &std::path::Path) -> Vec<serde_json::Value> {
+    let s = Scratch::new();
+    s.config(json!({
+        "policies": {
+            "personal->business": {
+                "notes": {"withhold": [{"field": "category", "in": ["personal"]}], "strip": ["body"]}
+            }
+        }
+    }));
+    let out = s.run(&["plugins", "add", wasm.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    s.write("personal", "notes", json!([
+        {"id": "n1", "title": " Buy milk ", "tags": ["Home", "home"], "category": "personal", "lastModified": "2026-01-12T10:00:00Z"},
+        {"id": "n2", "title": " Quarterly plan ", "body": "draft numbers", "tags": ["Work", " work", "Q1"], "category": "business", "pinned": true, "lastModified": "2026-01-12T11:00:00+01:00"},
+        {"id": "n3", "title": "Ünïcode ✓", "category": "business", "x-extra": {"nested": [1, 2.50, "3"]}, "lastModified": "2026-01-12T12:00:00.5-05:00"}
+    ]));
+    let (code, rec) = s.run_json(&one_way("notes"));
+    assert_eq!(code, 0, "{rec}");
+    assert_eq!(rec["results"]["notes"]["added"], 2, "{rec}");
+    let mut got = s.items("business", "notes");
+    for n in &mut got {
+        // The host's stamp of when it synced, not the plugin's doing.
+        n.as_object_mut().unwrap().remove("syncedAt");
+    }
+    got
+}
+
+#[test]
+fn the_notes_plugin_built_the_standard_way_syncs_the_same() {
+    // `cargo build --target wasm32-wasip2` with no linker setting: the
+    // component imports WASI, gets the deny-all world, and gives exactly what
+    // the zero-import build gives.
+    let plain = sync_notes_with(&common::notes_plugin());
+    let wasip2 = sync_notes_with(&common::notes_plugin_wasip2());
+    assert_eq!(plain, wasip2);
+    assert_eq!(plain.len(), 2);
+    assert!(plain.iter().all(|n| n.get("body").is_none()));
+}

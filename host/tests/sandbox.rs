@@ -1,6 +1,9 @@
 //! The sandbox against hostile plugins (built by this test suite from
 //! tests/hostile/ and from WAT): each misbehaviour is stopped with its own
 //! PLUGIN_ERROR message, and the next call on a good plugin still works.
+//! The hostile plugin is built three ways: against interface 1.1, against
+//! 1.0, and for wasm32-wasip2 (importing WASI, which gets the deny-all world
+//! of `plugin/wasi.rs`: no files, environment, sockets or real time).
 
 mod common;
 
@@ -11,16 +14,20 @@ use cds_policy::{Policy, rule};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// The interface version the hostile plugin is built against.
+/// How the hostile plugin is built: the interface version, and whether it
+/// imports WASI.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Iface {
     /// 1.1: the host calls `cross-batch`.
     Cross,
     /// 1.0: the host calls `map-batch` then `filter-batch`.
     MapThenFilter,
+    /// 1.1, built for wasm32-wasip2: it imports WASI.
+    Wasip2,
 }
 
 const BOTH: [Iface; 2] = [Iface::Cross, Iface::MapThenFilter];
+const EVERY_BUILD: [Iface; 3] = [Iface::Cross, Iface::MapThenFilter, Iface::Wasip2];
 
 fn registry(limits: Limits) -> (Registry, tempfile::TempDir) {
     registry_for(limits, Iface::Cross)
@@ -33,17 +40,17 @@ fn registry_for(limits: Limits, iface: Iface) -> (Registry, tempfile::TempDir) {
     let wasm = match iface {
         Iface::Cross => common::hostile_plugin(),
         Iface::MapThenFilter => common::hostile_plugin_1_0(),
+        Iface::Wasip2 => common::hostile_plugin_wasip2(),
     };
     let info = reg.add(&wasm, "2026-01-12T10:00:00Z").unwrap();
     let want = match iface {
-        Iface::Cross => "1.1.0",
+        Iface::Cross | Iface::Wasip2 => "1.1.0",
         Iface::MapThenFilter => "1.0.0",
     };
     assert_eq!(info.interface_version, want);
-    assert_eq!(
-        reg.get("hostile").unwrap().instance.interface_version(),
-        want
-    );
+    let instance = &reg.get("hostile").unwrap().instance;
+    assert_eq!(instance.interface_version(), want);
+    assert_eq!(instance.wasi, iface == Iface::Wasip2, "{iface:?}");
     (reg, dir)
 }
 
@@ -141,13 +148,13 @@ fn expect_plugin_error(reg: &Registry, mode: &str, needle: &str) {
     still_works(reg);
 }
 
-/// `mode` is refused through both interface versions, with the message
-/// each path gives.
-fn refused_by_both(limits: Limits, mode: &str, cross: &str, map_then_filter: &str) {
-    for iface in BOTH {
+/// `mode` is refused by every build of the hostile plugin, with the message
+/// each path gives (`cross` for the builds of interface 1.1).
+fn refused_by_every_build(limits: Limits, mode: &str, cross: &str, map_then_filter: &str) {
+    for iface in EVERY_BUILD {
         let (reg, _d) = registry_for(limits, iface);
         let needle = match iface {
-            Iface::Cross => cross,
+            Iface::Cross | Iface::Wasip2 => cross,
             Iface::MapThenFilter => map_then_filter,
         };
         expect_plugin_error(&reg, mode, needle);
@@ -155,8 +162,8 @@ fn refused_by_both(limits: Limits, mode: &str, cross: &str, map_then_filter: &st
 }
 
 #[test]
-fn both_interface_versions_give_the_same_result() {
-    for iface in BOTH {
+fn every_build_gives_the_same_result() {
+    for iface in EVERY_BUILD {
         let (reg, _d) = registry_for(small(), iface);
         let (items, out) = cross(
             &reg,
@@ -191,7 +198,7 @@ fn both_interface_versions_give_the_same_result() {
 
 #[test]
 fn infinite_loop_runs_out_of_its_cpu_budget() {
-    refused_by_both(
+    refused_by_every_build(
         small(),
         "loop",
         "ran out of its CPU budget in `cross-batch`",
@@ -212,13 +219,15 @@ fn infinite_loop_hits_the_wall_clock_limit() {
 
 #[test]
 fn memory_bomb_hits_the_cap() {
-    let (reg, _d) = registry(small());
-    expect_plugin_error(&reg, "membomb", "exceeded its memory limit of 64 MiB");
+    for iface in [Iface::Cross, Iface::Wasip2] {
+        let (reg, _d) = registry_for(small(), iface);
+        expect_plugin_error(&reg, "membomb", "exceeded its memory limit of 64 MiB");
+    }
 }
 
 #[test]
 fn trap_is_reported() {
-    refused_by_both(
+    refused_by_every_build(
         small(),
         "trap",
         "trapped in `cross-batch`",
@@ -228,7 +237,7 @@ fn trap_is_reported() {
 
 #[test]
 fn malformed_output_is_refused() {
-    refused_by_both(
+    refused_by_every_build(
         small(),
         "malformed",
         "returned malformed JSON for item 0 from `cross-batch`",
@@ -238,7 +247,7 @@ fn malformed_output_is_refused() {
 
 #[test]
 fn dropped_ids_are_refused() {
-    refused_by_both(
+    refused_by_every_build(
         small(),
         "drop",
         "returned 2 items from `cross-batch` for 3 given",
@@ -248,7 +257,7 @@ fn dropped_ids_are_refused() {
 
 #[test]
 fn invented_ids_are_refused() {
-    refused_by_both(
+    refused_by_every_build(
         small(),
         "invent",
         "returned 4 items from `cross-batch` for 3 given",
@@ -258,7 +267,7 @@ fn invented_ids_are_refused() {
 
 #[test]
 fn swapped_ids_are_refused() {
-    refused_by_both(
+    refused_by_every_build(
         small(),
         "swap",
         "changed the id of item 0 in `cross-batch` from `a` to `b`",
@@ -269,7 +278,7 @@ fn swapped_ids_are_refused() {
 #[test]
 fn renamed_ids_are_refused() {
     let needle = "from `a` to `someone-else`";
-    refused_by_both(small(), "rename-id", needle, needle);
+    refused_by_every_build(small(), "rename-id", needle, needle);
 }
 
 #[test]
@@ -330,21 +339,112 @@ fn load_wat(reg: &Registry, name: &str, wat: &str) -> cds::Error {
 }
 
 #[test]
-fn wasi_filesystem_import_is_refused_at_load() {
+fn an_import_outside_the_deny_all_world_is_refused_at_load() {
     let (reg, _d) = registry(small());
     let err = load_wat(
         &reg,
         "sneaky.wasm",
-        r#"(component (import "wasi:filesystem/preopens@0.2.0" (instance)))"#,
+        r#"(component
+             (import "wasi:io/poll@0.2.0" (instance))
+             (import "wasi:http/outgoing-handler@0.2.0" (instance))
+             (import "evil:host/spy" (instance)))"#,
     );
     assert_eq!(err.code, Code::PluginError);
     assert!(
-        err.message
-            .contains("plugin `sneaky.wasm` imports `wasi:filesystem/preopens@0.2.0`"),
+        err.message.contains(
+            "plugin `sneaky.wasm` imports `wasi:http/outgoing-handler@0.2.0`, `evil:host/spy`, \
+             which this host does not provide"
+        ),
         "{}",
         err.message
     );
+    assert!(
+        !err.message.contains("`wasi:io/poll"),
+        "a provided interface is not named: {}",
+        err.message
+    );
     still_works(&reg);
+}
+
+/// What the WASI build of the hostile plugin put in the first item's `got`
+/// field in `mode` (it behaves otherwise), or its error.
+fn got(reg: &Registry, mode: &str, extra: Value) -> cds::Result<Option<String>> {
+    let mut first = json!({"id": "a", "lastModified": "t", "mode": mode});
+    if let (Value::Object(f), Value::Object(x)) = (&mut first, extra) {
+        f.extend(x);
+    }
+    let (items, out) = cross(reg, &[first], None)?;
+    let item = out.items[0].resolve(&items[0]).expect("not withheld");
+    Ok(item.get("got").and_then(Value::as_str).map(String::from))
+}
+
+#[test]
+fn a_wasi_plugin_reads_no_file_and_lists_no_folder() {
+    let (reg, _d) = registry_for(small(), Iface::Wasip2);
+    expect_plugin_error(&reg, "read-file", "cannot read /etc/passwd");
+    expect_plugin_error(&reg, "list-root", "cannot list /");
+    expect_plugin_error(&reg, "list-root", "cannot list .");
+}
+
+#[test]
+fn a_wasi_plugin_sees_no_environment_and_no_arguments() {
+    // This test process has a PATH and arguments; the plugin sees neither.
+    assert!(std::env::var_os("PATH").is_some());
+    let (reg, _d) = registry_for(small(), Iface::Wasip2);
+    expect_plugin_error(&reg, "env", "no environment variables and no arguments");
+}
+
+#[test]
+fn a_wasi_plugin_opens_no_socket_and_resolves_no_name() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (reg, _d) = registry_for(small(), Iface::Wasip2);
+    let err = got(&reg, "socket", json!({"port": port})).unwrap_err();
+    assert_eq!(err.code, Code::PluginError);
+    assert!(
+        err.message
+            .contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{}",
+        err.message
+    );
+    assert!(
+        listener.accept().is_err(),
+        "nothing reached the listening socket"
+    );
+    expect_plugin_error(&reg, "dns", "cannot resolve localhost");
+}
+
+#[test]
+fn a_wasi_plugin_sleeps_in_virtual_time_and_sees_a_stopped_wall_clock() {
+    let (reg, _d) = registry_for(small(), Iface::Wasip2);
+    // An hour's sleep returns at once (a real one would hold the calling
+    // thread where no epoch deadline reaches); the virtual clock says it
+    // passed.
+    let slept: u64 = got(&reg, "sleep", json!({}))
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(slept >= 3600, "{slept}");
+    assert_eq!(got(&reg, "time", json!({})).unwrap().as_deref(), Some("0"));
+}
+
+#[test]
+fn a_wasi_plugin_gets_the_same_random_bytes_every_call() {
+    let (reg, _d) = registry_for(small(), Iface::Wasip2);
+    let first = got(&reg, "random", json!({})).unwrap().unwrap();
+    assert_eq!(first.len(), 16, "{first}");
+    assert_eq!(got(&reg, "random", json!({})).unwrap().unwrap(), first);
+}
+
+#[test]
+fn a_wasi_plugin_that_prints_without_end_or_exits_is_contained() {
+    let (reg, _d) = registry_for(small(), Iface::Wasip2);
+    // Its output is captured, bounded, and the call succeeds.
+    assert_eq!(run(&reg, "shout").unwrap(), 2);
+    // WASI 0.2 has only success or failure: any status other than 0 is 1.
+    expect_plugin_error(&reg, "exit", "exited with status 1 in `cross-batch`");
 }
 
 #[test]

@@ -17,6 +17,7 @@
 pub mod cache;
 pub mod engine_config;
 pub mod runtime;
+pub mod wasi;
 
 #[cfg(feature = "native-plugins")]
 pub mod native;

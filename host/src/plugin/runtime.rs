@@ -1,13 +1,15 @@
 //! The WebAssembly sandbox: one wasmtime engine, the per-call limits, the
 //! on-disk cache of compiled components, and typed calls into a plugin.
 //!
-//! Architecture invariant: a plugin gets nothing ambient. The linker defines no
-//! imports at all, so a component that imports anything (WASI file system,
-//! clocks, sockets, ...) is refused at load, naming the import. Each call runs in
-//! a fresh store with a memory cap, a CPU budget and a wall-clock limit, both
-//! enforced at the engine's epoch deadline; a trap poisons only that store,
-//! never the host.
+//! Architecture invariant: a plugin gets nothing ambient. A component may
+//! import nothing (the built-ins) or the WASI 0.2 interfaces of the deny-all
+//! world in `wasi.rs` (a plugin built the standard way); any other import is
+//! refused at load, naming it. Each call runs in a fresh store (and, for a
+//! WASI plugin, a fresh deny-all context) with a memory cap, a CPU budget and
+//! a wall-clock limit, both enforced at the engine's epoch deadline; a trap
+//! poisons only that store, never the host.
 
+use super::wasi::HasSandbox;
 use crate::error::{Code, Error, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -110,6 +112,22 @@ struct HostState {
     wall_start: Instant,
     wall: Duration,
     stopped: Option<Stop>,
+    /// The deny-all WASI context of a plugin that imports WASI; `None` for
+    /// one that imports nothing (which cannot call into WASI at all).
+    wasi: Option<Box<super::wasi::Sandbox>>,
+}
+
+impl wasmtime_wasi::WasiView for HostState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        self.sandbox().view()
+    }
+}
+
+impl super::wasi::HasSandbox for HostState {
+    fn sandbox(&mut self) -> &mut super::wasi::Sandbox {
+        self.wasi
+            .get_or_insert_with(|| Box::new(super::wasi::Sandbox::deny_all()))
+    }
 }
 
 /// The CPU time the calling thread has used so far.
@@ -203,6 +221,8 @@ pub struct Instance {
     backend: Backend,
     /// Where its compiled form came from.
     pub compiled: Compiled,
+    /// Whether it imports WASI (and so gets a deny-all context per call).
+    pub wasi: bool,
 }
 
 /// Where a plugin's compiled form came from.
@@ -253,6 +273,7 @@ impl Instance {
             name: p.name.to_string(),
             backend: Backend::Native(p),
             compiled: Compiled::Shipped,
+            wasi: false,
         }
     }
 }
@@ -298,7 +319,13 @@ impl Runtime {
         let config = super::engine_config::config(interruption.fuel, interruption.epoch);
         let engine = Engine::new(&config)
             .map_err(|e| Error::new(Code::PluginError, format!("cannot start wasmtime: {e}")))?;
-        let linker = Linker::new(&engine);
+        let mut linker = Linker::new(&engine);
+        super::wasi::add_to_linker(&mut linker).map_err(|e| {
+            Error::new(
+                Code::PluginError,
+                format!("cannot link the plugins' WASI world: {e:#}"),
+            )
+        })?;
         let engine_key = super::engine_config::engine_key(&engine);
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
@@ -364,7 +391,8 @@ impl Runtime {
     }
 
     /// Compiles (or loads from the cache, or from `shipped`) and checks a
-    /// component: no imports, the plugin interface at an accepted version.
+    /// component: no imports but the deny-all WASI world's, the plugin
+    /// interface at an accepted version.
     pub fn load(
         &self,
         name: &str,
@@ -381,22 +409,31 @@ impl Runtime {
             .imports(&self.engine)
             .map(|(n, _)| n.to_string())
             .collect();
-        if !imports.is_empty() {
+        let refused: Vec<String> = imports
+            .iter()
+            .filter(|i| !super::wasi::provides(i))
+            .cloned()
+            .collect();
+        if !refused.is_empty() {
             return Err(Error::plugin(
                 name,
                 format!(
-                    "imports {}; plugins get nothing from the host (no file system, network, \
-                     environment, clock or randomness). Build it for wasm32-unknown-unknown \
-                     with the cds-plugin-sdk so that it imports nothing",
-                    imports
+                    "imports {}, which this host does not provide. A plugin may import \
+                     nothing, or only the WASI 0.2 interfaces a language runtime needs \
+                     (wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem, \
+                     wasi:sockets), through which it gets no files, network, environment \
+                     or real time (docs/SECURITY.md). Build it without that dependency \
+                     (for JavaScript: `jco componentize --disable http`)",
+                    refused
                         .iter()
                         .map(|i| format!("`{i}`"))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
             )
-            .with("imports", imports));
+            .with("imports", refused));
         }
+        let wasi = !imports.is_empty();
         let prefix = format!("{INTERFACE_PACKAGE}/plugin@");
         let exported: Vec<String> = ty
             .exports(&self.engine)
@@ -443,6 +480,7 @@ impl Runtime {
             name: name.to_string(),
             backend,
             compiled,
+            wasi,
         })
     }
 
@@ -525,7 +563,7 @@ impl Runtime {
         Ok((component, Compiled::Now))
     }
 
-    fn store(&self, items: usize) -> Result<Store<HostState>> {
+    fn store(&self, items: usize, wasi: bool) -> Result<Store<HostState>> {
         let mut store = Store::new(
             &self.engine,
             HostState {
@@ -536,6 +574,7 @@ impl Runtime {
                 wall_start: Instant::now(),
                 wall: self.limits.wall,
                 stopped: None,
+                wasi: wasi.then(|| Box::new(super::wasi::Sandbox::deny_all())),
             },
         );
         store.limiter(|s| s as &mut dyn ResourceLimiter);
@@ -577,8 +616,11 @@ impl Runtime {
         items: usize,
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T> {
-        let mut store = self.store(items)?;
+        let mut store = self.store(items, plugin.wasi)?;
         let result = f(&mut store);
+        if let Some(sandbox) = &store.data().wasi {
+            log_output(&plugin.name, what, &sandbox.output(), result.is_err());
+        }
         result.map_err(|e| {
             let cause = if store.data().memory_refused {
                 format!(
@@ -596,10 +638,22 @@ impl Runtime {
                         self.limits.wall.as_millis()
                     ),
                     (Some(trap), _) => format!("trapped in `{what}`: {trap}"),
-                    (None, _) => format!("failed in `{what}`: {e:#}"),
+                    (None, _) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                        Some(exit) => format!(
+                            "exited with status {} in `{what}`; a plugin returns its result, \
+                             it does not exit",
+                            exit.0
+                        ),
+                        None => format!("failed in `{what}`: {e:#}"),
+                    },
                 }
             };
-            Error::plugin(&plugin.name, cause)
+            let hint = if plugin.wasi {
+                "; run with -vv to see what it wrote to stdout and stderr"
+            } else {
+                ""
+            };
+            Error::plugin(&plugin.name, format!("{cause}{hint}"))
         })
     }
 
@@ -847,6 +901,34 @@ fn renames_1_0(r: &[Rename]) -> Vec<v1_0::Rename> {
             local: r.local.clone(),
         })
         .collect()
+}
+
+/// Logs what a WASI plugin wrote in one call. The text is the plugin's own
+/// and may quote the items it was given, private fields included, so it is
+/// logged only at `debug` (`-vv`, which a developer asks for); when the call
+/// failed, a `warn` line says how much it wrote to stderr and where to see it.
+fn log_output(plugin: &str, call: &str, out: &super::wasi::Output, failed: bool) {
+    for (stream, w) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        if w.kept.is_empty() {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&w.kept);
+        let text = text.trim_end();
+        let written = w.kept.len() as u64 + w.dropped;
+        let more = if w.dropped > 0 {
+            format!(" ({} bytes more not kept)", w.dropped)
+        } else {
+            String::new()
+        };
+        if failed && stream == "stderr" {
+            tracing::warn!(
+                plugin,
+                call,
+                "plugin wrote {written} bytes to stderr before failing; run with -vv to see them"
+            );
+        }
+        tracing::debug!(plugin, call, "plugin wrote to {stream}{more}:\n{text}");
+    }
 }
 
 pub fn accepted_list() -> String {

@@ -165,14 +165,24 @@ pub fn build_plugin(project: &str, wasm: &str) -> PathBuf {
 /// As [`build_plugin`], with one cargo feature, in its own target folder (the
 /// same .wasm file name must not be overwritten by the other build).
 pub fn build_plugin_with(project: &str, wasm: &str, feature: Option<&str>) -> PathBuf {
+    build_plugin_for(project, wasm, feature, "wasm32-unknown-unknown")
+}
+
+/// As [`build_plugin_with`], for a target (`wasm32-wasip2`: the standard way,
+/// importing WASI).
+pub fn build_plugin_for(project: &str, wasm: &str, feature: Option<&str>, target: &str) -> PathBuf {
     let root = workspace();
-    let target_dir = root.join("target").join(match feature {
-        None => "test-plugins".to_string(),
-        Some(f) => format!("test-plugins-{f}"),
-    });
+    let mut folder = "test-plugins".to_string();
+    if let Some(f) = feature {
+        folder += &format!("-{f}");
+    }
+    if target != "wasm32-unknown-unknown" {
+        folder += &format!("-{target}");
+    }
+    let target_dir = root.join("target").join(folder);
     let out = Command::new(env!("CARGO"))
         .current_dir(root.join(project))
-        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        .args(["build", "--release", "--target", target])
         .args(feature.map(|f| format!("--features={f}")))
         .arg("--target-dir")
         .arg(&target_dir)
@@ -186,10 +196,7 @@ pub fn build_plugin_with(project: &str, wasm: &str, feature: Option<&str>) -> Pa
         "building {project} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    target_dir
-        .join("wasm32-unknown-unknown")
-        .join("release")
-        .join(wasm)
+    target_dir.join(target).join("release").join(wasm)
 }
 
 pub fn notes_plugin() -> PathBuf {
@@ -198,6 +205,27 @@ pub fn notes_plugin() -> PathBuf {
 
 pub fn hostile_plugin() -> PathBuf {
     build_plugin("tests/hostile", "hostile_plugin.wasm")
+}
+
+/// The hostile plugin built the standard way for `wasm32-wasip2`: it
+/// imports WASI, and has the modes that reach for files, sockets and the rest.
+pub fn hostile_plugin_wasip2() -> PathBuf {
+    build_plugin_for(
+        "tests/hostile",
+        "hostile_plugin.wasm",
+        None,
+        "wasm32-wasip2",
+    )
+}
+
+/// The notes example built the standard way for `wasm32-wasip2`.
+pub fn notes_plugin_wasip2() -> PathBuf {
+    build_plugin_for(
+        "examples/plugins/notes",
+        "notes_plugin.wasm",
+        None,
+        "wasm32-wasip2",
+    )
 }
 
 /// The hostile plugin built against interface 1.0 (no `cross-batch`).

@@ -16,6 +16,21 @@
 //! - `reid`: `cross-batch` returns the first item changed, with another id;
 //! - anything else: behaves (passes items through unchanged).
 //!
+//! Built for `wasm32-wasip2` (the standard way, importing WASI), these modes
+//! also reach for what the host's deny-all WASI world must not give. Whatever
+//! one gets goes into the first item's `got` field, where a test sees any
+//! leak; a refusal becomes the batch's error, quoting what WASI answered:
+//!
+//! - `read-file`: reads `/etc/passwd`; `list-root`: lists `/` and `.`;
+//! - `env`: the environment variables and the arguments;
+//! - `socket`: connects to `127.0.0.1` at the item's `port`;
+//! - `dns`: resolves `localhost`;
+//! - `sleep`: sleeps an hour, then reports how long the clock says it slept;
+//! - `time`: the wall clock's seconds since the Unix epoch;
+//! - `random`: eight random bytes, as hex;
+//! - `shout`: writes 1 MiB to stdout and to stderr, then behaves;
+//! - `exit`: exits with status 3 (which WASI 0.2 reports as 1).
+//!
 //! Built as it is, it implements interface 1.1 (through the SDK's bindings),
 //! and its `cross-batch` is its own `map-batch` then `filter-batch`, so every
 //! misbehaviour reaches the host through either path. With the feature
@@ -87,6 +102,93 @@ fn misbehave(mode: &str) {
     }
 }
 
+/// What the mode got from the world outside the sandbox (see the module
+/// doc); nothing to get where the plugin imports nothing.
+#[cfg(not(target_os = "wasi"))]
+fn ambient(_mode: &str, _items: &[String]) -> Result<Option<String>, String> {
+    Ok(None)
+}
+
+#[cfg(target_os = "wasi")]
+fn ambient(mode: &str, items: &[String]) -> Result<Option<String>, String> {
+    use std::io::Write;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    match mode {
+        "read-file" => std::fs::read_to_string("/etc/passwd")
+            .map(Some)
+            .map_err(|e| format!("cannot read /etc/passwd: {e}")),
+        "list-root" => {
+            let mut seen = Vec::new();
+            for dir in ["/", "."] {
+                match std::fs::read_dir(dir) {
+                    Ok(entries) => seen.extend(
+                        entries
+                            .flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned()),
+                    ),
+                    Err(e) => seen.push(format!("cannot list {dir}: {e}")),
+                }
+            }
+            if seen.iter().all(|s| s.starts_with("cannot list")) {
+                Err(seen.join("; "))
+            } else {
+                Ok(Some(seen.join(",")))
+            }
+        }
+        "env" => {
+            let got: Vec<String> = std::env::vars()
+                .map(|(k, v)| format!("{k}={v}"))
+                .chain(std::env::args())
+                .collect();
+            if got.is_empty() {
+                Err("no environment variables and no arguments".into())
+            } else {
+                Ok(Some(got.join(";")))
+            }
+        }
+        "socket" => {
+            let port = items
+                .first()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                .and_then(|v| v.get("port").and_then(Value::as_u64))
+                .unwrap_or(9);
+            std::net::TcpStream::connect(("127.0.0.1", port as u16))
+                .map(|_| Some(format!("connected to port {port}")))
+                .map_err(|e| format!("cannot connect to 127.0.0.1:{port}: {e}"))
+        }
+        "dns" => std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80))
+            .map(|a| Some(a.map(|a| a.to_string()).collect::<Vec<_>>().join(",")))
+            .map_err(|e| format!("cannot resolve localhost: {e}")),
+        "sleep" => {
+            let t = Instant::now();
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(Some(t.elapsed().as_secs().to_string()))
+        }
+        "time" => Ok(Some(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(u64::MAX)
+                .to_string(),
+        )),
+        "random" => {
+            let mut b = [0u8; 8];
+            getrandom::fill(&mut b).map_err(|e| format!("no random bytes: {e}"))?;
+            Ok(Some(b.iter().map(|x| format!("{x:02x}")).collect()))
+        }
+        "shout" => {
+            let line = [b'x'; 1024];
+            for _ in 0..1024 {
+                let _ = std::io::stdout().write_all(&line);
+                let _ = std::io::stderr().write_all(&line);
+            }
+            Ok(None)
+        }
+        "exit" => std::process::exit(3),
+        _ => Ok(None),
+    }
+}
+
 impl Guest for Hostile {
     fn describe() -> Descriptor {
         Descriptor {
@@ -102,6 +204,11 @@ impl Guest for Hostile {
         let m = mode(&req.items);
         misbehave(&m);
         let mut items = req.items;
+        if let Some(got) = ambient(&m, &items)? {
+            let mut v: Value = serde_json::from_str(&items[0]).map_err(|e| e.to_string())?;
+            v["got"] = Value::String(got);
+            items[0] = v.to_string();
+        }
         match m.as_str() {
             "malformed" => items[0] = "{not json".into(),
             "invent" => items.push(r#"{"id":"invented","lastModified":"x"}"#.into()),
