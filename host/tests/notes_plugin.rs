@@ -145,11 +145,12 @@ fn sync_notes_with(wasm: &std::path::Path) -> Vec<serde_json::Value> {
     s.write("personal", "notes", json!([
         {"id": "n1", "title": " Buy milk ", "tags": ["Home", "home"], "category": "personal", "lastModified": "2026-01-12T10:00:00Z"},
         {"id": "n2", "title": " Quarterly plan ", "body": "draft numbers", "tags": ["Work", " work", "Q1"], "category": "business", "pinned": true, "lastModified": "2026-01-12T11:00:00+01:00"},
-        {"id": "n3", "title": "Ünïcode ✓", "category": "business", "x-extra": {"nested": [1, 2.50, "3"]}, "lastModified": "2026-01-12T12:00:00.5-05:00"}
+        {"id": "n3", "title": "Ünïcode ✓", "category": "business", "x-extra": {"nested": [1, 2.50, "3"]}, "lastModified": "2026-01-12T12:00:00.5-05:00"},
+        {"id": "n4", "title": "Tea\t", "tags": ["b", "A", "b "], "x-none": null, "remindAt": "2026-03-01T00:15:00.123456789+05:30", "lastModified": "2026-01-12t12:00:00z"}
     ]));
     let (code, rec) = s.run_json(&one_way("notes"));
     assert_eq!(code, 0, "{rec}");
-    assert_eq!(rec["results"]["notes"]["added"], 2, "{rec}");
+    assert_eq!(rec["results"]["notes"]["added"], 3, "{rec}");
     let mut got = s.items("business", "notes");
     for n in &mut got {
         // The host's stamp of when it synced, not the plugin's doing.
@@ -166,6 +167,23 @@ fn the_notes_plugin_built_the_standard_way_syncs_the_same() {
     let plain = sync_notes_with(&common::notes_plugin());
     let wasip2 = sync_notes_with(&common::notes_plugin_wasip2());
     assert_eq!(plain, wasip2);
-    assert_eq!(plain.len(), 2);
+    assert_eq!(plain.len(), 3);
     assert!(plain.iter().all(|n| n.get("body").is_none()));
+}
+
+#[test]
+fn the_notes_plugin_in_python_syncs_the_same() {
+    // componentize-py (PyPI) builds examples/plugins/notes-py from source
+    // against wit/entity.wit and the Python guest library; the component
+    // imports WASI, as CPython needs, and gives what the Rust plugin gives.
+    let wasm = common::notes_plugin_python();
+    let python = sync_notes_with(&wasm);
+    let rust = sync_notes_with(&common::notes_plugin());
+    assert_eq!(python, rust);
+    assert_eq!(python.len(), 3);
+    assert_eq!(python[0]["title"], "Quarterly plan");
+    assert_eq!(python[0]["tags"], json!(["q1", "work"]));
+    assert_eq!(python[1]["lastModified"], "2026-01-12T17:00:00.500Z");
+    assert_eq!(python[2]["remindAt"], "2026-02-28T18:45:00.123456789Z");
+    assert_eq!(python[2]["tags"], json!(["a", "b"]));
 }

@@ -580,3 +580,34 @@ fn callers_for_one_plugin_at_once_share_one_load() {
     assert_eq!(a.instance.compiled, Compiled::Now);
     assert!(reg.unloaded_installed(&wanted).is_empty());
 }
+
+#[test]
+fn a_hostile_python_plugin_is_contained() {
+    // Built by componentize-py: CPython inside, importing WASI. Each attempt
+    // fails with what the deny-all world refused, and the host goes on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let rt = Runtime::new(small(), Some(common::cache_dir())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = Registry::open(rt, dir.path()).unwrap();
+    reg.add(&common::hostile_plugin_python(), "2026-01-12T10:00:00Z")
+        .unwrap();
+    assert!(reg.get("hostile").unwrap().instance.wasi);
+    assert_eq!(run(&reg, "behave").unwrap(), 2);
+    expect_plugin_error(&reg, "read-file", "cannot read /etc/passwd");
+    expect_plugin_error(&reg, "list-root", "cannot list /");
+    expect_plugin_error(&reg, "env", "no environment variables and no arguments");
+    let err = got(&reg, "socket", json!({"port": port})).unwrap_err();
+    assert_eq!(err.code, Code::PluginError);
+    assert!(
+        err.message
+            .contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{}",
+        err.message
+    );
+    assert!(listener.accept().is_err(), "nothing reached the socket");
+    still_works(&reg);
+    expect_plugin_error(&reg, "loop", "ran out of its CPU budget in `cross-batch`");
+    expect_plugin_error(&reg, "membomb", "exceeded its memory limit of 64 MiB");
+}

@@ -228,6 +228,74 @@ pub fn notes_plugin_wasip2() -> PathBuf {
     )
 }
 
+/// `componentize-py`, from a virtual environment under `target/` that this
+/// makes on first use with the version `plugins/sdk-python/requirements.txt`
+/// pins (PyPI), so that the test sees to its own tool.
+pub fn componentize_py() -> PathBuf {
+    static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = READY.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = workspace().join("target").join("py-plugin-venv");
+    let tool = venv.join("bin").join("componentize-py");
+    let requirements = workspace().join("plugins/sdk-python/requirements.txt");
+    let stamp = venv.join("requirements.txt");
+    if tool.exists() && std::fs::read(&stamp).ok() == std::fs::read(&requirements).ok() {
+        return tool;
+    }
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().expect("run python3");
+        assert!(
+            out.status.success(),
+            "setting up componentize-py in {} failed:\n{}",
+            venv.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+    run(Command::new(venv.join("bin").join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&requirements));
+    std::fs::copy(&requirements, &stamp).expect("stamp the venv");
+    tool
+}
+
+/// Builds the Python plugin project `project` (its `app.py`) with
+/// componentize-py against the project's WIT and the Python guest library,
+/// into `target/test-plugins-python/NAME.wasm`.
+pub fn build_python_plugin(project: &str, name: &str) -> PathBuf {
+    let root = workspace();
+    let out_dir = root.join("target").join("test-plugins-python");
+    std::fs::create_dir_all(&out_dir).expect("make the output folder");
+    let wasm = out_dir.join(format!("{name}.wasm"));
+    let out = Command::new(componentize_py())
+        .current_dir(root.join(project))
+        .arg("-q")
+        .arg("-d")
+        .arg(root.join("wit/entity.wit"))
+        .args(["-w", "entity-plugin", "componentize", "app", "-p", "."])
+        .arg("-p")
+        .arg(root.join("plugins/sdk-python"))
+        .arg("-o")
+        .arg(&wasm)
+        .output()
+        .expect("run componentize-py");
+    assert!(
+        out.status.success(),
+        "building {project} with componentize-py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wasm
+}
+
+/// The notes example in Python (`examples/plugins/notes-py`).
+pub fn notes_plugin_python() -> PathBuf {
+    build_python_plugin("examples/plugins/notes-py", "notes_py")
+}
+
+/// The hostile plugin in Python (`tests/hostile-py`).
+pub fn hostile_plugin_python() -> PathBuf {
+    build_python_plugin("tests/hostile-py", "hostile_py")
+}
+
 /// The hostile plugin built against interface 1.0 (no `cross-batch`).
 pub fn hostile_plugin_1_0() -> PathBuf {
     build_plugin_with(
