@@ -27,6 +27,13 @@ built with
 
 Known difference from the Rust SDK: a timestamp that its offset moves
 outside the years 1-9999 is an error here.
+
+Numbers: Python's `json` reads `2.50`, `1E+2` and `-0` as values it writes
+back as `2.5`, `100.0` and `0`, which would change a user's number on its way
+across. An item whose text `json.loads` and `json.dumps` do not give back
+exactly is read again with such numbers kept as `RawNumber`s holding their
+text, and written back as they were (the Rust SDK keeps every number's text
+too). Items as the host sends them rarely need it.
 """
 
 import json
@@ -39,6 +46,74 @@ INTERFACE_VERSION = "1.1.0"
 
 class PluginError(Exception):
     """A batch cannot be mapped or filtered; the host reports the message."""
+
+
+# --- JSON, exactly ---------------------------------------------------------------
+
+
+class RawNumber:
+    """A JSON number kept as written, because a float or int would change it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return f"RawNumber({self.text!r})"
+
+
+def _exact_float(t):
+    f = float(t)
+    return f if float.__repr__(f) == t else RawNumber(t)
+
+
+def _exact_int(t):
+    try:
+        i = int(t)
+        return i if str(i) == t else RawNumber(t)
+    except ValueError:  # more digits than Python converts (sys.int_max_str_digits)
+        return RawNumber(t)
+
+
+class _HasRaw(Exception):
+    pass
+
+
+def _no_raw(o):
+    if isinstance(o, RawNumber):
+        raise _HasRaw
+    raise TypeError(f"{type(o).__name__} is not JSON")
+
+
+def _encode(v):
+    """Compact JSON, `RawNumber`s as written (the slow path of `dumps`)."""
+    if isinstance(v, RawNumber):
+        return v.text
+    if isinstance(v, dict):
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _encode(x) for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ",".join(_encode(x) for x in v) + "]"
+    return json.dumps(v, ensure_ascii=False)
+
+
+def dumps(v):
+    """Compact and not ASCII-escaped, as the Rust SDK writes items; numbers as read."""
+    try:
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"), default=_no_raw)
+    except _HasRaw:
+        return _encode(v)
+
+
+def loads(s):
+    """JSON text to a value that `dumps` writes back as it was."""
+    try:
+        v = json.loads(s)
+        if dumps(v) == s:
+            return v
+    except ValueError:
+        pass  # perhaps an integer of more digits than Python converts: read exactly
+    return json.loads(s, parse_float=_exact_float, parse_int=_exact_int)
 
 
 class EntityPlugin:
@@ -195,8 +270,15 @@ def rename_fields(item, table):
 # --- the policy ----------------------------------------------------------------
 
 
+def _is_number(x):
+    return isinstance(x, (int, float, RawNumber)) and not isinstance(x, bool)
+
+
 def _same(a, b):
-    """JSON equality as serde_json has it: `1`, `1.0` and `true` differ."""
+    """JSON equality as serde_json has it: `1`, `1.0` and `true` differ, and
+    numbers are equal when written alike."""
+    if _is_number(a) or _is_number(b):
+        return _is_number(a) and _is_number(b) and dumps(a) == dumps(b)
     if type(a) is not type(b):
         return False
     if isinstance(a, list):
@@ -262,7 +344,7 @@ class Policy:
     @classmethod
     def parse(cls, text):
         try:
-            obj = json.loads(text)
+            obj = loads(text)
         except ValueError as e:
             raise PluginError(f"the policy is not valid: {e}") from None
         return cls(obj)
@@ -295,17 +377,12 @@ class Policy:
 
 def _parse_item(s, i):
     try:
-        v = json.loads(s)
+        v = loads(s)
     except ValueError as e:
         raise PluginError(f"item {i} is not valid JSON: {e}") from None
     if not isinstance(v, dict):
         raise PluginError(f"item {i} is not a JSON object")
     return v
-
-
-def _dumps(item):
-    # Compact and not ASCII-escaped, as the Rust SDK writes items.
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
 
 
 def _item_id(plugin, item):
@@ -331,7 +408,7 @@ def _tables(from_fields, to_fields):
 
 def map_batch(plugin, from_fields, to_fields, items):
     to_canonical, to_local = _tables(from_fields, to_fields)
-    return [_dumps(map_item(plugin, to_canonical, to_local, s, i)) for i, s in enumerate(items)]
+    return [dumps(map_item(plugin, to_canonical, to_local, s, i)) for i, s in enumerate(items)]
 
 
 def filter_batch(plugin, policy_text, items):
@@ -346,7 +423,7 @@ def filter_batch(plugin, policy_text, items):
         if out is None:
             withheld.append(ident)
         else:
-            kept.append(_dumps(out))
+            kept.append(dumps(out))
     return kept, withheld, redacted
 
 
@@ -357,7 +434,7 @@ def cross_batch(plugin, from_fields, to_fields, policy_text, items):
     out, redacted = [], 0
     for i, s in enumerate(items):
         item = map_item(plugin, to_canonical, to_local, s, i)
-        mapped = _dumps(item)
+        mapped = dumps(item)
         if policy is None:
             outcome = "kept"
         else:
@@ -366,7 +443,7 @@ def cross_batch(plugin, from_fields, to_fields, policy_text, items):
             if kept is None:
                 outcome = "withheld"
             else:
-                text = _dumps(kept)
+                text = dumps(kept)
                 outcome = "kept" if text == mapped else ("changed", text)
         out.append((None if mapped == s else mapped, outcome))
     return out, redacted
@@ -377,14 +454,20 @@ def cross_batch(plugin, from_fields, to_fields, policy_text, items):
 
 def export(plugin):
     """The class componentize-py exports as `gold:entity/plugin`: bind it to
-    the name `Plugin` in the app module."""
+    the name `Plugin` in the app module. Outside a componentize-py build the
+    plugin class itself is returned."""
     for attr in ("ENTITY_TYPE", "VERSION", "ITEM_SCHEMA"):
         if not isinstance(getattr(plugin, attr), str):
             raise TypeError(f"{plugin.__name__}.{attr} must be a string")
     # Imported here: the bindings exist only inside componentize-py's build.
-    from componentize_py_types import Err
-    from wit_world import exports
-    from wit_world.exports import plugin as wit
+    # Run natively (a plugin's own tests import its app module) there is
+    # nothing to export to, and the class comes back as it is.
+    try:
+        from componentize_py_types import Err
+        from wit_world import exports
+        from wit_world.exports import plugin as wit
+    except ImportError:
+        return plugin
 
     def guarded(f):
         def call(*args):

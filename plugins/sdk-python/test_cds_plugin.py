@@ -55,6 +55,16 @@ class Normalisation(unittest.TestCase):
                                               "x-vendor": {"deep": [1, 2.5]}})
         self.assertEqual(list(json.loads(out[0])), ["id", "e-mail", "lastModified", "x-vendor"])
 
+    def test_numbers_come_back_exactly_as_written(self):
+        s = '{"id":"a","big":12345678901234567890,"x":{"b":2.50,"1":1E+2,"a":-0},"n":[1.0,0.1],"h":' + "9" * 5000 + "}"
+        self.assertEqual(sdk.map_batch(Contacts, [], [], [s]), [s])
+        out, _ = sdk.cross_batch(Contacts, [], [], '{"strip":["n","h"]}', [s])
+        self.assertEqual(out[0], (None, ("changed", '{"id":"a","big":12345678901234567890,"x":{"b":2.50,"1":1E+2,"a":-0}}')))
+        # Numbers compare as written, as serde_json's do.
+        rule = sdk.Rule({"field": "n", "in": [sdk.loads("2.50")]}, "r")
+        self.assertTrue(rule.matches(sdk.loads('{"n":2.50}')))
+        self.assertFalse(rule.matches(sdk.loads('{"n":2.5}')))
+
     def test_errors_name_the_item(self):
         with self.assertRaisesRegex(sdk.PluginError, r"item 1 \(id b\): lastModified: .*not an RFC 3339"):
             sdk.map_batch(Contacts, [], [], ['{"id":"a"}', '{"id":"b","lastModified":"soon"}'])
