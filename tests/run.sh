@@ -10,8 +10,10 @@ rustup target add wasm32-unknown-unknown wasm32-wasip2 >/dev/null
 python3 tests/architecture.py
 # The Agent Skills folder is skill.md's body under the allowed frontmatter.
 python3 skills/make.py --check
-# The Python guest library's own unit tests (plain Python, no component).
+# The Python and JavaScript guest libraries' own unit tests (natively, no
+# component).
 python3 plugins/sdk-python/test_cds_plugin.py
+node --test plugins/sdk-js/test_cds_plugin.mjs
 # The merge crate alone, with only its own features: it must build without
 # the I/O and clock features the host enables in shared dependencies.
 cargo check -p cds-merge --locked

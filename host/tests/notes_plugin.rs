@@ -129,9 +129,22 @@ fn plugins_add_refuses_bad_files() {
     assert!(installs.iter().all(|e| e["outcome"] == "failed"));
 }
 
-/// Installs `wasm` as the notes plugin in a new folder, syncs the same notes
-/// personal -> business through it, and returns what business got.
-fn sync_notes_with(wasm: &std::path::Path) -> Vec<serde_json::Value> {
+/// The notes every language's plugin is given: unicode, nested unknown
+/// fields, offsets, fractions, lowercase `t`/`z`, messy tags, and numbers and
+/// keys that a double or a JavaScript object would change (written as text,
+/// so that the file holds them exactly so).
+const NOTES: &str = r#"{"notes": [
+  {"id": "n1", "title": " Buy milk ", "tags": ["Home", "home"], "category": "personal", "lastModified": "2026-01-12T10:00:00Z"},
+  {"id": "n2", "title": " Quarterly plan ", "body": "draft numbers", "tags": ["Work", " work", "Q1"], "category": "business", "pinned": true, "lastModified": "2026-01-12T11:00:00+01:00"},
+  {"id": "n3", "title": "Ünïcode ✓", "category": "business", "x-extra": {"nested": [1, 2.50, "3"]}, "lastModified": "2026-01-12T12:00:00.5-05:00"},
+  {"id": "n4", "title": "Tea\t", "tags": ["b", "A", "b ", "😀", "\uffee"], "x-none": null, "remindAt": "2026-03-01T00:15:00.123456789+05:30", "lastModified": "2026-01-12t12:00:00z"},
+  {"id": "n5", "title": "Numbers", "category": "business", "2": "a key JavaScript would move", "big": 12345678901234567890, "x": {"f": 1.0, "e": 1E+2, "z": -0, "1": 0.10}, "lastModified": "2026-01-12T12:00:00Z"}
+]}"#;
+
+/// Installs `wasm` as the notes plugin in a new folder, syncs [`NOTES`]
+/// personal -> business through it, and returns what business got, and the
+/// business file's text.
+fn sync_notes_with(wasm: &std::path::Path) -> (Vec<serde_json::Value>, String) {
     let s = Scratch::new();
     s.config(json!({
         "policies": {
@@ -142,21 +155,56 @@ fn sync_notes_with(wasm: &std::path::Path) -> Vec<serde_json::Value> {
     }));
     let out = s.run(&["plugins", "add", wasm.to_str().unwrap()]);
     assert!(out.status.success(), "{}", common::stderr(&out));
-    s.write("personal", "notes", json!([
-        {"id": "n1", "title": " Buy milk ", "tags": ["Home", "home"], "category": "personal", "lastModified": "2026-01-12T10:00:00Z"},
-        {"id": "n2", "title": " Quarterly plan ", "body": "draft numbers", "tags": ["Work", " work", "Q1"], "category": "business", "pinned": true, "lastModified": "2026-01-12T11:00:00+01:00"},
-        {"id": "n3", "title": "Ünïcode ✓", "category": "business", "x-extra": {"nested": [1, 2.50, "3"]}, "lastModified": "2026-01-12T12:00:00.5-05:00"},
-        {"id": "n4", "title": "Tea\t", "tags": ["b", "A", "b "], "x-none": null, "remindAt": "2026-03-01T00:15:00.123456789+05:30", "lastModified": "2026-01-12t12:00:00z"}
-    ]));
+    s.write_raw("data/personal/notes.json", NOTES);
     let (code, rec) = s.run_json(&one_way("notes"));
     assert_eq!(code, 0, "{rec}");
-    assert_eq!(rec["results"]["notes"]["added"], 3, "{rec}");
+    assert_eq!(rec["results"]["notes"]["added"], 4, "{rec}");
     let mut got = s.items("business", "notes");
     for n in &mut got {
         // The host's stamp of when it synced, not the plugin's doing.
         n.as_object_mut().unwrap().remove("syncedAt");
     }
-    got
+    let text = std::fs::read_to_string(s.data().join("business/notes.json")).unwrap();
+    // The file's text without the sync's own stamps, which differ by run.
+    let text = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("\"syncedAt\""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (got, text)
+}
+
+/// What every language's notes plugin must make of [`NOTES`].
+fn assert_notes_synced(got: &[serde_json::Value], text: &str) {
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|n| n.get("body").is_none()));
+    assert_eq!(got[0]["title"], "Quarterly plan");
+    assert_eq!(got[0]["tags"], json!(["q1", "work"]));
+    assert_eq!(got[1]["lastModified"], "2026-01-12T17:00:00.500Z");
+    assert_eq!(got[2]["remindAt"], "2026-02-28T18:45:00.123456789Z");
+    // Sorted by code point, as Rust sorts strings.
+    assert_eq!(got[2]["tags"], json!(["a", "b", "\u{ffee}", "😀"]));
+    for exact in [
+        "\"nested\": [\n          1,\n          2.50,",
+        "\"big\": 12345678901234567890,",
+        "\"f\": 1.0,",
+        // The host writes an exponent's `E` as serde_json does, `e`.
+        "\"e\": 1e+2,",
+        "\"z\": -0,",
+        "\"1\": 0.10",
+        "\"category\": \"business\",\n      \"2\": \"a key JavaScript would move\",",
+    ] {
+        assert!(
+            text.contains(exact),
+            "`{exact}` is not in what was synced:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn the_notes_plugin_keeps_what_it_does_not_know_exactly() {
+    let (rust, text) = sync_notes_with(&common::notes_plugin());
+    assert_notes_synced(&rust, &text);
 }
 
 #[test]
@@ -167,23 +215,30 @@ fn the_notes_plugin_built_the_standard_way_syncs_the_same() {
     let plain = sync_notes_with(&common::notes_plugin());
     let wasip2 = sync_notes_with(&common::notes_plugin_wasip2());
     assert_eq!(plain, wasip2);
-    assert_eq!(plain.len(), 3);
-    assert!(plain.iter().all(|n| n.get("body").is_none()));
+    assert_notes_synced(&wasip2.0, &wasip2.1);
 }
 
 #[test]
 fn the_notes_plugin_in_python_syncs_the_same() {
     // componentize-py (PyPI) builds examples/plugins/notes-py from source
     // against wit/entity.wit and the Python guest library; the component
-    // imports WASI, as CPython needs, and gives what the Rust plugin gives.
-    let wasm = common::notes_plugin_python();
-    let python = sync_notes_with(&wasm);
+    // imports WASI, as CPython needs, and gives what the Rust plugin gives,
+    // to the byte.
+    let python = sync_notes_with(&common::notes_plugin_python());
     let rust = sync_notes_with(&common::notes_plugin());
     assert_eq!(python, rust);
-    assert_eq!(python.len(), 3);
-    assert_eq!(python[0]["title"], "Quarterly plan");
-    assert_eq!(python[0]["tags"], json!(["q1", "work"]));
-    assert_eq!(python[1]["lastModified"], "2026-01-12T17:00:00.500Z");
-    assert_eq!(python[2]["remindAt"], "2026-02-28T18:45:00.123456789Z");
-    assert_eq!(python[2]["tags"], json!(["a", "b"]));
+    assert_notes_synced(&python.0, &python.1);
+}
+
+#[test]
+fn the_notes_plugin_in_javascript_syncs_the_same() {
+    // componentize-js (npm) builds examples/plugins/notes-js from source
+    // against wit/entity.wit and the JavaScript guest library; the component
+    // imports WASI, as its JavaScript engine needs, and gives what the Rust
+    // plugin gives, to the byte: numbers a double would change and keys a
+    // JavaScript object would move included.
+    let js = sync_notes_with(&common::notes_plugin_js());
+    let rust = sync_notes_with(&common::notes_plugin());
+    assert_eq!(js, rust);
+    assert_notes_synced(&js.0, &js.1);
 }

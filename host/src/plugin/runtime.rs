@@ -100,6 +100,35 @@ enum Stop {
     Wall,
 }
 
+/// A plugin's own error (the `err` of the WIT function's `result`), carried
+/// through [`Runtime::call`] so that it is told apart from the limits' causes
+/// and from traps: a language runtime that meets the memory cap may report
+/// it as an error of its own ("out of memory") rather than trap.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The WIT function's `err` as a [`Refused`] error of the call.
+fn refused<T>(r: std::result::Result<T, String>) -> wasmtime::Result<T> {
+    r.map_err(|msg| wasmtime::Error::new(Refused(msg)))
+}
+
+/// What a plugin refused to do, by the call that refused.
+fn refusal(what: &str) -> &'static str {
+    match what {
+        "map-batch" => "map the batch",
+        "filter-batch" => "filter the batch",
+        _ => "map and filter the batch",
+    }
+}
+
 /// The store's data: the limiter, which remembers why it refused growth,
 /// and the call's CPU and wall-clock accounts, which the epoch callback
 /// checks.
@@ -622,11 +651,18 @@ impl Runtime {
             log_output(&plugin.name, what, &sandbox.output(), result.is_err());
         }
         result.map_err(|e| {
+            let said = e.downcast_ref::<Refused>();
             let cause = if store.data().memory_refused {
                 format!(
-                    "exceeded its memory limit of {} MiB in `{what}`",
-                    self.limits.memory_bytes >> 20
+                    "exceeded its memory limit of {} MiB in `{what}`{}",
+                    self.limits.memory_bytes >> 20,
+                    said.map(|m| format!(" (it then said: {m})"))
+                        .unwrap_or_default()
                 )
+            } else if let Some(msg) = said {
+                // The plugin's own answer: no trap, no limit, nothing to see
+                // on its stdout that its message does not say.
+                return Error::plugin(&plugin.name, format!("refused to {}: {msg}", refusal(what)));
             } else {
                 match (e.downcast_ref::<Trap>(), store.data().stopped) {
                     (Some(Trap::Interrupt), Some(Stop::Cpu)) => format!(
@@ -697,9 +733,11 @@ impl Runtime {
     ) -> Result<(CrossResult, Calls)> {
         let result = match &plugin.backend {
             Backend::Wasm(pre) => self.call(plugin, "cross-batch", req.items.len(), |s| {
-                pre.instantiate(&mut *s)?
-                    .gold_entity_plugin()
-                    .call_cross_batch(s, req)
+                refused(
+                    pre.instantiate(&mut *s)?
+                        .gold_entity_plugin()
+                        .call_cross_batch(s, req)?,
+                )
             })?,
             Backend::Wasm10(pre) => {
                 return self
@@ -707,14 +745,14 @@ impl Runtime {
                     .map(|r| (r, Calls::V1_0));
             }
             #[cfg(feature = "native-plugins")]
-            Backend::Native(p) => (p.cross)(req),
+            Backend::Native(p) => (p.cross)(req).map_err(|msg| {
+                Error::plugin(
+                    &plugin.name,
+                    format!("refused to {}: {msg}", refusal("cross-batch")),
+                )
+            })?,
         };
-        result.map(|r| (r, Calls::CROSS)).map_err(|msg| {
-            Error::plugin(
-                &plugin.name,
-                format!("refused to map and filter the batch: {msg}"),
-            )
-        })
+        Ok((result, Calls::CROSS))
     }
 
     /// Interface 1.0's `map-batch`, then (given a policy) `filter-batch`,
@@ -740,13 +778,13 @@ impl Runtime {
             to_fields: renames_1_0(&req.to_fields),
             items: req.items.clone(),
         };
-        let mapped = self
-            .call(plugin, "map-batch", map_req.items.len(), |s| {
+        let mapped = self.call(plugin, "map-batch", map_req.items.len(), |s| {
+            refused(
                 pre.instantiate(&mut *s)?
                     .gold_entity_plugin()
-                    .call_map_batch(s, &map_req)
-            })?
-            .map_err(|msg| Error::plugin(name, format!("refused to map the batch: {msg}")))?;
+                    .call_map_batch(s, &map_req)?,
+            )
+        })?;
         if mapped.len() != req.items.len() {
             return Err(Error::plugin(
                 name,
@@ -787,13 +825,13 @@ impl Runtime {
             policy: policy.clone(),
             items: mapped.clone(),
         };
-        let filtered = self
-            .call(plugin, "filter-batch", filter_req.items.len(), |s| {
+        let filtered = self.call(plugin, "filter-batch", filter_req.items.len(), |s| {
+            refused(
                 pre.instantiate(&mut *s)?
                     .gold_entity_plugin()
-                    .call_filter_batch(s, &filter_req)
-            })?
-            .map_err(|msg| Error::plugin(name, format!("refused to filter the batch: {msg}")))?;
+                    .call_filter_batch(s, &filter_req)?,
+            )
+        })?;
         let outcomes = outcomes_1_0(
             name,
             &mapped,

@@ -286,6 +286,119 @@ pub fn build_python_plugin(project: &str, name: &str) -> PathBuf {
     wasm
 }
 
+/// `componentize-js`, installed on first use under `target/` with the version
+/// `plugins/sdk-js/package.json` pins (npm), so that the test sees to its own
+/// tool.
+pub fn componentize_js() -> PathBuf {
+    static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = READY.lock().unwrap_or_else(|e| e.into_inner());
+    let prefix = workspace().join("target").join("js-plugin-tools");
+    let tool = prefix.join("node_modules/.bin/componentize-js");
+    let manifest = workspace().join("plugins/sdk-js/package.json");
+    let stamp = prefix.join("package.json");
+    if tool.exists() && std::fs::read(&stamp).ok() == std::fs::read(&manifest).ok() {
+        return tool;
+    }
+    std::fs::create_dir_all(&prefix).expect("make the tools folder");
+    std::fs::copy(&manifest, &stamp).expect("copy the manifest");
+    let out = Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&prefix)
+        .output()
+        .expect("run npm");
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&stamp);
+    }
+    assert!(
+        out.status.success(),
+        "installing componentize-js into {} failed:\n{}",
+        prefix.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tool
+}
+
+/// Builds the JavaScript plugin project `project` (its `app.js`) with
+/// componentize-js into `target/test-plugins-js/NAME.wasm`. componentize-js
+/// sees only the folder it runs in, so the project is staged under
+/// `target/` with the guest library and the WIT beside it, as
+/// `plugins new --lang js` lays a project out. A `world` other than
+/// `entity-plugin` is the project's own, in its `wit/` folder (a world that
+/// imports more), with the entity interface as a dependency.
+pub fn build_js_plugin(project: &str, name: &str, world: &str) -> PathBuf {
+    let root = workspace();
+    let tool = componentize_js();
+    let out_dir = root.join("target").join("test-plugins-js");
+    let stage = out_dir.join(name);
+    let _ = std::fs::remove_dir_all(&stage);
+    std::fs::create_dir_all(&stage).expect("make the staging folder");
+    // The entity interface's own world, or the project's (in its `wit/`).
+    let own_wit = (world != "entity-plugin").then(|| root.join(project).join("wit"));
+    let entity_wit = if let Some(own_wit) = &own_wit {
+        copy_tree(own_wit, &stage.join("wit"));
+        stage.join("wit/deps/gold-entity/entity.wit")
+    } else {
+        stage.join("wit/entity.wit")
+    };
+    std::fs::create_dir_all(entity_wit.parent().unwrap()).expect("make the WIT folder");
+    std::fs::copy(root.join("wit/entity.wit"), &entity_wit).expect("stage the WIT");
+    for e in std::fs::read_dir(root.join(project)).expect("read the project") {
+        let p = e.expect("a project file").path();
+        if p.extension().is_some_and(|x| x == "js") {
+            std::fs::copy(&p, stage.join(p.file_name().unwrap())).expect("stage a source file");
+        }
+    }
+    std::fs::copy(
+        root.join("plugins/sdk-js/cds_plugin.js"),
+        stage.join("cds_plugin.js"),
+    )
+    .expect("stage the guest library");
+    let wit = if own_wit.is_some() {
+        "wit"
+    } else {
+        "wit/entity.wit"
+    };
+    let wasm = out_dir.join(format!("{name}.wasm"));
+    let out = Command::new(tool)
+        .current_dir(&stage)
+        .args(["app.js", "--wit", wit, "-n", world])
+        .args(["-d", "http", "fetch-event", "-o"])
+        .arg(&wasm)
+        .output()
+        .expect("run componentize-js");
+    assert!(
+        out.status.success(),
+        "building {project} with componentize-js failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wasm
+}
+
+/// Copies the folder `from` to `to`, recursively.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("make a folder");
+    for e in std::fs::read_dir(from).expect("read a folder") {
+        let p = e.expect("an entry").path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).expect("copy a file");
+        }
+    }
+}
+
+/// The notes example in JavaScript (`examples/plugins/notes-js`).
+pub fn notes_plugin_js() -> PathBuf {
+    build_js_plugin("examples/plugins/notes-js", "notes_js", "entity-plugin")
+}
+
+/// The hostile plugin in JavaScript (`tests/hostile-js`).
+pub fn hostile_plugin_js() -> PathBuf {
+    build_js_plugin("tests/hostile-js", "hostile_js", "hostile")
+}
+
 /// The notes example in Python (`examples/plugins/notes-py`).
 pub fn notes_plugin_python() -> PathBuf {
     build_python_plugin("examples/plugins/notes-py", "notes_py")
