@@ -176,6 +176,36 @@ pub enum PluginsCmd {
         /// The plugin's .wasm component.
         file: PathBuf,
     },
+    /// Write a new plugin project for an entity type, with its tests, a
+    /// build script, sample items and the guest SDK, ready to build.
+    New {
+        /// The entity type, e.g. `recipes` (a-z, 0-9, `_`, `-`); also the
+        /// data file's name.
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum)]
+        lang: crate::scaffold::Lang,
+        /// Where to write it [default: ./NAME]; must not exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Try a plugin before installing it: load and check it as `add` does,
+    /// send sample items through it in every crossing between the configured
+    /// domains (with the configuration's policies and renames), run every
+    /// check a sync runs on its output, and print what each item became.
+    /// Installs nothing.
+    Test {
+        /// A .wasm component, or a project folder (its build.sh runs first,
+        /// then its one .wasm file is tried).
+        target: PathBuf,
+        /// Sample items: a data file `{"TYPE": [...]}` or an array
+        /// [default: sample-items.json in the folder, or beside the file].
+        #[arg(long, value_name = "FILE")]
+        items: Option<PathBuf>,
+        /// Do not run the folder's build.sh; try the .wasm file already there.
+        #[arg(long)]
+        no_build: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -643,6 +673,9 @@ fn print_human(r: &SyncRecord) {
 /// Long: one arm per subcommand, each printing its result for a person and
 /// for `--json`; the arms share nothing but the host.
 fn plugins(cmd: PluginsCmd, c: &Common) -> i32 {
+    if let PluginsCmd::New { name, lang, dir } = &cmd {
+        return plugins_new(name, *lang, dir.as_deref(), c.json);
+    }
     let mut host = match open(c) {
         Ok(h) => h,
         Err(e) => return report_error(c.json, &e),
@@ -695,6 +728,12 @@ fn plugins(cmd: PluginsCmd, c: &Common) -> i32 {
                 0
             }
         }
+        PluginsCmd::New { .. } => unreachable!("handled before the host is opened"),
+        PluginsCmd::Test {
+            target,
+            items,
+            no_build,
+        } => plugins_test(&host, target, items, !no_build, c.json),
         PluginsCmd::Add { file } => {
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             let user = c.user().unwrap_or_else(crate::request::default_user);
@@ -828,6 +867,62 @@ fn conflicts(cmd: ConflictsCmd, c: &Common) -> i32 {
                 ),
             ))
         }),
+    }
+}
+
+/// `plugins new`: writes the project and says what to do next.
+fn plugins_new(
+    name: &str,
+    lang: crate::scaffold::Lang,
+    dir: Option<&std::path::Path>,
+    json_out: bool,
+) -> i32 {
+    let dir = dir.map_or_else(|| PathBuf::from(name), PathBuf::from);
+    match crate::scaffold::new_project(name, lang, &dir) {
+        Ok(files) => {
+            if json_out {
+                let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                let v =
+                    json!({"entityType": name, "dir": dir.display().to_string(), "files": files});
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!(
+                    "Wrote a {} plugin project for `{name}` into {} ({} files).\n{}",
+                    lang.name(),
+                    dir.display(),
+                    files.len(),
+                    crate::scaffold::next_steps(name, lang, &dir)
+                );
+            }
+            0
+        }
+        Err(e) => report_error(json_out, &e),
+    }
+}
+
+/// `plugins test`: the trial, printed; the build's output goes to stderr.
+fn plugins_test(
+    host: &Host,
+    target: PathBuf,
+    items: Option<PathBuf>,
+    build: bool,
+    json_out: bool,
+) -> i32 {
+    let req = crate::trial::TrialRequest {
+        target,
+        items,
+        build,
+    };
+    match crate::trial::run(host, &req, &mut std::io::stderr()) {
+        Ok(t) => {
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&t).unwrap_or_default());
+            } else {
+                print!("{}", crate::trial::render(&t));
+            }
+            0
+        }
+        Err(e) => report_error(json_out, &e),
     }
 }
 

@@ -23,10 +23,12 @@ pub mod raw;
 pub mod record;
 pub mod request;
 pub mod review;
+pub mod scaffold;
 pub mod schema;
 pub mod store;
 pub mod strict;
 pub mod sync;
+pub mod trial;
 pub mod validate;
 
 /// The pure merge core, a crate of its own so that it cannot do I/O.

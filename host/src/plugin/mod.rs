@@ -144,6 +144,23 @@ pub struct Shapes<'a> {
     pub to_fields: &'a [(String, String)],
 }
 
+/// `INVALID_ARGUMENT` unless `name` can be a new entity type: a valid name
+/// that no built-in plugin has.
+pub fn check_new_entity_name(name: &str) -> Result<()> {
+    if !is_valid_entity_name(name) {
+        return Err(Error::invalid(format!(
+            "`{name}` cannot be an entity type: use 1-64 characters of a-z, 0-9, `_` and `-`, \
+             starting with a letter"
+        )));
+    }
+    if builtin_names().contains(&name) {
+        return Err(Error::invalid(format!(
+            "`{name}` is built in; choose another entity type name"
+        )));
+    }
+    Ok(())
+}
+
 fn is_valid_entity_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))
@@ -766,8 +783,9 @@ impl Registry {
         Ok(plugin)
     }
 
-    /// Validates the plugin at `file` and installs it into the plugins folder.
-    pub fn add(&mut self, file: &Path, now: &str) -> Result<PluginInfo> {
+    /// Loads the plugin at `file` and checks it as `plugins add` does,
+    /// without installing it; with the file's bytes.
+    pub fn check_file(&self, file: &Path) -> Result<(Plugin, Vec<u8>)> {
         let (bytes, digest) = runtime::read_plugin_file(file)?;
         let label = file
             .file_name()
@@ -777,18 +795,26 @@ impl Registry {
         let plugin = Plugin::new(
             &self.runtime,
             inst,
-            digest.clone(),
+            digest,
             Origin::Installed {
                 file: String::new(),
             },
         )?;
-        let entity = plugin.name().to_string();
-        if builtin_names().contains(&entity.as_str()) {
+        let entity = plugin.name();
+        if builtin_names().contains(&entity) {
             return Err(Error::plugin(
                 &label,
                 format!("handles `{entity}`, which is built in; choose another entity type name"),
             ));
         }
+        Ok((plugin, bytes))
+    }
+
+    /// Validates the plugin at `file` and installs it into the plugins folder.
+    pub fn add(&mut self, file: &Path, now: &str) -> Result<PluginInfo> {
+        let (plugin, bytes) = self.check_file(file)?;
+        let entity = plugin.name().to_string();
+        let digest = plugin.info.sha256.clone();
         let file_name = format!("{entity}.wasm");
         let dest = self.plugins_dir.join(&file_name);
         crate::store::atomic_write(&dest, &bytes)?;
