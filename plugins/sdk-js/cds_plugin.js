@@ -40,10 +40,19 @@ export class PluginError extends Error {}
 
 // --- JSON, exactly ------------------------------------------------------------
 
+/** Set when `JSON.stringify` met a `RawNumber`, which it cannot write. */
+let metRaw = false;
+
 /** A JSON number kept as written, because a double would change it. */
 export class RawNumber {
   constructor(text) {
     this.text = text;
+  }
+
+  /** Tells `stringify` that the native encoder met one (see there). */
+  toJSON() {
+    metRaw = true;
+    return null;
   }
 }
 
@@ -77,15 +86,31 @@ function keysOf(obj) {
   return out;
 }
 
-/** Compact JSON as serde_json writes it, numbers and key order as read. */
+/** Compact JSON as serde_json writes it, numbers and key order as read.
+ * An item `JSON.parse` read exactly (no `ORDER` at its top) is written by
+ * the native encoder, which is many times faster than this module's own in
+ * a component's interpreted JavaScript; should it meet a `RawNumber` all the
+ * same, the item is written again the careful way. */
 export function stringify(v) {
+  if (isObject(v) && !v[ORDER]) {
+    metRaw = false;
+    const text = JSON.stringify(v);
+    if (!metRaw) return text;
+  }
+  return careful(v);
+}
+
+function careful(v) {
   if (v instanceof RawNumber) return v.text;
-  if (Array.isArray(v)) return "[" + v.map(stringify).join(",") + "]";
+  if (Array.isArray(v)) return "[" + v.map(careful).join(",") + "]";
   if (isObject(v)) {
-    return "{" + keysOf(v).map((k) => JSON.stringify(k) + ":" + stringify(v[k])).join(",") + "}";
+    return "{" + keysOf(v).map((k) => JSON.stringify(k) + ":" + careful(v[k])).join(",") + "}";
   }
   return JSON.stringify(v);
 }
+
+/** A key a JavaScript object puts before the others. */
+const INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
 
 const WS = new Set([" ", "\t", "\n", "\r"]);
 const SCALAR = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null/y;
@@ -184,16 +209,24 @@ function parseExact(text) {
   return v;
 }
 
+// What may be a number's end, or a key a JavaScript object moves first, in
+// compact JSON text. A match inside a string only costs the check below.
+const MAYBE_NUMBER = /[0-9][,}\]]/;
+const MAYBE_INDEX_KEY = /[{,]"(?:0|[1-9][0-9]*)":/;
+
 /** JSON text to a value that `stringify` writes back as it was. */
 export function parse(text) {
   const v = JSON.parse(text);
+  if (!MAYBE_NUMBER.test(text) && !MAYBE_INDEX_KEY.test(text)) return v;
   return JSON.stringify(v) === text ? v : parseExact(text);
 }
 
 /** JSON equality as serde_json has it: `1`, `1.0` and `true` differ. */
+const isNumber = (x) => typeof x === "number" || x instanceof RawNumber;
+
 export function same(a, b) {
-  const num = (x) => typeof x === "number" || x instanceof RawNumber;
-  if (num(a) || num(b)) return num(a) && num(b) && stringify(a) === stringify(b);
+  if (typeof a === "string" || typeof b === "string") return a === b;
+  if (isNumber(a) || isNumber(b)) return isNumber(a) && isNumber(b) && careful(a) === careful(b);
   if (Array.isArray(a) || Array.isArray(b)) {
     return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]));
   }
@@ -212,9 +245,39 @@ export function same(a, b) {
 // also removes U+FEFF and keeps U+0085).
 const TRIM = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
 
+/** Orders strings by code point, as Rust and Python sort them (JavaScript's
+ * own `<` and `sort` compare UTF-16 units, which put U+E000-U+FFFF after
+ * the characters beyond U+FFFF). */
+export function byCodePoint(a, b) {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x !== y) {
+      // Surrogates (U+D800-U+DFFF) stand for code points above U+FFFF.
+      if (x >= 0xd800) x += x < 0xe000 ? 0x2000 : -0x800;
+      if (y >= 0xd800) y += y < 0xe000 ? 0x2000 : -0x800;
+      return x - y;
+    }
+  }
+  return a.length - b.length;
+}
+
 /** Removes leading and trailing white space as Rust's `trim` does. */
 export function trim(s) {
+  // Most values need nothing: two character tests instead of a regex.
+  if (s.length === 0 || (!isSpace(s.charCodeAt(0)) && !isSpace(s.charCodeAt(s.length - 1)))) return s;
   return s.replace(TRIM, "");
+}
+
+/** Whether a UTF-16 unit is Unicode White_Space (all of which are in the BMP). */
+function isSpace(c) {
+  return (
+    c === 32 || (c >= 9 && c <= 13) || c === 0x85 || c === 0xa0 || c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f ||
+    c === 0x3000
+  );
 }
 
 /** Lower-cases and trims an email address. */
@@ -248,9 +311,26 @@ const RFC3339 =
 
 const pad = (n, w) => String(n).padStart(w, "0");
 
+// A timestamp as this function writes it, which most are (the host's own).
+const CANONICAL = /^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{3}|[0-9]{6}|[0-9]{9}))?Z$/;
+
+/** Whether `s` is already what `normalizeTimestamp` makes of it: written as
+ * it writes, and a real time. */
+function isCanonical(s) {
+  const m = CANONICAL.exec(s);
+  if (!m || (m[7] !== undefined && m[7].endsWith("000"))) return false;
+  const y = Number(m[1]);
+  const mo = Number(m[2]);
+  const d = Number(m[3]);
+  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1];
+  return days !== undefined && d >= 1 && d <= days && Number(m[4]) <= 23 && Number(m[5]) <= 59 && Number(m[6]) <= 60;
+}
+
 /** An RFC 3339 timestamp in UTC with a `Z`, fractional seconds written with
  * 3, 6 or 9 digits as needed (chrono's `AutoSi`, as the Rust SDK). */
 export function normalizeTimestamp(s) {
+  if (isCanonical(s)) return s;
   const m = RFC3339.exec(trim(s));
   if (!m) throw new PluginError(`\`${s}\` is not an RFC 3339 timestamp`);
   const [y, mo, d, h, mi, sec] = m.slice(1, 7).map(Number);
@@ -297,16 +377,22 @@ export function normalize(plugin, item) {
   for (const field of plugin.emailFields) eachString(item, field, normalizeEmail);
   for (const field of plugin.phoneFields) eachString(item, field, normalizePhone);
   for (const field of plugin.addressFields) eachString(item, field, normalizeAddress);
-  for (const field of ["lastModified", ...plugin.timestampFields]) {
-    eachString(item, field, (s) => {
+  for (const [field, stamp] of plugin.stamps) eachString(item, field, stamp);
+  plugin.normalize(item);
+}
+
+/** The timestamp fields' normalisers, each naming its field in an error. */
+function stampers(fields) {
+  return ["lastModified", ...fields].map((field) => [
+    field,
+    (s) => {
       try {
         return normalizeTimestamp(s);
       } catch (e) {
         throw new PluginError(`${field}: ${e.message}`);
       }
-    });
-  }
-  plugin.normalize(item);
+    },
+  ]);
 }
 
 /** The fields of `item` renamed by `table` (pairs `[from, to]`), in order. */
@@ -321,7 +407,12 @@ export function renameFields(item, table) {
     put(out, to, item[k]);
     order.push(to);
   }
-  Object.defineProperty(out, ORDER, { value: order, enumerable: false, writable: true });
+  // A JavaScript object keeps its keys in order unless one is an array
+  // index ("2"): only then, or when the item had an order already, is the
+  // order kept beside it.
+  if (item[ORDER] || order.some((k) => INDEX.test(k))) {
+    Object.defineProperty(out, ORDER, { value: order, enumerable: false, writable: true });
+  }
   return out;
 }
 
@@ -380,6 +471,9 @@ export class Policy {
       };
     });
     this.strip = strings(obj.strip ?? [], "strip");
+    // Read by this module's own parser: its `set` values may hold numbers or
+    // key orders that only `stringify`'s careful way writes back exactly.
+    this.exact = Boolean(obj[ORDER]);
   }
 
   static parse(text) {
@@ -392,11 +486,13 @@ export class Policy {
     return new Policy(obj);
   }
 
-  /** `[item or null when withheld, fields redacted]`; `item` is changed in
-   * place. */
+  /** `[item or null when withheld, fields redacted, whether a kept item
+   * changed]`; `item` is changed in place. (The count alone does not tell:
+   * a reduction may add a field it sets without counting it.) */
   apply(item, idField) {
-    if (this.withhold.some((r) => r.matches(item))) return [null, 0];
+    if (this.withhold.some((r) => r.matches(item))) return [null, 0, true];
     let redacted = 0;
+    let added = false;
     const red = this.reduce.find((red) => red.when.some((r) => r.matches(item)));
     if (red) {
       for (const k of keysOf(item)) {
@@ -405,8 +501,12 @@ export class Policy {
           redacted++;
         }
       }
+      if (this.exact && !item[ORDER]) {
+        Object.defineProperty(item, ORDER, { value: Object.keys(item), enumerable: false, writable: true });
+      }
       for (const k of keysOf(red.set)) {
-        if (Object.hasOwn(item, k) && !same(item[k], red.set[k])) redacted++;
+        if (!Object.hasOwn(item, k)) added = true;
+        else if (!same(item[k], red.set[k])) redacted++;
         put(item, k, red.set[k]);
       }
     }
@@ -416,7 +516,7 @@ export class Policy {
         redacted++;
       }
     }
-    return [item, redacted];
+    return [item, redacted, added || redacted > 0];
   }
 }
 
@@ -431,13 +531,6 @@ function parseItem(s, i) {
   }
   if (!isObject(v)) throw new PluginError(`item ${i} is not a JSON object`);
   return v;
-}
-
-/** A copy of `item` one level deep that keeps its key order. */
-function copy(item) {
-  const out = { ...item };
-  if (item[ORDER]) Object.defineProperty(out, ORDER, { value: [...item[ORDER]], enumerable: false, writable: true });
-  return out;
 }
 
 function itemId(plugin, item) {
@@ -494,10 +587,13 @@ export function crossBatch(plugin, fromFields, toFields, policyText, items) {
     const mapped = stringify(item);
     let outcome = "kept";
     if (policy !== null) {
-      const [kept, n] = plugin.filter(policy, copy(item));
+      // The mapped item's text is taken: the filter may change it in place.
+      // The default filter says whether it did; a plugin's own cannot, and
+      // its result is compared.
+      const [kept, n, changed] = plugin.filter(policy, item);
       redacted += n;
       if (kept === null) outcome = "withheld";
-      else {
+      else if (changed !== false) {
         const text = stringify(kept);
         if (text !== mapped) outcome = ["changed", text];
       }
@@ -527,16 +623,19 @@ export function declare(d) {
     addressFields: d.addressFields ?? [],
     // `lastModified` is always normalised.
     timestampFields: d.timestampFields ?? [],
+    stamps: stampers(d.timestampFields ?? []),
     /** Type-specific normalisation after the standard one (canonical names). */
     normalize: d.normalize ?? (() => {}),
-    /** The policy applied to one item: `[kept item or null, redacted]`. */
+    /** The policy applied to one item: `[kept item or null, redacted]` (the
+     * default also says whether a kept item changed). */
     filter: d.filter ?? ((policy, item) => policy.apply(item, d.idField ?? "id")),
   };
 }
 
 /** The object componentize-js exports as `gold:entity/plugin`: bind it to the
  * name `plugin` in the app module. A `PluginError` becomes the call's error
- * (its message); anything else thrown traps, as a bug should. */
+ * (its message); anything else thrown is left to componentize-js, and fails
+ * the call as a fault of the plugin. */
 export function exportPlugin(declarations) {
   const plugin = declare(declarations);
   const guarded = (f) => (request) => {

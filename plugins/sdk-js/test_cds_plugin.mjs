@@ -59,10 +59,30 @@ test("numbers and key order come back exactly as written", () => {
   const [[item]] = sdk.crossBatch(Contacts, [], [], '{"strip":["n"]}', [s]);
   assert.equal(item[0], null, "mapping changed nothing");
   assert.deepEqual(item[1], ["changed", '{"id":"a","2":"two","big":12345678901234567890,"x":{"b":2.50,"1":1E+2,"a":-0}}']);
+  // Renamed to a key JavaScript would move first, it stays in place.
+  assert.equal(sdk.mapBatch(Contacts, [rename("n", "x")], [rename("n", "7")], ['{"id":"a","x":1}'])[0],
+    '{"id":"a","7":1}');
+  // A reduction's exact value crosses exactly into an item read the fast way.
+  const busy = '{"reduce":[{"when":[{"field":"id","in":["b"]}],"keep":[],"set":{"n":2.50,"m":{"2":0,"a":1}}}]}';
+  assert.deepEqual(sdk.crossBatch(Contacts, [], [], busy, ['{"id":"b"}'])[0][0][1],
+    ["changed", '{"id":"b","n":2.50,"m":{"2":0,"a":1}}']);
+  // A RawNumber put into such an item by a hook is written as it is, too.
+  assert.equal(sdk.stringify({ id: "c", n: new sdk.RawNumber("1.50") }), '{"id":"c","n":1.50}');
   // A key `__proto__` is a field like any other.
   const p = '{"id":"p","__proto__":{"polluted":true}}';
   assert.equal(sdk.mapBatch(Contacts, [], [], [p])[0], p);
   assert.equal({}.polluted, undefined);
+});
+
+test("strings sort by code point", () => {
+  const words = ["b", "\uffee", "😀", "a", "ab", "", "\ud7ff"];
+  const rust = [...words].sort((x, y) => {
+    const [p, q] = [[...x].map((c) => c.codePointAt(0)), [...y].map((c) => c.codePointAt(0))];
+    for (let i = 0; i < Math.min(p.length, q.length); i++) if (p[i] !== q[i]) return p[i] - q[i];
+    return p.length - q.length;
+  });
+  assert.deepEqual([...words].sort(sdk.byCodePoint), rust);
+  assert.deepEqual(rust.slice(-2), ["\uffee", "😀"]);
 });
 
 test("errors name the item", () => {

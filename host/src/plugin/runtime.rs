@@ -452,7 +452,8 @@ impl Runtime {
                      (wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem, \
                      wasi:sockets), through which it gets no files, network, environment \
                      or real time (docs/SECURITY.md). Build it without that dependency \
-                     (for JavaScript: `jco componentize --disable http`)",
+                     (for JavaScript: componentize-js or `jco componentize` with `-d http \
+                     fetch-event`)",
                     refused
                         .iter()
                         .map(|i| format!("`{i}`"))
