@@ -452,8 +452,7 @@ impl Runtime {
                      (wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem, \
                      wasi:sockets), through which it gets no files, network, environment \
                      or real time (docs/SECURITY.md). Build it without that dependency \
-                     (for JavaScript: componentize-js or `jco componentize` with `-d http \
-                     fetch-event`)",
+                     (JavaScript: componentize-js `-d http fetch-event`)",
                     refused
                         .iter()
                         .map(|i| format!("`{i}`"))
