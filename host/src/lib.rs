@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod base;
+pub mod cards;
 pub mod cli;
 pub mod config;
 pub mod conflict_log;

@@ -23,12 +23,14 @@ pub enum Lang {
     Js,
 }
 
-/// One file of a project: its path in the project, its text, and whether
-/// it is a script to run.
+/// One file of a project: its path in the project, its text, whether it is
+/// a script to run, and whether it is a template (`{{name}}` filled in) or
+/// copied as it is (the SDKs and the WIT).
 struct File {
     path: &'static str,
     text: &'static str,
     script: bool,
+    template: bool,
 }
 
 const fn file(path: &'static str, text: &'static str) -> File {
@@ -36,6 +38,7 @@ const fn file(path: &'static str, text: &'static str) -> File {
         path,
         text,
         script: false,
+        template: true,
     }
 }
 
@@ -44,6 +47,16 @@ const fn script(path: &'static str, text: &'static str) -> File {
         path,
         text,
         script: true,
+        template: true,
+    }
+}
+
+const fn verbatim(path: &'static str, text: &'static str) -> File {
+    File {
+        path,
+        text,
+        script: false,
+        template: false,
     }
 }
 
@@ -53,7 +66,7 @@ const SCHEMA: &str = include_str!("../templates/common/schema.json");
 /// Every language's files but the schema, which is JSON in Rust's and
 /// Python's projects and a module in JavaScript's.
 const COMMON: &[File] = &[
-    file("wit/entity.wit", WIT),
+    verbatim("wit/entity.wit", WIT),
     file(
         "sample-items.json",
         include_str!("../templates/common/sample-items.json"),
@@ -72,22 +85,22 @@ const RUST: &[File] = &[
     file(".gitignore", "/target\n*.wasm\n"),
     // The guest SDK and the two crates it shares with the host, as they are
     // in this binary's source, with manifests of their own.
-    file("vendor/sdk/Cargo.toml", VENDOR_SDK_MANIFEST),
-    file(
+    verbatim("vendor/sdk/Cargo.toml", VENDOR_SDK_MANIFEST),
+    verbatim(
         "vendor/sdk/src/lib.rs",
         include_str!("../../plugins/sdk/src/lib.rs"),
     ),
-    file(
+    verbatim(
         "vendor/sdk/src/lazy.rs",
         include_str!("../../plugins/sdk/src/lazy.rs"),
     ),
-    file("vendor/json/Cargo.toml", VENDOR_JSON_MANIFEST),
-    file(
+    verbatim("vendor/json/Cargo.toml", VENDOR_JSON_MANIFEST),
+    verbatim(
         "vendor/json/src/lib.rs",
         include_str!("../../plugins/json/src/lib.rs"),
     ),
-    file("vendor/policy/Cargo.toml", VENDOR_POLICY_MANIFEST),
-    file(
+    verbatim("vendor/policy/Cargo.toml", VENDOR_POLICY_MANIFEST),
+    verbatim(
         "vendor/policy/src/lib.rs",
         include_str!("../../plugins/policy/src/lib.rs"),
     ),
@@ -105,7 +118,7 @@ const PYTHON: &[File] = &[
     ),
     script("build.sh", include_str!("../templates/python/build.sh")),
     file("schema.json", SCHEMA),
-    file(
+    verbatim(
         "cds_plugin.py",
         include_str!("../../plugins/sdk-python/cds_plugin.py"),
     ),
@@ -117,7 +130,7 @@ const JS: &[File] = &[
     file("test_app.mjs", include_str!("../templates/js/test_app.mjs")),
     file("package.json", include_str!("../templates/js/package.json")),
     script("build.sh", include_str!("../templates/js/build.sh")),
-    file(
+    verbatim(
         "cds_plugin.js",
         include_str!("../../plugins/sdk-js/cds_plugin.js"),
     ),
@@ -241,7 +254,14 @@ fn project(name: &str, lang: Lang) -> Vec<(String, String, bool)> {
     let mut out: Vec<(String, String, bool)> = COMMON
         .iter()
         .chain(lang.files())
-        .map(|f| (f.path.to_string(), fill(f.text), f.script))
+        .map(|f| {
+            let text = if f.template {
+                fill(f.text)
+            } else {
+                f.text.to_string()
+            };
+            (f.path.to_string(), text, f.script)
+        })
         .collect();
     if lang == Lang::Js {
         out.push((
@@ -324,11 +344,17 @@ mod tests {
                     .iter()
                     .any(|(p, t, _)| p == "wit/entity.wit" && t == WIT)
             );
-            for (path, text, _) in &files {
-                assert!(
-                    !text.contains("{{"),
-                    "{lang:?} {path} has an unfilled placeholder"
-                );
+            let text_of = |path: &str| &files.iter().find(|(p, _, _)| p == path).unwrap().1;
+            for f in lang.files().iter().chain(COMMON) {
+                if f.template {
+                    assert!(
+                        !text_of(f.path).contains("{{"),
+                        "{lang:?} {} unfilled",
+                        f.path
+                    );
+                } else {
+                    assert_eq!(text_of(f.path), f.text, "{} is copied exactly", f.path);
+                }
             }
             let readme = &files.iter().find(|(p, _, _)| p == "README.md").unwrap().1;
             assert!(readme.contains("plugins add recipes.wasm"), "{readme}");
