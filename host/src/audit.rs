@@ -111,6 +111,16 @@ pub enum Action {
     /// `backups prune`.
     #[serde(rename_all = "camelCase")]
     BackupsPrune { pruned: Vec<String>, kept: usize },
+    /// `export`: a domain's items written to a vCard or iCalendar file
+    /// (the file's path and how many items, never their values).
+    #[serde(rename_all = "camelCase")]
+    DataExport {
+        domain: String,
+        entity_type: String,
+        file: String,
+        items: usize,
+        errors: Vec<ErrorRef>,
+    },
     /// `undo`.
     #[serde(rename_all = "camelCase")]
     Undo {

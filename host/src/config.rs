@@ -334,13 +334,16 @@ impl Config {
         }
     }
 
-    /// The policy of the crossing `from->to` for `entity`.
+    /// The policy of the crossing `from->to` for `entity`: the configured
+    /// one or the default, its source-line fields guarded
+    /// ([`Policy::guarding_source_lines`]).
     pub fn policy(&self, from: &str, to: &str, entity: &str) -> Policy {
         self.policies
             .get(&format!("{from}->{to}"))
             .and_then(|m| m.get(entity))
             .cloned()
             .unwrap_or_else(|| cds_policy::default_policy(from, to, entity))
+            .guarding_source_lines()
     }
 }
 

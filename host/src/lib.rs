@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod conflict_log;
 pub mod error;
+pub mod exchange;
 pub mod faults;
 pub mod fields;
 pub mod generate;

@@ -134,6 +134,11 @@ pub static CALENDAR: std::sync::LazyLock<Vec<FieldMap>> = std::sync::LazyLock::n
             write: |c, _, item| rewrite_times(c, item),
         },
         FieldMap {
+            field: "recurrence",
+            read: read_recurrence,
+            write: |c, v, _| write_recurrence(c, v),
+        },
+        FieldMap {
             field: "location",
             read: |c| text(c, "LOCATION"),
             write: |c, v, _| set_text(c, "LOCATION", v),
@@ -535,6 +540,40 @@ fn rewrite_times(c: &mut Component, item: &Item) {
     }
 }
 
+/// The properties that say when a recurring event recurs.
+const RECURRENCE: [&str; 4] = ["RRULE", "RDATE", "EXDATE", "EXRULE"];
+
+/// A recurring event's RRULE, RDATE and EXDATE lines, as written: when it
+/// happens again (a busy block keeps them).
+fn read_recurrence(c: &Component) -> Option<Value> {
+    let lines: Vec<Value> = main(c)?
+        .props
+        .iter()
+        .filter(|p| RECURRENCE.contains(&p.name.as_str()))
+        .map(|p| Value::String(p.raw.clone()))
+        .collect();
+    (!lines.is_empty()).then_some(Value::Array(lines))
+}
+
+/// Puts the recurrence lines given in place of the component's own.
+fn write_recurrence(c: &mut Component, v: Option<&Value>) {
+    let given: Vec<&str> = v
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let text = format!("BEGIN:X\r\n{}\r\nEND:X", given.join("\r\n"));
+    let props = lines::parse(&text)
+        .map(|mut t| t.remove(0).props)
+        .unwrap_or_default();
+    let Some(m) = main_mut(c) else { return };
+    m.props.retain(|p| !RECURRENCE.contains(&p.name.as_str()));
+    m.props.extend(
+        props
+            .into_iter()
+            .filter(|p| RECURRENCE.contains(&p.name.as_str())),
+    );
+}
+
 fn read_attendees(c: &Component) -> Option<Value> {
     let list: Vec<Value> = main(c)?
         .props
@@ -747,7 +786,8 @@ pub fn export(entity: &str, items: &[Item]) -> Result<String> {
         name: "VCALENDAR".into(),
         ..Component::default()
     };
-    let mut header_done = false;
+    // The calendars' shared components (VTIMEZONEs first) before the items'.
+    let mut own = Vec::new();
     for item in items {
         let cal = export_one(entity, item);
         for p in &cal.props {
@@ -755,18 +795,18 @@ pub fn export(entity: &str, items: &[Item]) -> Result<String> {
                 out.props.push(p.clone());
             }
         }
-        header_done = true;
         for k in cal.children {
-            let shared = k.name != "VEVENT" && k.name != "VTODO";
-            if shared && out.children.iter().any(|o| same_shared(o, &k)) {
-                continue;
+            if k.name == "VEVENT" || k.name == "VTODO" {
+                own.push(k);
+            } else if !out.children.iter().any(|o| same_shared(o, &k)) {
+                out.children.push(k);
             }
-            out.children.push(k);
         }
     }
-    if !header_done {
+    if items.is_empty() {
         out = fresh_calendar();
     }
+    out.children.extend(own);
     Ok(lines::fold(&out.lines()))
 }
 
@@ -789,6 +829,59 @@ fn fresh_calendar() -> Component {
         Some("-//gold//cross-domain-sync//EN".into()),
     );
     c
+}
+
+/// The TZIDs the calendar's components name that none of its VTIMEZONEs
+/// defines.
+fn undefined_zones(cal: &Component) -> Vec<String> {
+    fn named(c: &Component, out: &mut Vec<String>) {
+        for p in &c.props {
+            if let Some(z) = p.param("TZID")
+                && !out.iter().any(|o| o == z)
+            {
+                out.push(z.to_string());
+            }
+        }
+        for k in c.children.iter().filter(|k| k.name != "VTIMEZONE") {
+            named(k, out);
+        }
+    }
+    let mut out = Vec::new();
+    named(cal, &mut out);
+    out.retain(|z| {
+        !cal.children.iter().any(|k| {
+            k.name == "VTIMEZONE" && k.prop("TZID").is_some_and(|p| super::text_of(p) == *z)
+        })
+    });
+    out
+}
+
+/// VTIMEZONEs for the zones `names` (IANA or Windows names), made by
+/// calcard from its zone data for the span of the calendar's times, as RFC
+/// 5545 asks of a TZID that an export writes.
+fn add_zones(cal: &mut Component, names: &[&String]) {
+    let text = lines::fold(&cal.lines());
+    let calcard::Entry::ICalendar(mut parsed) = calcard::Parser::new(&text).entry() else {
+        return;
+    };
+    parsed.add_missing_timezones();
+    let Ok(mut written) = lines::parse(&parsed.to_string()) else {
+        return;
+    };
+    let Some(made) = written.pop() else { return };
+    let zones = made.children.into_iter().filter(|k| {
+        k.name == "VTIMEZONE"
+            && k.prop("TZID")
+                .is_some_and(|p| names.iter().any(|n| **n == super::text_of(p)))
+    });
+    let at = cal
+        .children
+        .iter()
+        .position(|k| k.name != "VTIMEZONE")
+        .unwrap_or(0);
+    for (i, z) in zones.enumerate() {
+        cal.children.insert(at + i, z);
+    }
 }
 
 /// One item as a calendar of its own: its lines with what changed written
@@ -814,7 +907,21 @@ pub fn export_one(entity: &str, item: &Item) -> Component {
     let maps = fields(entity)
         .iter()
         .filter(|m| (stamped || m.field != "lastModified") && (uid || m.field != "id"));
+    let undefined = undefined_zones(&cal);
     super::write_fields(&mut cal, item, maps);
+    if fresh && let Some(m) = main_mut(&mut cal) {
+        // RFC 5545 asks every event and to-do for one.
+        let stamp = item.get("lastModified").and_then(super::utc_value);
+        super::set_prop(m, "DTSTAMP", Some(Vec::new()), stamp);
+    }
+    let now_undefined = undefined_zones(&cal);
+    let new: Vec<&String> = now_undefined
+        .iter()
+        .filter(|z| !undefined.contains(z))
+        .collect();
+    if !new.is_empty() {
+        add_zones(&mut cal, &new);
+    }
     let extra = super::extra_of(item, fields(entity), RAW);
     if let Some(m) = main_mut(&mut cal) {
         super::write_extra(m, extra.as_ref());

@@ -119,6 +119,25 @@ pub fn export(entity: &str, items: &[Item]) -> Result<String> {
     }
 }
 
+/// A file's bytes as text: UTF-8, as vCard 4.0 and iCalendar require. Text
+/// in another encoding (an old vCard 2.1 export in Windows-1252, say) is
+/// refused naming the line, rather than guessed at.
+pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes()[..valid]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        invalid(
+            path,
+            line,
+            "the file is not UTF-8 text; convert it first (for example `iconv -f WINDOWS-1252 \
+             -t UTF-8`)",
+        )
+    })
+}
+
 /// What reading a file's components needs besides them.
 pub struct Ctx<'a> {
     pub path: &'a Path,
@@ -158,10 +177,43 @@ pub fn write_fields<'m>(
 ) {
     for m in maps {
         let now = item.get(m.field).filter(|v| !v.is_null());
-        if (m.read)(c).as_ref() != now {
+        if !equivalent(m.field, (m.read)(c).as_ref(), now) {
             (m.write)(c, now, item);
         }
     }
+}
+
+/// Whether two values of `field` differ only in how they are written: an
+/// email address by case and spaces, a phone number by its separators, a
+/// time by its offset (the plugins normalise these as items cross, and a
+/// file's own way of writing them is kept unless the value changed).
+fn equivalent(field: &str, a: Option<&Value>, b: Option<&Value>) -> bool {
+    use cds_policy::normalize::{normalize_email, normalize_phone};
+    let norm = |v: Option<&Value>| -> Option<Value> {
+        let f: fn(&str) -> String = match field {
+            "email" | "attendees" => normalize_email,
+            "phone" => normalize_phone,
+            "lastModified" | "start" | "end" | "due" => |s| {
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.timestamp_nanos_opt().unwrap_or_default().to_string())
+                    .unwrap_or_else(|_| s.to_string())
+            },
+            _ => return v.cloned(),
+        };
+        v.map(|v| match v {
+            Value::String(s) => Value::String(f(s)),
+            Value::Array(a) => Value::Array(
+                a.iter()
+                    .map(|e| {
+                        e.as_str()
+                            .map_or_else(|| e.clone(), |s| Value::String(f(s)))
+                    })
+                    .collect(),
+            ),
+            other => other.clone(),
+        })
+    };
+    a == b || norm(a) == norm(b)
 }
 
 /// Reads every field of `maps` from `c` into `item`.
@@ -209,12 +261,11 @@ pub fn set_prop(
         Some(i) => (c.props[i].group.clone(), c.props[i].params.clone()),
         None => (None, Vec::new()),
     };
-    let params: Vec<(String, String)> = match params {
-        Some(p) => p,
+    let params: Vec<(String, Vec<String>)> = match params {
+        Some(p) => p.into_iter().map(|(n, v)| (n, vec![v])).collect(),
         None => old
             .into_iter()
             .filter(|(n, _)| n != "ENCODING" && n != "CHARSET")
-            .map(|(n, v)| (n, v.join(",")))
             .collect(),
     };
     let mut raw = String::new();
@@ -223,16 +274,21 @@ pub fn set_prop(
         raw.push('.');
     }
     raw.push_str(name);
-    for (n, v) in &params {
+    for (n, values) in &params {
         raw.push(';');
         raw.push_str(n);
         raw.push('=');
-        if v.contains([':', ';', ',']) {
-            raw.push('"');
-            raw.push_str(v);
-            raw.push('"');
-        } else {
-            raw.push_str(v);
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                raw.push(',');
+            }
+            if v.contains([':', ';', ',']) {
+                raw.push('"');
+                raw.push_str(v);
+                raw.push('"');
+            } else {
+                raw.push_str(v);
+            }
         }
     }
     raw.push(':');
@@ -241,7 +297,7 @@ pub fn set_prop(
         line: 0,
         group,
         name: name.to_string(),
-        params: params.into_iter().map(|(n, v)| (n, vec![v])).collect(),
+        params,
         value,
         raw,
     };
@@ -330,11 +386,17 @@ pub fn read_extra(c: &Component) -> Option<Value> {
     }
 }
 
-/// The item's fields no map covers, but for `raw_field`.
+/// What the host writes on items it copies (`syncedAt`, `syncDirection`):
+/// its bookkeeping, not the item's, so not written into a file.
+const BOOKKEEPING: [&str; 2] = ["syncedAt", "syncDirection"];
+
+/// The item's fields no map covers, but for `raw_field` and the host's
+/// bookkeeping.
 pub fn extra_of(item: &Item, maps: &[FieldMap], raw_field: &str) -> Option<Value> {
     let extra: Map<String, Value> = item
         .iter()
-        .filter(|(k, _)| *k != raw_field && !maps.iter().any(|m| m.field == *k))
+        .filter(|(k, _)| *k != raw_field && !BOOKKEEPING.contains(&k.as_str()))
+        .filter(|(k, _)| !maps.iter().any(|m| m.field == *k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     (!extra.is_empty()).then_some(Value::Object(extra))

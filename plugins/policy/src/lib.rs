@@ -12,6 +12,8 @@
 //!    fields and gets the `set` values (a calendar "busy block");
 //! 3. `strip`: these fields are removed from every item that crosses.
 
+pub mod normalize;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -133,7 +135,26 @@ impl Rule {
     }
 }
 
+/// The fields that carry an imported item's original lines (every property
+/// of its vCard or iCalendar file, the mapped ones too).
+pub const SOURCE_FIELDS: [&str; 2] = ["x-vcard", "x-ical"];
+
 impl Policy {
+    /// The policy with the source-line fields stripped whenever it strips or
+    /// reduces anything: those lines hold every property of the item, so a
+    /// stripped birthday would otherwise cross in its `BDAY` line. An item
+    /// crosses with its lines only where the policy takes nothing away.
+    pub fn guarding_source_lines(mut self) -> Policy {
+        if !self.strip.is_empty() || !self.reduce.is_empty() {
+            for f in SOURCE_FIELDS {
+                if !self.strip.iter().any(|s| s == f) {
+                    self.strip.push(f.to_string());
+                }
+            }
+        }
+        self
+    }
+
     /// True when the policy changes nothing.
     pub fn is_empty(&self) -> bool {
         self.withhold.is_empty() && self.reduce.is_empty() && self.strip.is_empty()
@@ -296,9 +317,19 @@ pub fn default_policy(from: &str, to: &str, entity: &str) -> Policy {
     let private = || rule("category", &["personal", "family"]);
     let busy = |when: Vec<Rule>| Reduction {
         when,
-        keep: ["id", "start", "end", "allDay", "lastModified"]
-            .map(String::from)
-            .to_vec(),
+        // An imported event's zone (its TZID) and recurrence (its RRULE,
+        // RDATE and EXDATE lines) stay with its times.
+        keep: [
+            "id",
+            "start",
+            "end",
+            "allDay",
+            "timeZone",
+            "recurrence",
+            "lastModified",
+        ]
+        .map(String::from)
+        .to_vec(),
         set: [("title".to_string(), Value::String("Busy".into()))]
             .into_iter()
             .collect(),

@@ -101,41 +101,7 @@ mod hooks {
     }
 }
 
-/// Lower-cases and trims an email address.
-pub fn normalize_email(s: &str) -> String {
-    s.trim().to_lowercase()
-}
-
-/// Reduces a phone number to a leading `+` and digits, when it is made only of
-/// digits and the usual separators; anything else (an extension, letters) is
-/// left as written rather than guessed at.
-pub fn normalize_phone(s: &str) -> String {
-    let t = s.trim();
-    let mut out = String::with_capacity(t.len());
-    for (i, c) in t.chars().enumerate() {
-        match c {
-            '0'..='9' => out.push(c),
-            '+' if i == 0 => out.push(c),
-            ' ' | '-' | '.' | '(' | ')' | '/' => {}
-            _ => return t.to_string(),
-        }
-    }
-    if out.trim_start_matches('+').is_empty() {
-        t.to_string()
-    } else {
-        out
-    }
-}
-
-/// Normalises an address: an email (it has an `@`) as [`normalize_email`],
-/// anything else as a phone number ([`normalize_phone`]).
-pub fn normalize_address(s: &str) -> String {
-    if s.contains('@') {
-        normalize_email(s)
-    } else {
-        normalize_phone(s)
-    }
-}
+pub use cds_policy::normalize::{normalize_address, normalize_email, normalize_phone};
 
 /// Converts an RFC 3339 timestamp to UTC with a `Z` suffix.
 pub fn normalize_timestamp(s: &str) -> Result<String, String> {
