@@ -164,6 +164,15 @@ impl ErrorRef {
             .collect();
         ErrorRef { code, at }
     }
+
+    /// What an entry records of a command's result: its error, if any (as
+    /// a list, which is what entries hold), and its status.
+    pub fn outcome<T>(result: &crate::error::Result<T>) -> (Vec<ErrorRef>, Status) {
+        match result {
+            Ok(_) => (Vec::new(), Status::Success),
+            Err(e) => (vec![ErrorRef::of(e.code, &e.details)], Status::Failed),
+        }
+    }
 }
 
 impl Entry {

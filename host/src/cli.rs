@@ -653,18 +653,7 @@ fn sync(a: &SyncArgs, c: &Common) -> i32 {
         );
         return exit_status(&record);
     }
-    if record.status == Status::Failed {
-        let e = &record.errors[0];
-        let err = Error::from(crate::error::ErrorData {
-            code: e.code,
-            message: e.message.clone(),
-            help: e.help.clone(),
-            details: e.details.clone(),
-        });
-        return report_error(false, &err);
-    }
-    print_human(&record);
-    0
+    print_record(&record)
 }
 
 /// `import`: the file staged, then the sync into the domain, printed as a
@@ -719,18 +708,7 @@ fn import(req: crate::exchange::ImportRequest, c: &Common) -> i32 {
             summary.unmapped.join(", ")
         );
     }
-    if record.status == Status::Failed {
-        let e = &record.errors[0];
-        let err = Error::from(crate::error::ErrorData {
-            code: e.code,
-            message: e.message.clone(),
-            help: e.help.clone(),
-            details: e.details.clone(),
-        });
-        return report_error(false, &err);
-    }
-    print_human(&record);
-    0
+    print_record(&record)
 }
 
 /// `export`: one file written, and how many items it holds.
@@ -758,6 +736,23 @@ fn export(req: crate::exchange::ExportRequest, c: &Common) -> i32 {
         }
         Err(e) => report_error(c.json, &e),
     }
+}
+
+/// A sync's record as a person reads it: the seed's report, or its error
+/// in the seed's error shape; the exit status.
+fn print_record(record: &SyncRecord) -> i32 {
+    if record.status == Status::Failed {
+        let e = &record.errors[0];
+        let err = Error::from(crate::error::ErrorData {
+            code: e.code,
+            message: e.message.clone(),
+            help: e.help.clone(),
+            details: e.details.clone(),
+        });
+        return report_error(false, &err);
+    }
+    print_human(record);
+    0
 }
 
 fn exit_status(r: &SyncRecord) -> i32 {
@@ -897,6 +892,7 @@ fn plugins(cmd: PluginsCmd, c: &Common) -> i32 {
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             let user = c.user().unwrap_or_else(crate::request::default_user);
             let result = host.registry.add(&file, &now);
+            let (errors, status) = crate::audit::ErrorRef::outcome(&result);
             let entry = crate::audit::Entry::new(
                 now.clone(),
                 user,
@@ -907,17 +903,9 @@ fn plugins(cmd: PluginsCmd, c: &Common) -> i32 {
                         sha256: i.sha256.clone(),
                         plugin_version: i.plugin_version.clone(),
                     }),
-                    errors: result
-                        .as_ref()
-                        .err()
-                        .map(|e| vec![crate::audit::ErrorRef::of(e.code, &e.details)])
-                        .unwrap_or_default(),
+                    errors,
                 },
-                if result.is_ok() {
-                    crate::record::Status::Success
-                } else {
-                    crate::record::Status::Failed
-                },
+                status,
             );
             if host.data.root.is_dir()
                 && let Err(e) = host.audit(entry)

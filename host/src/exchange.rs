@@ -15,7 +15,7 @@ use crate::cards::{self, Format};
 use crate::config::{DomainConfig, Right};
 use crate::error::{Code, Error, Result};
 use crate::install::Host;
-use crate::record::{Status, SyncRecord};
+use crate::record::SyncRecord;
 use crate::sync::{Cancel, Progress};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -181,6 +181,7 @@ pub struct ExportRequest {
 pub fn export(host: &Host, req: &ExportRequest, user: &str) -> Result<usize> {
     let result = write_export(host, req, user);
     let now = crate::install::rfc3339(chrono::Utc::now());
+    let (errors, status) = crate::audit::ErrorRef::outcome(&result);
     let entry = Entry::new(
         now,
         user.to_string(),
@@ -189,17 +190,9 @@ pub fn export(host: &Host, req: &ExportRequest, user: &str) -> Result<usize> {
             entity_type: req.entity.clone(),
             file: req.out.display().to_string(),
             items: *result.as_ref().unwrap_or(&0),
-            errors: result
-                .as_ref()
-                .err()
-                .map(|e| vec![crate::audit::ErrorRef::of(e.code, &e.details)])
-                .unwrap_or_default(),
+            errors,
         },
-        if result.is_ok() {
-            Status::Success
-        } else {
-            Status::Failed
-        },
+        status,
     );
     if host.data.root.is_dir() {
         host.audit(entry)?;

@@ -587,17 +587,14 @@ fn callers_for_one_plugin_at_once_share_one_load() {
     assert!(reg.unloaded_installed(&wanted).is_empty());
 }
 
-#[test]
-fn a_hostile_javascript_plugin_is_contained() {
-    // Built by componentize-js: a JavaScript engine inside, importing WASI,
-    // and the WASI interfaces for files, the environment and sockets by
-    // name. Each attempt fails with what the deny-all world refused, and the
-    // host goes on.
+/// A hostile plugin built by a language's componentizer (`wasm`), which
+/// imports WASI: each attempt fails with what the deny-all world refused,
+/// and the host goes on.
+fn a_hostile_language_plugin_is_contained(wasm: &std::path::Path) {
     let rt = Runtime::new(small(), Some(common::cache_dir())).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut reg = Registry::open(rt, dir.path()).unwrap();
-    reg.add(&common::hostile_plugin_js(), "2026-01-12T10:00:00Z")
-        .unwrap();
+    reg.add(wasm, "2026-01-12T10:00:00Z").unwrap();
     assert!(reg.get("hostile").unwrap().instance.wasi);
     assert_eq!(run(&reg, "behave").unwrap(), 2);
     expect_plugin_error(&reg, "read-file", "cannot read /etc/passwd");
@@ -610,21 +607,14 @@ fn a_hostile_javascript_plugin_is_contained() {
 }
 
 #[test]
+fn a_hostile_javascript_plugin_is_contained() {
+    // Built by componentize-js: a JavaScript engine inside, and the WASI
+    // interfaces for files, the environment and sockets imported by name.
+    a_hostile_language_plugin_is_contained(&common::hostile_plugin_js());
+}
+
+#[test]
 fn a_hostile_python_plugin_is_contained() {
-    // Built by componentize-py: CPython inside, importing WASI. Each attempt
-    // fails with what the deny-all world refused, and the host goes on.
-    let rt = Runtime::new(small(), Some(common::cache_dir())).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = Registry::open(rt, dir.path()).unwrap();
-    reg.add(&common::hostile_plugin_python(), "2026-01-12T10:00:00Z")
-        .unwrap();
-    assert!(reg.get("hostile").unwrap().instance.wasi);
-    assert_eq!(run(&reg, "behave").unwrap(), 2);
-    expect_plugin_error(&reg, "read-file", "cannot read /etc/passwd");
-    expect_plugin_error(&reg, "list-root", "cannot list /");
-    expect_plugin_error(&reg, "env", "no environment variables and no arguments");
-    connects_to_nothing(&reg);
-    still_works(&reg);
-    expect_plugin_error(&reg, "loop", "ran out of its CPU budget in `cross-batch`");
-    expect_plugin_error(&reg, "membomb", "exceeded its memory limit of 64 MiB");
+    // Built by componentize-py: CPython inside.
+    a_hostile_language_plugin_is_contained(&common::hostile_plugin_python());
 }
