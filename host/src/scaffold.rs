@@ -363,7 +363,7 @@ mod tests {
         let rust = project("my-type", Lang::Rust);
         let build = &rust.iter().find(|(p, _, _)| p == "build.sh").unwrap().1;
         assert!(
-            build.contains("release/my_type_plugin.wasm my-type.wasm"),
+            build.contains("release/my_type_plugin.wasm\" my-type.wasm"),
             "{build}"
         );
     }
