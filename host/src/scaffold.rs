@@ -104,6 +104,10 @@ const RUST: &[File] = &[
         "vendor/policy/src/lib.rs",
         include_str!("../../plugins/policy/src/lib.rs"),
     ),
+    verbatim(
+        "vendor/policy/src/normalize.rs",
+        include_str!("../../plugins/policy/src/normalize.rs"),
+    ),
 ];
 
 const PYTHON: &[File] = &[
@@ -366,6 +370,23 @@ mod tests {
             build.contains("release/my_type_plugin.wasm\" my-type.wasm"),
             "{build}"
         );
+    }
+
+    #[test]
+    fn every_source_file_of_the_sdk_crates_is_vendored() {
+        // A file added to one of these crates must be added to RUST too, or a
+        // new Rust project will not build.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+        for (krate, vendored) in [("sdk", "sdk"), ("json", "json"), ("policy", "policy")] {
+            for e in std::fs::read_dir(root.join(krate).join("src")).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                let path = format!("vendor/{vendored}/src/{name}");
+                assert!(
+                    RUST.iter().any(|f| f.path == path),
+                    "{path} is not vendored"
+                );
+            }
+        }
     }
 
     #[test]
