@@ -18,6 +18,8 @@ Examples:
   cross-domain-sync --source personal --target business --entities contacts,calendar
   cross-domain-sync --source personal --target business --direction bidirectional --dry-run
   cross-domain-sync audit verify
+  cross-domain-sync import contacts.vcf --domain personal
+  cross-domain-sync plugins new recipes --lang js
 
 Domains: personal, business (more when configured in cross_domain_config.json).
 Entity types: contacts, calendar, tasks, documents, communications, and any installed plugin.
