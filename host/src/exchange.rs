@@ -40,6 +40,8 @@ pub struct ImportSummary {
     pub unmapped: Vec<String>,
     /// The domain the file's items were staged as.
     pub staged_as: String,
+    /// Its folder.
+    pub staged_in: PathBuf,
 }
 
 /// The staging domain of a file: `import-` and its name in the characters a
@@ -101,7 +103,10 @@ fn stage(host: &mut Host, req: &ImportRequest, user: &str) -> Result<(ImportSumm
         }
     }
     let staged_as = staging_name(&req.file);
-    let rel = format!(".import/{}", &staged_as["import-".len()..]);
+    // A dry run stages into a folder of its own, removed after it, so that
+    // it leaves the last import's staging (and everything else) as it was.
+    let suffix = if req.dry_run { ".dry-run" } else { "" };
+    let rel = format!(".import/{}{suffix}", &staged_as["import-".len()..]);
     let dir = host.paths.data_dir.join(&rel);
     std::fs::create_dir_all(&dir).map_err(|e| Error::storage("create", &dir, e))?;
     for (entity, items) in &imported.items {
@@ -140,6 +145,7 @@ fn stage(host: &mut Host, req: &ImportRequest, user: &str) -> Result<(ImportSumm
             .collect(),
         unmapped: imported.unmapped,
         staged_as,
+        staged_in: dir,
     };
     Ok((summary, invocation))
 }
@@ -165,6 +171,9 @@ pub fn import(
     }
     let (summary, invocation) = stage(host, req, user)?;
     let record = host.sync(&invocation, user, progress, cancel);
+    if req.dry_run {
+        let _ = std::fs::remove_dir_all(&summary.staged_in);
+    }
     Ok((summary, record))
 }
 

@@ -348,6 +348,16 @@ fn an_import_is_audited_undoable_and_keeps_edits_made_since() {
     let card = "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:c1\r\nFN:Ann Lee\r\nEMAIL;TYPE=work:ann@example.org\r\nX-CUSTOM;X-P=1:kept\r\nREV:20260101T000000Z\r\nEND:VCARD\r\n";
     s.write_raw("people.vcf", card);
     let file = s.path().join("people.vcf");
+    // A dry run plans and leaves everything as it was.
+    let before = s.snapshot();
+    let (code, rec) = import(&s, &file, &["--dry-run"]);
+    assert_eq!(code, 0, "{rec}");
+    assert_eq!(rec["status"], "dry_run");
+    assert_eq!(rec["results"]["contacts"]["added"], 1);
+    assert_eq!(s.snapshot(), before);
+    for staged in ["people", "people.dry-run"] {
+        assert!(!s.data().join(".import").join(staged).exists(), "{staged}");
+    }
     let (code, rec) = import(&s, &file, &["--category", "family"]);
     assert_eq!(code, 0, "{rec}");
     let c = s.item("personal", "contacts", "c1").unwrap();
