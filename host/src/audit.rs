@@ -111,6 +111,14 @@ pub enum Action {
     /// `backups prune`.
     #[serde(rename_all = "camelCase")]
     BackupsPrune { pruned: Vec<String>, kept: usize },
+    /// `import` refused before its sync started (a file that cannot be
+    /// read); an import that reaches its sync is audited as `DATA_SYNC`.
+    #[serde(rename_all = "camelCase")]
+    DataImport {
+        domain: String,
+        file: String,
+        errors: Vec<ErrorRef>,
+    },
     /// `export`: a domain's items written to a vCard or iCalendar file
     /// (the file's path and how many items, never their values).
     #[serde(rename_all = "camelCase")]

@@ -60,9 +60,9 @@ fn staging_name(file: &Path) -> String {
     format!("import-{}", if slug.is_empty() { "file" } else { slug })
 }
 
-/// Reads the file and stages its items; `(summary, invocation)` of the sync
-/// that carries them into the domain.
-fn stage(host: &mut Host, req: &ImportRequest, user: &str) -> Result<(ImportSummary, Value)> {
+/// The file's items, read as its format, with `--category` set on those
+/// that name none.
+fn read(req: &ImportRequest) -> Result<(Format, cards::Imported)> {
     let bytes = std::fs::read(&req.file).map_err(|e| Error::storage("read", &req.file, e))?;
     let text = cards::decode(&req.file, bytes)?;
     let format = Format::of(&req.file, &text).ok_or_else(|| {
@@ -102,6 +102,22 @@ fn stage(host: &mut Host, req: &ImportRequest, user: &str) -> Result<(ImportSumm
             }
         }
     }
+    Ok((format, imported))
+}
+
+/// Reads the file and stages its items; `(summary, invocation)` of the sync
+/// that carries them into the domain.
+fn stage(host: &mut Host, req: &ImportRequest, user: &str) -> Result<(ImportSummary, Value)> {
+    if !host.config.domains.contains_key(&req.domain) {
+        return Err(Error::new(Code::DomainNotFound, "Invalid domain specified")
+            .with_help(format!(
+                "Valid domains: {}",
+                host.config.domain_names().join(", ")
+            ))
+            .with_help(format!("Target domain '{}' not found", req.domain))
+            .with("domain", req.domain.as_str()));
+    }
+    let (format, imported) = read(req)?;
     let staged_as = staging_name(&req.file);
     // A dry run stages into a folder of its own, removed after it, so that
     // it leaves the last import's staging (and everything else) as it was.
@@ -160,16 +176,26 @@ pub fn import(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<(ImportSummary, SyncRecord)> {
-    if !host.config.domains.contains_key(&req.domain) {
-        return Err(Error::new(Code::DomainNotFound, "Invalid domain specified")
-            .with_help(format!(
-                "Valid domains: {}",
-                host.config.domain_names().join(", ")
-            ))
-            .with_help(format!("Target domain '{}' not found", req.domain))
-            .with("domain", req.domain.as_str()));
-    }
-    let (summary, invocation) = stage(host, req, user)?;
+    let (summary, invocation) = match stage(host, req, user) {
+        Ok(staged) => staged,
+        Err(e) => {
+            // Refused before any sync: audited as the import it was.
+            let entry = Entry::new(
+                crate::install::rfc3339(chrono::Utc::now()),
+                user.to_string(),
+                Action::DataImport {
+                    domain: req.domain.clone(),
+                    file: req.file.display().to_string(),
+                    errors: vec![crate::audit::ErrorRef::of(e.code, &e.details)],
+                },
+                crate::record::Status::Failed,
+            );
+            if host.data.root.is_dir() {
+                host.audit(entry)?;
+            }
+            return Err(e);
+        }
+    };
     let record = host.sync(&invocation, user, progress, cancel);
     if req.dry_run {
         let _ = std::fs::remove_dir_all(&summary.staged_in);

@@ -420,6 +420,20 @@ fn a_file_that_cannot_be_read_is_refused_naming_file_and_line() {
     );
     assert_eq!(v["errors"][0]["line"], 5);
     assert!(s.items("personal", "calendar").is_empty());
+    // Audited, with the file and the code, not the text.
+    let audit = s.audit();
+    let entry = audit.last().unwrap();
+    assert_eq!(entry["action"], "DATA_IMPORT");
+    assert_eq!(entry["outcome"], "failed");
+    assert_eq!(entry["errors"][0]["code"], "DATA_FORMAT_INVALID");
+    assert!(!entry.to_string().contains("no property"), "{entry}");
+    // So is one into a domain that does not exist.
+    let (code, v) = s.run_json(&["import", file.to_str().unwrap(), "--domain", "nowhere"]);
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(
+        s.audit().last().unwrap()["errors"][0]["code"],
+        "DOMAIN_NOT_FOUND"
+    );
 }
 
 #[test]
