@@ -223,6 +223,18 @@ impl EntityMappings {
     }
 }
 
+/// `policy` (canonical names) in the names of the domain whose renames are
+/// `fields` (`(canonical, local)` pairs): what a plugin and the host's check
+/// see for a crossing into that domain.
+pub fn in_local_names(policy: &Policy, fields: &[(String, String)]) -> Policy {
+    policy.renamed(|f| {
+        fields
+            .iter()
+            .find(|(c, _)| c == f)
+            .map_or_else(|| f.to_string(), |(_, l)| l.clone())
+    })
+}
+
 /// A name usable as a domain: lower-case letters, digits, `-`, `_`.
 pub fn is_safe_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -109,13 +109,12 @@ fn read(req: &ImportRequest) -> Result<(Format, cards::Imported)> {
 /// that carries them into the domain.
 fn stage(host: &mut Host, req: &ImportRequest, user: &str) -> Result<(ImportSummary, Value)> {
     if !host.config.domains.contains_key(&req.domain) {
-        return Err(Error::new(Code::DomainNotFound, "Invalid domain specified")
-            .with_help(format!(
-                "Valid domains: {}",
-                host.config.domain_names().join(", ")
-            ))
-            .with_help(format!("Target domain '{}' not found", req.domain))
-            .with("domain", req.domain.as_str()));
+        let domains = host.config.domain_names();
+        return Err(crate::request::unknown_domain(
+            &domains,
+            "Target",
+            &req.domain,
+        ));
     }
     let (format, imported) = read(req)?;
     let staged_as = staging_name(&req.file);
@@ -259,12 +258,8 @@ fn write_export(host: &Host, req: &ExportRequest, user: &str) -> Result<usize> {
         )));
     }
     let rel = host.config.domain_path(&req.domain).ok_or_else(|| {
-        Error::new(Code::DomainNotFound, "Invalid domain specified")
-            .with_help(format!(
-                "Valid domains: {}",
-                host.config.domain_names().join(", ")
-            ))
-            .with("domain", req.domain.as_str())
+        let domains = host.config.domain_names();
+        crate::request::unknown_domain(&domains, "Source", &req.domain)
     })?;
     if !host.config.allows(user, &req.domain, Right::Read) {
         return Err(Error::new(

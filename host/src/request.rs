@@ -220,11 +220,7 @@ pub fn resolve(
                 .get(&side[2..])
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            return Err(Error::new(Code::DomainNotFound, "Invalid domain specified")
-                .with_help(format!("Valid domains: {}", domains.join(", ")))
-                .with_help(format!("{label} domain '{name}' not found"))
-                .with("path", side)
-                .with("domain", name));
+            return Err(unknown_domain(&domains, label, name).with("path", side));
         }
     }
     let bad_entities: Vec<String> = violations
@@ -323,4 +319,14 @@ pub fn invocation_schema(domains: &[String], entities: &[String]) -> Value {
             serde_json::json!({"type": "string", "minLength": 1, "enum": entities});
     }
     s
+}
+
+/// `DOMAIN_NOT_FOUND` for a domain no configuration names, in the seed's
+/// words: the valid domains, then which side (`Source`, `Target`) was not
+/// found.
+pub fn unknown_domain(domains: &[String], label: &str, name: &str) -> Error {
+    Error::new(Code::DomainNotFound, "Invalid domain specified")
+        .with_help(format!("Valid domains: {}", domains.join(", ")))
+        .with_help(format!("{label} domain '{name}' not found"))
+        .with("domain", name)
 }

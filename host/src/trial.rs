@@ -251,12 +251,8 @@ fn cross(
     let entity = plugin.name();
     let from_fields = host.mappings.fields(from, entity);
     let to_fields = host.mappings.fields(to, entity);
-    let policy = host.config.policy(from, to, entity).renamed(|f| {
-        to_fields
-            .iter()
-            .find(|(c, _)| c == f)
-            .map_or_else(|| f.to_string(), |(_, l)| l.clone())
-    });
+    let canonical = host.config.policy(from, to, entity);
+    let policy = crate::config::in_local_names(&canonical, &to_fields);
     let shapes = Shapes {
         from_domain: from,
         to_domain: to,

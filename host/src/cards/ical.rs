@@ -629,7 +629,7 @@ fn write_attendees(c: &mut Component, v: Option<&Value>) {
 ///
 /// Long: one pass over each calendar that sorts its components into the
 /// calendar's own, the events and the to-dos by UID, then one item a UID.
-pub fn import(top: &[Component], _text: &str, ctx: &Ctx<'_>) -> Result<Imported> {
+pub fn import(top: &[Component], ctx: &Ctx<'_>) -> Result<Imported> {
     let mut calendar: Vec<Item> = Vec::new();
     let mut tasks: Vec<Item> = Vec::new();
     let mut unmapped = Vec::new();
@@ -902,7 +902,7 @@ pub fn export_one(entity: &str, item: &Item) -> Component {
     // lastModified came from the file's time); its UID, if it had none,
     // stays unwritten (its id was made from its lines).
     let has = |name: &str| main(&cal).is_some_and(|m| m.prop(name).is_some());
-    let stamped = fresh || (fields(entity)[2].read)(&cal).is_some();
+    let stamped = fresh || super::read_field(fields(entity), "lastModified", &cal).is_some();
     let uid = fresh || has("UID");
     let maps = fields(entity)
         .iter()

@@ -61,14 +61,6 @@ impl Format {
         }
     }
 
-    /// The entity types the format carries.
-    pub fn entities(self) -> &'static [&'static str] {
-        match self {
-            Format::Vcard => &["contacts"],
-            Format::Icalendar => &["calendar", "tasks"],
-        }
-    }
-
     /// The format that carries `entity`.
     pub fn for_entity(entity: &str) -> Option<Format> {
         match entity {
@@ -103,7 +95,7 @@ pub fn import(path: &Path, text: &str, format: Format, fallback_time: &str) -> R
             items: vec![("contacts".into(), items)],
             unmapped: Vec::new(),
         }),
-        Format::Icalendar => ical::import(&top, text, &ctx),
+        Format::Icalendar => ical::import(&top, &ctx),
     }
 }
 
@@ -214,6 +206,13 @@ fn equivalent(field: &str, a: Option<&Value>, b: Option<&Value>) -> bool {
         })
     };
     a == b || norm(a) == norm(b)
+}
+
+/// What the map of `field` reads from `c` (none when no map has it).
+pub fn read_field(maps: &[FieldMap], field: &str, c: &Component) -> Option<Value> {
+    maps.iter()
+        .find(|m| m.field == field)
+        .and_then(|m| (m.read)(c))
 }
 
 /// Reads every field of `maps` from `c` into `item`.

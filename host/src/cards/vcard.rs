@@ -288,10 +288,7 @@ pub fn export_card(item: &Item) -> Component {
     // A card that has no REV keeps having none: its lastModified came from
     // the file's time, which is not the card's.
     // Nor does a card without UID get one: its id was made from its lines.
-    let rev = fresh
-        || FIELDS
-            .iter()
-            .any(|m| m.field == "lastModified" && (m.read)(&card).is_some());
+    let rev = fresh || super::read_field(FIELDS, "lastModified", &card).is_some();
     let uid = fresh || card.prop("UID").is_some();
     let maps = FIELDS
         .iter()

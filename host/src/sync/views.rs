@@ -162,13 +162,7 @@ fn side_views(
     let canonical = round.config.policy(&from.name, &to.name, round.entity);
     let omit = round.plugin.omittable(&canonical, from_fields);
     let omit: Vec<&str> = omit.iter().map(String::as_str).collect();
-    let policy = canonical.renamed(|f| {
-        to_fields
-            .iter()
-            .find(|(c, _)| c == f)
-            .map(|(_, l)| l.clone())
-            .unwrap_or_else(|| f.to_string())
-    });
+    let policy = crate::config::in_local_names(&canonical, to_fields);
     let shapes = Shapes {
         from_domain: &from.name,
         to_domain: &to.name,
