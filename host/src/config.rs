@@ -60,6 +60,13 @@ pub struct DomainConfig {
     pub path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Entity types this domain keeps as vdir folders (one `.vcf` or `.ics`
+    /// file per item, as vdirsyncer, pimsync, khard and khal keep them):
+    /// `contacts` (vCard), `calendar` and `tasks` (iCalendar; they may
+    /// share a folder) → the folder, relative to the data folder or
+    /// absolute. Other types stay in the domain's JSON files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vdir: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -169,6 +176,7 @@ fn default_domains() -> BTreeMap<String, DomainConfig> {
                 DomainConfig {
                     path: None,
                     description: None,
+                    vdir: BTreeMap::new(),
                 },
             )
         })
@@ -288,6 +296,22 @@ impl Config {
                      data folder, without `..` (at $.domains.{name}.path)"
                 )));
             }
+            for (entity, folder) in &d.vdir {
+                if crate::cards::Format::for_entity(entity).is_none() {
+                    return Err(bad(format!(
+                        "domain `{name}` keeps `{entity}` as a vdir folder, but only contacts \
+                         (vCard), calendar and tasks (iCalendar) have a vdir form (at \
+                         $.domains.{name}.vdir.{entity})"
+                    )));
+                }
+                if !(Path::new(folder).is_absolute() || is_safe_relative(folder)) {
+                    return Err(bad(format!(
+                        "the vdir folder of `{entity}` in domain `{name}` (`{folder}`) must be \
+                         absolute, or relative to the data folder without `..` (at \
+                         $.domains.{name}.vdir.{entity})"
+                    )));
+                }
+            }
         }
         if let Some(users) = &self.users {
             for (user, rights) in users {
@@ -335,6 +359,36 @@ impl Config {
             .map(|d| d.path.clone().unwrap_or_else(|| domain.to_string()))
     }
 
+    /// The vdir folders of `domain`, by entity type, resolved against the
+    /// data folder `data_dir`.
+    pub fn vdirs(&self, domain: &str, data_dir: &Path) -> BTreeMap<String, PathBuf> {
+        self.domains
+            .get(domain)
+            .map(|d| {
+                d.vdir
+                    .iter()
+                    .map(|(e, f)| (e.clone(), data_dir.join(f)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The domain a file of a transaction belongs to (`path` as the backup
+    /// manifest names it: relative to the data folder `data_dir`, or
+    /// absolute): the domain whose folder or one of whose vdir folders holds
+    /// it.
+    pub fn domain_of_file(&self, path: &str, data_dir: &Path) -> Option<String> {
+        let path = data_dir.join(path);
+        self.domain_names().into_iter().find(|d| {
+            let folder = data_dir.join(self.domain_path(d).unwrap_or_default());
+            path.parent() == Some(folder.as_path())
+                || self
+                    .vdirs(d, data_dir)
+                    .values()
+                    .any(|v| path.parent() == Some(v.as_path()))
+        })
+    }
+
     /// Whether `user` has `right` on `domain`.
     pub fn allows(&self, user: &str, domain: &str, right: Right) -> bool {
         match &self.users {
@@ -348,14 +402,25 @@ impl Config {
 
     /// The policy of the crossing `from->to` for `entity`: the configured
     /// one or the default, its source-line fields guarded
-    /// ([`Policy::guarding_source_lines`]).
+    /// ([`Policy::guarding_source_lines`]). They are stripped too when the
+    /// crossing back (`to->from`) takes fields away: `to`'s lines were then
+    /// written from a reduced item (a vdir file made from what crossed), and
+    /// sent back they would replace `from`'s full lines, losing every
+    /// property only those held.
     pub fn policy(&self, from: &str, to: &str, entity: &str) -> Policy {
-        self.policies
-            .get(&format!("{from}->{to}"))
-            .and_then(|m| m.get(entity))
-            .cloned()
-            .unwrap_or_else(|| cds_policy::default_policy(from, to, entity))
-            .guarding_source_lines()
+        let given = |from: &str, to: &str| {
+            self.policies
+                .get(&format!("{from}->{to}"))
+                .and_then(|m| m.get(entity))
+                .cloned()
+                .unwrap_or_else(|| cds_policy::default_policy(from, to, entity))
+        };
+        let policy = given(from, to).guarding_source_lines();
+        if given(to, from).takes_fields_away() {
+            policy.stripping_source_lines()
+        } else {
+            policy
+        }
     }
 }
 

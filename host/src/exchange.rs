@@ -135,6 +135,7 @@ fn stage(host: &mut Host, req: &ImportRequest, user: &str) -> Result<(ImportSumm
         DomainConfig {
             path: Some(rel),
             description: Some(format!("the items of {}", req.file.display())),
+            vdir: Default::default(),
         },
     );
     if let Some(users) = &mut host.config.users
@@ -269,12 +270,26 @@ fn write_export(host: &Host, req: &ExportRequest, user: &str) -> Result<usize> {
         .with("domain", req.domain.as_str())
         .with("user", user));
     }
-    let path = host
-        .paths
-        .data_dir
-        .join(rel)
-        .join(format!("{}.json", req.entity));
-    let file = host.data.read_entity(&path, &req.entity)?;
+    let items = match host
+        .config
+        .vdirs(&req.domain, &host.paths.data_dir)
+        .get(&req.entity)
+    {
+        Some(dir) => {
+            let fields = host.mappings.fields(&req.domain, &req.entity);
+            crate::vdir::read(dir, &req.entity, &fields)?
+                .parsed
+                .unwrap_or_default()
+        }
+        None => {
+            let path = host
+                .paths
+                .data_dir
+                .join(rel)
+                .join(format!("{}.json", req.entity));
+            host.data.read_entity(&path, &req.entity)?.items
+        }
+    };
     // The domain's own field names back to the canonical ones.
     let to_canonical: Vec<(String, String)> = host
         .mappings
@@ -286,8 +301,7 @@ fn write_export(host: &Host, req: &ExportRequest, user: &str) -> Result<usize> {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let items: Vec<cards::Item> = file
-        .items
+    let items: Vec<cards::Item> = items
         .into_iter()
         .map(|i| cds_policy::rename_fields(i, &table))
         .collect();

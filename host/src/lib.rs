@@ -32,6 +32,7 @@ pub mod strict;
 pub mod sync;
 pub mod trial;
 pub mod validate;
+pub mod vdir;
 
 /// The pure merge core, a crate of its own so that it cannot do I/O.
 pub use cds_merge as merge;

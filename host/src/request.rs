@@ -57,6 +57,9 @@ pub struct Invocation {
 pub struct Domain {
     pub name: String,
     pub dir: PathBuf,
+    /// The entity types kept as vdir folders, and their folders (see
+    /// [`crate::vdir`]).
+    pub vdirs: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// A validated sync request: everything the pipeline needs, nothing raw.
@@ -175,6 +178,37 @@ fn check_separate(a: &Domain, b: &Domain) -> Result<()> {
     .with("file", ra.display().to_string()))
 }
 
+/// Refuses two domains that keep a vdir folder in the same place, or one
+/// inside the other: a sync would write one domain's items into the other's
+/// folder.
+fn check_separate_vdirs(a: &Domain, b: &Domain) -> Result<()> {
+    let real = |d: &Domain| -> Vec<(String, PathBuf)> {
+        d.vdirs
+            .iter()
+            .map(|(e, f)| (e.clone(), std::fs::canonicalize(f).unwrap_or(f.clone())))
+            .collect()
+    };
+    for (ea, fa) in real(a) {
+        for (eb, fb) in real(b) {
+            if fa.starts_with(&fb) || fb.starts_with(&fa) {
+                return Err(Error::invalid(format!(
+                    "domain `{}` keeps `{ea}` in `{}` and domain `{}` keeps `{eb}` in `{}`: \
+                     the same folder, or one inside the other. Each domain needs vdir folders \
+                     of its own, or a sync would write one domain's items into the other's \
+                     (at $.domains.<name>.vdir in the configuration)",
+                    a.name,
+                    fa.display(),
+                    b.name,
+                    fb.display()
+                ))
+                .with("domains", vec![a.name.clone(), b.name.clone()])
+                .with("file", fa.display().to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Validates the JSON form of an invocation against this installation's
 /// schema and resolves it. Errors carry every failing JSON path.
 ///
@@ -276,15 +310,29 @@ pub fn resolve(
                 .with("domain", name.as_str())
                 .with("file", dir.display().to_string()));
         }
+        let vdirs = config.vdirs(name, data_dir);
+        if let Some((entity, folder)) = vdirs.iter().find(|(_, f)| !f.is_dir()) {
+            return Err(Error::new(Code::DomainNotFound, "Invalid domain specified")
+                .with_help(format!(
+                    "{label} domain '{name}' keeps `{entity}` in the vdir folder `{}`, which \
+                     does not exist; create it (an empty folder holds no items) or fix \
+                     $.domains.{name}.vdir.{entity} in the configuration",
+                    folder.display()
+                ))
+                .with("domain", name.as_str())
+                .with("file", folder.display().to_string()));
+        }
         resolved.push(Domain {
             name: name.clone(),
             dir,
+            vdirs,
         });
     }
     let [source, target]: [Domain; 2] = resolved
         .try_into()
         .map_err(|_| Error::invalid("a sync has exactly two domains"))?;
     check_separate(&source, &target)?;
+    check_separate_vdirs(&source, &target)?;
     let entities = inv.entities.unwrap_or_else(|| entity_types.to_vec());
     Ok(SyncRequest {
         source,

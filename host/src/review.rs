@@ -196,9 +196,8 @@ fn keep_field_value(
     .unwrap_or(Value::Null);
     for domain in [&row.source_domain, &row.target_domain] {
         let name = row.field_in(domain).unwrap_or(field).to_string();
-        let path = domain_file(host, domain, entity)?;
-        let mut file = host.data.read_entity(&path, entity)?;
-        let Some(item) = file.items.iter_mut().find(|i| has_id(i, idf, &row.item_id)) else {
+        let mut items = DomainItems::read(host, domain, entity)?;
+        let Some(item) = items.find_mut(idf, &row.item_id) else {
             continue;
         };
         if item.get(&name) == (!value.is_null()).then_some(&value) {
@@ -210,10 +209,86 @@ fn keep_field_value(
             item.insert(name, value.clone());
         }
         item.insert("lastModified".into(), json!(now()));
-        writes.push(entity_write(path, entity, &file));
+        writes.push(items.write(entity, idf, &row.item_id)?);
         changed_domains.push(domain.clone());
     }
     Ok((writes, changed_domains))
+}
+
+/// A domain's items of one type, as `conflicts resolve` changes them: its
+/// JSON file, or its vdir folder (one file an item).
+enum DomainItems {
+    Json(PathBuf, store::EntityFile),
+    Vdir {
+        fields: Vec<(String, String)>,
+        items: Vec<Map<String, Value>>,
+        files: Vec<PathBuf>,
+    },
+}
+
+impl DomainItems {
+    fn read(host: &Host, domain: &str, entity: &str) -> Result<DomainItems> {
+        if let Some(dir) = host.config.vdirs(domain, &host.paths.data_dir).get(entity) {
+            let fields = host.mappings.fields(domain, entity);
+            let read = crate::vdir::read(dir, entity, &fields)?;
+            return Ok(DomainItems::Vdir {
+                fields,
+                items: read.parsed.unwrap_or_default(),
+                files: read
+                    .members
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|m| m.path)
+                    .collect(),
+            });
+        }
+        let path = domain_file(host, domain, entity)?;
+        let file = host.data.read_entity(&path, entity)?;
+        Ok(DomainItems::Json(path, file))
+    }
+
+    fn items(&mut self) -> &mut Vec<Map<String, Value>> {
+        match self {
+            DomainItems::Json(_, file) => &mut file.items,
+            DomainItems::Vdir { items, .. } => items,
+        }
+    }
+
+    fn find_mut(&mut self, idf: &str, id: &str) -> Option<&mut Map<String, Value>> {
+        self.items().iter_mut().find(|i| has_id(i, idf, id))
+    }
+
+    /// The write of the item `id` as it now is (for a JSON file, the file).
+    fn write(&self, entity: &str, idf: &str, id: &str) -> Result<Write> {
+        match self {
+            DomainItems::Json(path, file) => Ok(entity_write(path.clone(), entity, file)),
+            DomainItems::Vdir {
+                fields,
+                items,
+                files,
+            } => {
+                let at = items
+                    .iter()
+                    .position(|i| has_id(i, idf, id))
+                    .ok_or_else(|| Error::invalid(format!("no item `{id}` to write")))?;
+                crate::vdir::item_write(entity, fields, &items[at], &files[at])
+            }
+        }
+    }
+
+    /// The write that removes the item `id`, when the domain holds it.
+    fn remove(&mut self, entity: &str, idf: &str, id: &str) -> Option<Write> {
+        let at = self.items().iter().position(|i| has_id(i, idf, id))?;
+        self.items().remove(at);
+        match self {
+            DomainItems::Json(path, file) => Some(entity_write(path.clone(), entity, file)),
+            DomainItems::Vdir { files, .. } => Some(Write {
+                path: files.remove(at),
+                content: None,
+                prestaged: None,
+            }),
+        }
+    }
 }
 
 /// The write that replaces the entity file at `path` with `file`.
@@ -251,12 +326,9 @@ fn keep_change_or_deletion(
         return Ok((writes, changed_domains));
     }
     for domain in [src, tgt] {
-        let path = domain_file(host, domain, entity)?;
-        let mut file = host.data.read_entity(&path, entity)?;
-        let before = file.items.len();
-        file.items.retain(|i| !has_id(i, idf, &row.item_id));
-        if file.items.len() != before {
-            writes.push(entity_write(path, entity, &file));
+        let mut items = DomainItems::read(host, domain, entity)?;
+        if let Some(write) = items.remove(entity, idf, &row.item_id) {
+            writes.push(write);
             changed_domains.push(domain.clone());
         }
     }
@@ -503,23 +575,18 @@ struct UndoMark {
 }
 
 /// `user` must be allowed to write every domain whose files undo restores
-/// (`files`, relative to the data folder: a domain's folder comes first).
+/// (`files`, as the backup manifest names them: a domain's folder, or one
+/// of its vdir folders, holds each).
 fn check_undo_rights<'a>(
     host: &Host,
     user: &str,
     files: impl Iterator<Item = &'a String>,
 ) -> Result<()> {
-    let folders: HashSet<&str> = files.filter_map(|f| f.split('/').next()).collect();
-    for rel in folders {
-        // The folder name is the domain's path; find the domain it belongs to.
-        if let Some(d) = host
-            .config
-            .domain_names()
-            .into_iter()
-            .find(|d| host.config.domain_path(d).as_deref() == Some(rel))
-        {
-            check_write(host, user, &[&d], "undoing this sync")?;
-        }
+    let domains: HashSet<String> = files
+        .filter_map(|f| host.config.domain_of_file(f, &host.paths.data_dir))
+        .collect();
+    for d in domains {
+        check_write(host, user, &[&d], "undoing this sync")?;
     }
     Ok(())
 }
@@ -560,7 +627,7 @@ fn undo_file(
     if !(is_domain || is_base) {
         return Ok(Undone::Nothing);
     }
-    let backup_path = host.data.backups_dir(sync_id).join(rel);
+    let backup_path = host.data.backup_path(sync_id, rel);
     let before_bytes = if f.existed {
         store::read_optional(&backup_path)?
     } else {
@@ -573,10 +640,19 @@ fn undo_file(
     let after_bytes = later_backups
         .iter()
         .find(|b| b.files.iter().any(|p| p == rel))
-        .map(|b| store::read_optional(&host.data.backups_dir(&b.id).join(rel)))
+        .map(|b| store::read_optional(&host.data.backup_path(&b.id, rel)))
         .transpose()?
         .flatten()
         .or_else(|| now_bytes.clone());
+    if is_domain && let Some(format) = vdir_format(rel) {
+        return Ok(undo_vdir_file(
+            rel,
+            format,
+            [before_bytes, after_bytes, now_bytes],
+            live,
+            force,
+        ));
+    }
     // Base entries are keyed by `id`; domain files by the type's id field.
     let idf = if is_base {
         "id".to_string()
@@ -626,6 +702,56 @@ fn undo_file(
         },
         ids: is_domain.then(|| sorted(touched)),
     })
+}
+
+/// The format of a vdir folder's file `rel` (one item a file); `None` for
+/// any other file.
+fn vdir_format(rel: &str) -> Option<crate::cards::Format> {
+    let ext = Path::new(rel).extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "vcf" | "vcard" => Some(crate::cards::Format::Vcard),
+        "ics" => Some(crate::cards::Format::Icalendar),
+        _ => None,
+    }
+}
+
+/// Undoes a sync's change to a vdir file, which holds one item: the file
+/// goes back to its bytes before the sync (or is removed, when the sync made
+/// it), unless a later change touched it too.
+fn undo_vdir_file(
+    rel: &str,
+    format: crate::cards::Format,
+    [before, after, now]: [Option<Vec<u8>>; 3],
+    live: PathBuf,
+    force: bool,
+) -> Undone {
+    if before == after {
+        return Undone::Nothing;
+    }
+    // The item's id, as the file (before the sync, or after it) says.
+    let id = [&before, &after]
+        .into_iter()
+        .flatten()
+        .find_map(|bytes| {
+            let text = std::str::from_utf8(bytes).ok()?;
+            let stem = Path::new(rel).file_stem()?.to_string_lossy().into_owned();
+            let imported =
+                crate::cards::import_as(Path::new(rel), text, format, "", Some(&stem)).ok()?;
+            let (_, items) = imported.items.into_iter().find(|(_, i)| !i.is_empty())?;
+            items[0].get("id")?.as_str().map(String::from)
+        })
+        .unwrap_or_else(|| rel.to_string());
+    if after != now && !force {
+        return Undone::Blocked(vec![id]);
+    }
+    Undone::Restored {
+        write: Write {
+            prestaged: None,
+            path: live,
+            content: before,
+        },
+        ids: Some(vec![id]),
+    }
 }
 
 /// The restored file `rel`: its current document (or, if it is gone, the one

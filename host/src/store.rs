@@ -426,6 +426,19 @@ pub struct ReadFile {
     pub digest: Option<String>,
     /// The file's metadata as it was just before it was read.
     pub file_stamp: Option<FileStamp>,
+    /// A vdir folder read as one file (see [`crate::vdir`]): the file of
+    /// each item, in item order.
+    pub members: Option<Vec<FileVersion>>,
+}
+
+/// One file as a sync read it: what the commit compares it with to be sure
+/// no other program wrote it meanwhile ([`unchanged_since_read`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileVersion {
+    pub path: PathBuf,
+    /// [`content_digest`] of the bytes read; `None`: it did not exist.
+    pub digest: Option<String>,
+    pub stamp: Option<FileStamp>,
 }
 
 /// One file change within a transaction: new content, or `None` to delete.
@@ -549,6 +562,16 @@ impl DataDir {
     pub fn backups_dir(&self, id: &str) -> PathBuf {
         self.state_dir().join("backups").join(id)
     }
+    /// Where transaction `id` keeps the previous content of the file `rel`
+    /// (as its manifest names it: relative to the data folder, or absolute
+    /// for a vdir folder outside it, kept under `external/`).
+    pub fn backup_path(&self, id: &str, rel: &str) -> PathBuf {
+        let dir = self.backups_dir(id);
+        match rel.strip_prefix('/') {
+            Some(abs) => dir.join("external").join(abs),
+            None => dir.join(rel),
+        }
+    }
     pub fn conflicts_path(&self, sync_id: &str) -> PathBuf {
         self.state_dir()
             .join("conflicts")
@@ -627,6 +650,7 @@ impl DataDir {
                 bytes: len,
                 digest: Some(digest),
                 file_stamp: stamp,
+                members: None,
             }),
             // Not an entity file: the full parse says precisely why.
             Err(bytes) => Err(match parse_entity_file(path, entity, &bytes) {
@@ -672,6 +696,7 @@ impl DataDir {
             bytes: file.bytes,
             digest: file.digest,
             file_stamp: file.file_stamp,
+            members: None,
         })
     }
 
@@ -701,7 +726,7 @@ impl DataDir {
             let existed = w.path.exists();
             journal.files.push(JournalFile {
                 staged: format!("{rel}.cds-staged"),
-                backup: existed.then(|| self.rel(&backups.join(&rel))),
+                backup: existed.then(|| self.rel(&self.backup_path(id, &rel))),
                 delete: w.deletes(),
                 path: rel,
             });

@@ -676,7 +676,7 @@ pub fn import(top: &[Component], ctx: &Ctx<'_>) -> Result<Imported> {
                 .map(super::text_of)
                 .filter(|u| (1..=256).contains(&u.chars().count()))
                 .unwrap_or_else(|| {
-                    super::digest_id(if k.name == "VTODO" { "vtodo" } else { "vevent" }, k)
+                    ctx.missing_id(if k.name == "VTODO" { "vtodo" } else { "vevent" }, k)
                 });
             let key = format!("{}\u{0}{id}", k.name);
             match groups.iter_mut().find(|(g, _)| *g == key) {

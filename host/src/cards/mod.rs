@@ -85,10 +85,24 @@ pub struct Imported {
 /// modification time). A malformed file is `DATA_FORMAT_INVALID` naming the
 /// file and line.
 pub fn import(path: &Path, text: &str, format: Format, fallback_time: &str) -> Result<Imported> {
+    import_as(path, text, format, fallback_time, None)
+}
+
+/// [`import`], with `id_fallback` as the id of a component that has no UID
+/// (a vdir file's name, which stays the same when another program edits
+/// the card) instead of a digest of its lines.
+pub fn import_as(
+    path: &Path,
+    text: &str,
+    format: Format,
+    fallback_time: &str,
+    id_fallback: Option<&str>,
+) -> Result<Imported> {
     let top = lines::parse(text).map_err(|m| invalid(path, m.line, &m.what))?;
     let ctx = Ctx {
         path,
         fallback_time,
+        id_fallback,
     };
     match format {
         Format::Vcard => vcard::import(&top, &ctx).map(|items| Imported {
@@ -134,6 +148,19 @@ pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String> {
 pub struct Ctx<'a> {
     pub path: &'a Path,
     pub fallback_time: &'a str,
+    /// The id of a component without UID; `None`: a digest of its lines
+    /// (see [`digest_id`]).
+    pub id_fallback: Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    /// The id of component `c`, which has no usable UID.
+    pub fn missing_id(&self, prefix: &str, c: &Component) -> String {
+        match self.id_fallback {
+            Some(id) => id.to_string(),
+            None => digest_id(prefix, c),
+        }
+    }
 }
 
 /// `DATA_FORMAT_INVALID` naming the file and line.

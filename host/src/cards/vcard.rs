@@ -240,7 +240,7 @@ fn import_card(card: &Component, ctx: &Ctx<'_>) -> Result<Item> {
         .and_then(Value::as_str)
         .is_some_and(|s| (1..=256).contains(&s.chars().count()));
     if !id_ok {
-        item.insert("id".into(), Value::String(super::digest_id("vcard", card)));
+        item.insert("id".into(), Value::String(ctx.missing_id("vcard", card)));
     }
     if !item.contains_key("name") {
         return Err(invalid(

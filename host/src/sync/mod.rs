@@ -398,6 +398,7 @@ impl Host {
 fn file_bytes(req: &SyncRequest, entity: &str) -> u64 {
     [&req.source, &req.target]
         .iter()
+        .filter(|d| !d.vdirs.contains_key(entity))
         .filter_map(|d| std::fs::metadata(d.dir.join(format!("{entity}.json"))).ok())
         .map(|m| m.len())
         .sum()
@@ -459,7 +460,7 @@ impl Host {
         let counts = read_files.each_ref().map(|f| f.raw.items.len());
         // The items move through the merge and come back in its output; a
         // dry run keeps the originals to describe the plan.
-        let before = req.dry_run.then(|| parsed.items.clone());
+        let before = (req.dry_run || files.vdir.contains(&true)).then(|| parsed.items.clone());
         let round = views::Round {
             config: &self.config,
             runtime: &self.registry.runtime,
@@ -471,17 +472,23 @@ impl Host {
             synced_at,
             deadline,
         };
-        let merged = views::views_and_merge(&round, parsed.items, parsed.base)?;
+        let mut merged = views::views_and_merge(&round, parsed.items, parsed.base)?;
+        let vdir = match (&before, req.dry_run) {
+            (Some(before), false) => {
+                plan_vdirs(&files, &read_files, before, &mut merged.out, idf, synced_at)?
+            }
+            _ => Vec::new(),
+        };
         let out = &merged.out;
         let t_merge = t0.elapsed();
 
         let result = entity_result(counts, settlement.count, &merged);
         let plan = match &before {
-            Some(before) => dry_run_plan(req, before, out, idf),
-            None => BTreeMap::new(),
+            Some(before) if req.dry_run => dry_run_plan(req, before, out, idf),
+            _ => BTreeMap::new(),
         };
-        let read_versions = read_versions(&files, &read_files, out);
-        let writes = if req.dry_run {
+        let mut read_versions = read_versions(&files, &read_files, out);
+        let mut writes = if req.dry_run {
             Vec::new()
         } else {
             stage_entity(
@@ -493,6 +500,14 @@ impl Host {
                 out,
             )?
         };
+        for planned in vdir {
+            writes.extend(planned.writes);
+            read_versions.extend(planned.read.into_iter().map(|v| ReadVersion {
+                path: v.path,
+                digest: v.digest,
+                file_stamp: v.stamp,
+            }));
+        }
         tracing::info!(
             entity,
             settled = settlement.count,
@@ -546,7 +561,12 @@ impl Host {
         entity: &str,
         plugin_sha256: &str,
     ) -> read::EntityFiles {
-        let file_of = |d: &request::Domain| d.dir.join(format!("{entity}.json"));
+        let file_of = |d: &request::Domain| {
+            d.vdirs
+                .get(entity)
+                .cloned()
+                .unwrap_or_else(|| d.dir.join(format!("{entity}.json")))
+        };
         let fields = [
             self.mappings.fields(&req.source.name, entity),
             self.mappings.fields(&req.target.name, entity),
@@ -562,6 +582,7 @@ impl Host {
             entity: entity.to_string(),
             domains: [req.source.name.clone(), req.target.name.clone()],
             paths: [file_of(&req.source), file_of(&req.target)],
+            vdir: [&req.source, &req.target].map(|d| d.vdirs.contains_key(entity)),
             base_path: self.base_path([&req.source.name, &req.target.name], entity),
             fields,
             key,
@@ -591,7 +612,8 @@ fn stage_entity(
         let k = side as usize;
         stage::NewSide {
             side,
-            changed: [out.source_changed, out.target_changed][k],
+            // A vdir side's files are planned by `plan_vdirs`.
+            changed: [out.source_changed, out.target_changed][k] && !files.vdir[k],
             path: &files.paths[k],
             file: &read_files[k],
             settled_marks: &settlement.files[k],
@@ -620,6 +642,46 @@ fn stage_entity(
     )
 }
 
+/// The files each vdir side of one entity type writes (see
+/// [`crate::vdir::plan`]): `before` holds both sides' items as read. The
+/// items written replace the merge's in `out`, read back as their files
+/// will read.
+fn plan_vdirs(
+    files: &read::EntityFiles,
+    read_files: &[crate::store::ReadFile; 2],
+    before: &[Vec<Arc<Item>>; 2],
+    out: &mut crate::merge::MergeOutput,
+    idf: &str,
+    synced_at: &str,
+) -> Result<Vec<crate::vdir::Planned>> {
+    let mut planned = Vec::new();
+    for (k, side) in [(0, Side::Source), (1, Side::Target)] {
+        let changed = [out.source_changed, out.target_changed][k];
+        if !files.vdir[k] || !changed {
+            continue;
+        }
+        let v = crate::vdir::VdirSide {
+            dir: &files.paths[k],
+            entity: &files.entity,
+            id_field: idf,
+            fields: &files.fields[k],
+            side,
+            before: &before[k],
+            members: read_files[k].members.as_deref().unwrap_or_default(),
+            synced_at,
+        };
+        let items = if k == 0 {
+            &mut out.source_items
+        } else {
+            &mut out.target_items
+        };
+        let p = crate::vdir::plan(&v, items, &mut out.base)?;
+        out.base_changed |= p.base_changed;
+        planned.push(p);
+    }
+    Ok(planned)
+}
+
 /// The counts of one entity type's part of the sync.
 fn entity_result(counts: [usize; 2], settled: usize, merged: &Merged) -> EntityResult {
     let stats = &merged.out.stats;
@@ -646,7 +708,7 @@ fn read_versions(
 ) -> Vec<ReadVersion> {
     let changed = [out.source_changed, out.target_changed];
     (0..2)
-        .filter(|&k| changed[k])
+        .filter(|&k| changed[k] && !files.vdir[k])
         .map(|k| ReadVersion {
             path: files.paths[k].clone(),
             digest: read_files[k].digest.clone(),

@@ -28,7 +28,10 @@ pub struct EntityFiles {
     pub entity: String,
     /// The source and target domains' names.
     pub domains: [String; 2],
+    /// Each side's JSON file, or its vdir folder (see `vdir`).
     pub paths: [PathBuf; 2],
+    /// Which sides keep this type as a vdir folder ([`crate::vdir`]).
+    pub vdir: [bool; 2],
     pub fields: [Fields; 2],
     pub base_path: PathBuf,
     /// What the base was recorded under (plugin and renames): a base of
@@ -69,9 +72,15 @@ pub fn read_sides(
     limits: &Limits,
 ) -> Result<ReadSides> {
     let entity = files.entity.as_str();
-    let scanned = base::trusted_header(&files.base_path, entity, &files.key);
-    let read_side = |path: &Path| {
-        if scanned {
+    // A vdir side's items have no text of the host's writing to digest, so
+    // nothing of a type with one is settled: both sides are read whole.
+    let scanned =
+        files.vdir == [false, false] && base::trusted_header(&files.base_path, entity, &files.key);
+    let read_side = |k: usize| {
+        let path = files.paths[k].as_path();
+        if files.vdir[k] {
+            crate::vdir::read(path, entity, &files.fields[k])
+        } else if scanned {
             data.read_entity_raw(path, entity, id_field)
         } else {
             data.read_entity_parsed(path, entity, id_field)
@@ -88,13 +97,13 @@ pub fn read_sides(
     let [src_path, tgt_path] = &files.paths;
     let (src, tgt, base) = if files.large() {
         std::thread::scope(|s| {
-            let tgt = s.spawn(|| read_side(tgt_path));
+            let tgt = s.spawn(|| read_side(1));
             let base = s.spawn(load_base);
-            let src = read_side(src_path);
+            let src = read_side(0);
             (src, join(tgt), join(base))
         })
     } else {
-        (read_side(src_path), read_side(tgt_path), load_base())
+        (read_side(0), read_side(1), load_base())
     };
     let src = admit(src?, src_path, budget, limits)?;
     let tgt = admit(tgt?, tgt_path, budget, limits)?;
@@ -240,6 +249,11 @@ fn read_items(
                 None => file.parse(path, entity, i)?,
             };
             if let Some(fault) = schema_fault(plugin, &mut item, fields) {
+                // An item of a vdir folder is named by its own file.
+                let (path, i) = match &read.members {
+                    Some(m) => (m[i].path.as_path(), 0),
+                    None => (path, i),
+                };
                 return Err(invalid_item(plugin, entity, path, i, &item, fault));
             }
             items.push(Arc::new(item));

@@ -144,12 +144,25 @@ impl Policy {
     /// reduces anything: those lines hold every property of the item, so a
     /// stripped birthday would otherwise cross in its `BDAY` line. An item
     /// crosses with its lines only where the policy takes nothing away.
-    pub fn guarding_source_lines(mut self) -> Policy {
-        if !self.strip.is_empty() || !self.reduce.is_empty() {
-            for f in SOURCE_FIELDS {
-                if !self.strip.iter().any(|s| s == f) {
-                    self.strip.push(f.to_string());
-                }
+    pub fn guarding_source_lines(self) -> Policy {
+        if self.takes_fields_away() {
+            self.stripping_source_lines()
+        } else {
+            self
+        }
+    }
+
+    /// Whether the policy strips or reduces anything (and so guards the
+    /// source-line fields, see [`Policy::guarding_source_lines`]).
+    pub fn takes_fields_away(&self) -> bool {
+        !self.strip.is_empty() || !self.reduce.is_empty()
+    }
+
+    /// The policy with the source-line fields stripped, whatever else it does.
+    pub fn stripping_source_lines(mut self) -> Policy {
+        for f in SOURCE_FIELDS {
+            if !self.strip.iter().any(|s| s == f) {
+                self.strip.push(f.to_string());
             }
         }
         self
