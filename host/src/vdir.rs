@@ -164,22 +164,22 @@ fn read_item(path: &Path, content: Vec<u8>, entity: &str, format: Format) -> Res
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let imported = cards::import_as(path, &text, format, &cards::rfc3339(modified), Some(&stem))?;
-    let mut mine: Vec<Item> = imported
+    let all: Vec<(String, Item)> = imported
         .items
         .into_iter()
-        .filter(|(e, _)| e == entity)
-        .flat_map(|(_, items)| items)
+        .flat_map(|(e, items)| items.into_iter().map(move |i| (e.clone(), i)))
         .collect();
-    if mine.len() > 1 {
+    if all.len() > 1 {
+        // Rewriting one of them would drop the others from the file.
         return Err(Error::new(
             Code::DataFormatInvalid,
             format!(
-                "`{}` holds {} items of `{entity}` (UIDs {}); a vdir file holds one. Split it \
-                 into a file per UID",
+                "`{}` holds {} items ({}); a vdir file holds one. Split it into a file per \
+                 UID",
                 path.display(),
-                mine.len(),
-                mine.iter()
-                    .map(|i| format!("`{}`", id_of(i, "id")))
+                all.len(),
+                all.iter()
+                    .map(|(e, i)| format!("{e} `{}`", id_of(i, "id")))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -187,6 +187,11 @@ fn read_item(path: &Path, content: Vec<u8>, entity: &str, format: Format) -> Res
         .with("file", path.display().to_string())
         .with("entity", entity));
     }
+    let mut mine: Vec<Item> = all
+        .into_iter()
+        .filter(|(e, _)| e == entity)
+        .map(|(_, i)| i)
+        .collect();
     Ok(mine.pop())
 }
 

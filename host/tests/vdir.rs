@@ -497,6 +497,23 @@ fn vdir_folders_outside_the_data_folder_and_their_errors() {
     );
     std::fs::remove_file(folder.join("broken.vcf")).unwrap();
 
+    // A file of two cards: rewriting one would drop the other.
+    std::fs::write(
+        folder.join("two.vcf"),
+        card(&["VERSION:4.0", "UID:t1", "FN:T One"])
+            + &card(&["VERSION:4.0", "UID:t2", "FN:T Two"]),
+    )
+    .unwrap();
+    let (code, rec) = s.run_json(&bidi("contacts"));
+    assert_ne!(code, 0);
+    assert_eq!(rec["errors"][0]["code"], "DATA_FORMAT_INVALID", "{rec:#}");
+    let msg = rec["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("two.vcf") && msg.contains("holds 2 items"),
+        "{msg}"
+    );
+    std::fs::remove_file(folder.join("two.vcf")).unwrap();
+
     // Two files with one UID: which is real cannot be told.
     std::fs::write(
         folder.join("y.vcf"),
@@ -535,4 +552,55 @@ fn vdir_folders_outside_the_data_folder_and_their_errors() {
             .contains("vdir.notes"),
         "{rec:#}"
     );
+}
+
+/// A calendar collection holds events and to-dos: `calendar` and `tasks`
+/// may name one folder, each type taking its own files and leaving the
+/// other's alone.
+#[test]
+fn calendar_and_tasks_may_share_one_folder() {
+    let s = Scratch::new();
+    s.config(json!({"domains": {
+        "personal": {"vdir": {"calendar": "cal", "tasks": "cal"}},
+        "business": {}
+    }}));
+    let cal = s.data().join("cal");
+    std::fs::create_dir_all(&cal).unwrap();
+    let event = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:e1\r\n\
+                 DTSTAMP:20260110T100000Z\r\nDTSTART:20260112T090000Z\r\nDTEND:20260112T100000Z\r\n\
+                 SUMMARY:Review\r\nCATEGORIES:work\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let todo = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VTODO\r\nUID:t1\r\n\
+                DTSTAMP:20260110T100000Z\r\nSUMMARY:File taxes\r\nSTATUS:NEEDS-ACTION\r\n\
+                END:VTODO\r\nEND:VCALENDAR\r\n";
+    std::fs::write(cal.join("e1.ics"), event).unwrap();
+    std::fs::write(cal.join("t1.ics"), todo).unwrap();
+    let rec = sync(&s, "calendar,tasks");
+    assert_eq!(rec["results"]["calendar"]["sourceCount"], 1, "{rec:#}");
+    assert_eq!(rec["results"]["tasks"]["sourceCount"], 1, "{rec:#}");
+    // A task made in business lands in the shared folder as a file of its
+    // own; the event's and the to-do's files are untouched.
+    s.write(
+        "business",
+        "tasks",
+        json!(
+            s.items("business", "tasks")
+                .into_iter()
+                .chain([json!({
+                    "id": "t2", "title": "Book flights", "status": "todo",
+                    "lastModified": "2026-02-01T10:00:00Z"
+                })])
+                .collect::<Vec<_>>()
+        ),
+    );
+    sync(&s, "calendar,tasks");
+    assert_eq!(std::fs::read_to_string(cal.join("e1.ics")).unwrap(), event);
+    assert_eq!(std::fs::read_to_string(cal.join("t1.ics")).unwrap(), todo);
+    let t2 = std::fs::read_to_string(cal.join("t2.ics")).unwrap();
+    assert!(
+        t2.contains("BEGIN:VTODO") && t2.contains("SUMMARY:Book flights"),
+        "{t2}"
+    );
+    let rec = sync(&s, "calendar,tasks");
+    assert_eq!(rec["results"]["tasks"]["sourceCount"], 2, "{rec:#}");
+    assert_eq!(rec["results"]["tasks"]["updated"], 0, "{rec:#}");
 }
