@@ -604,3 +604,91 @@ fn calendar_and_tasks_may_share_one_folder() {
     assert_eq!(rec["results"]["tasks"]["sourceCount"], 2, "{rec:#}");
     assert_eq!(rec["results"]["tasks"]["updated"], 0, "{rec:#}");
 }
+
+/// A commit of many files makes them durable together (one `syncfs` per
+/// file system, not an fsync each): killed at points spread over its
+/// whole commit, it leaves every file before or after all the same.
+#[test]
+fn a_commit_of_many_files_killed_anywhere_leaves_before_or_after() {
+    let edited_many = || {
+        let s = seeded();
+        sync(&s, "contacts");
+        for i in 0..80 {
+            write(
+                &s,
+                &format!("vdir/personal/contacts/new-{i}.vcf"),
+                &card(&[
+                    "VERSION:4.0",
+                    &format!("UID:new-{i}"),
+                    &format!("FN:New Person {i}"),
+                    "REV:20260201T100000Z",
+                ]),
+            );
+        }
+        std::fs::remove_file(s.data().join("vdir/business/contacts/no-uid.vcf")).unwrap();
+        s
+    };
+    let reference = edited_many();
+    let before = files(&reference);
+    sync(&reference, "contacts");
+    let after = files(&reference);
+    assert_eq!(after.len(), before.len() + 80 - 1);
+
+    let (mut saw_before, mut saw_after) = (0, 0);
+    for point in (1..=400).step_by(7) {
+        let s = edited_many();
+        let out = s
+            .cmd()
+            .args(bidi("contacts"))
+            .env("CDS_FAULT_KILL_AT", point.to_string())
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        if out.status.signal() != Some(9) {
+            assert!(
+                out.status.success(),
+                "point {point}: {}",
+                common::stderr(&out)
+            );
+            assert_eq!(files(&s), after);
+            break;
+        }
+        let verify = s.run(&["audit", "verify"]);
+        assert!(
+            verify.status.success(),
+            "point {point}: {}",
+            common::stderr(&verify)
+        );
+        let now = files(&s);
+        if now == before {
+            saw_before += 1;
+        } else if now == after {
+            saw_after += 1;
+        } else {
+            panic!("point {point}: a mix of before and after");
+        }
+    }
+    assert!(
+        saw_before > 2 && saw_after > 2,
+        "{saw_before} / {saw_after}"
+    );
+
+    // A write that fails mid-staging rolls all of it back, leaving nothing
+    // behind; a transient one is retried.
+    for (fault, ok) in [("enospc:60", false), ("transient:60", true)] {
+        let s = edited_many();
+        let out = s
+            .cmd()
+            .args(bidi("contacts"))
+            .env("CDS_FAULT_WRITE", fault)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "{fault}: {}",
+            common::stderr(&out)
+        );
+        assert_eq!(&files(&s), if ok { &after } else { &before }, "{fault}");
+    }
+}
