@@ -231,6 +231,25 @@ impl EntityMappings {
     }
 }
 
+/// The rename table (for [`cds_policy::rename_fields`]) from a domain's own
+/// field names to the canonical ones; `fields` are its `(canonical, local)`
+/// pairs ([`EntityMappings::fields`]).
+pub fn to_canonical(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(c, l)| (l.as_str(), c.as_str()))
+        .collect()
+}
+
+/// The rename table from canonical field names to a domain's own (see
+/// [`to_canonical`]).
+pub fn to_local(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(c, l)| (c.as_str(), l.as_str()))
+        .collect()
+}
+
 /// `policy` (canonical names) in the names of the domain whose renames are
 /// `fields` (`(canonical, local)` pairs): what a plugin and the host's check
 /// see for a crossing into that domain.

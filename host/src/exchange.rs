@@ -291,16 +291,8 @@ fn write_export(host: &Host, req: &ExportRequest, user: &str) -> Result<usize> {
         }
     };
     // The domain's own field names back to the canonical ones.
-    let to_canonical: Vec<(String, String)> = host
-        .mappings
-        .fields(&req.domain, &req.entity)
-        .into_iter()
-        .map(|(c, l)| (l, c))
-        .collect();
-    let table: Vec<(&str, &str)> = to_canonical
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
+    let fields = host.mappings.fields(&req.domain, &req.entity);
+    let table = crate::config::to_canonical(&fields);
     let items: Vec<cards::Item> = items
         .into_iter()
         .map(|i| cds_policy::rename_fields(i, &table))

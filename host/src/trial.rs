@@ -262,14 +262,8 @@ fn cross(
     let refs: Vec<&Item> = items.iter().collect();
     let crossed = plugin.map_filter(&host.registry.runtime, &shapes, Some(&policy), &refs)?;
     // The sending shape's names in the receiving shape's, to compare fields.
-    let to_canonical: Vec<(&str, &str)> = from_fields
-        .iter()
-        .map(|(c, l)| (l.as_str(), c.as_str()))
-        .collect();
-    let to_local: Vec<(&str, &str)> = to_fields
-        .iter()
-        .map(|(c, l)| (c.as_str(), l.as_str()))
-        .collect();
+    let to_canonical = crate::config::to_canonical(&from_fields);
+    let to_local = crate::config::to_local(&to_fields);
     let results = items
         .iter()
         .zip(crossed.items)

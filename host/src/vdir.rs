@@ -79,10 +79,7 @@ fn names_in(dir: &Path) -> Result<Vec<String>> {
 /// UID are `SYNC_CONFLICT` naming both.
 pub fn read(dir: &Path, entity: &str, fields: &[(String, String)]) -> Result<ReadFile> {
     let format = format_of(entity, dir)?;
-    let to_local: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(c, l)| (c.as_str(), l.as_str()))
-        .collect();
+    let to_local = crate::config::to_local(fields);
     let mut items = Vec::new();
     let mut raw_items = Vec::new();
     let mut members = Vec::new();
@@ -204,10 +201,7 @@ pub fn item_write(
     item: &Item,
     path: &Path,
 ) -> Result<Write> {
-    let to_canonical: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(c, l)| (l.as_str(), c.as_str()))
-        .collect();
+    let to_canonical = crate::config::to_canonical(fields);
     let canonical = cds_policy::rename_fields(item.clone(), &to_canonical);
     let text = cards::export(entity, std::slice::from_ref(&canonical))?;
     Ok(Write {
@@ -281,16 +275,8 @@ pub struct VdirSide<'a> {
 pub fn plan(v: &VdirSide<'_>, out: &mut [Arc<Item>], base: &mut Base) -> Result<Planned> {
     let format = format_of(v.entity, v.dir)?;
     let idf = v.id_field;
-    let to_canonical: Vec<(&str, &str)> = v
-        .fields
-        .iter()
-        .map(|(c, l)| (l.as_str(), c.as_str()))
-        .collect();
-    let to_local: Vec<(&str, &str)> = v
-        .fields
-        .iter()
-        .map(|(c, l)| (c.as_str(), l.as_str()))
-        .collect();
+    let to_canonical = crate::config::to_canonical(v.fields);
+    let to_local = crate::config::to_local(v.fields);
     let read_at: HashMap<&str, usize> = v
         .before
         .iter()

@@ -388,47 +388,7 @@ fn a_sync_killed_during_its_commit_leaves_every_vdir_file_before_or_after() {
     assert!(!after.contains_key("vdir/personal/contacts/no-uid.vcf"));
     assert!(after.contains_key("vdir/business/contacts/dave-4.vcf"));
 
-    let (mut saw_before, mut saw_after) = (0, 0);
-    for point in 1..=60 {
-        let s = edited();
-        assert_eq!(files(&s), before);
-        let out = s
-            .cmd()
-            .args(bidi("contacts,calendar"))
-            .env("CDS_FAULT_KILL_AT", point.to_string())
-            .output()
-            .unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        if out.status.signal() != Some(9) {
-            assert!(
-                out.status.success(),
-                "point {point}: {}",
-                common::stderr(&out)
-            );
-            assert_eq!(files(&s), after);
-            break;
-        }
-        // The next invocation finishes the roll-back or roll-forward first.
-        let verify = s.run(&["audit", "verify"]);
-        assert!(
-            verify.status.success(),
-            "point {point}: {}",
-            common::stderr(&verify)
-        );
-        let now = files(&s);
-        if now == before {
-            saw_before += 1;
-        } else if now == after {
-            saw_after += 1;
-        } else {
-            let differ: Vec<_> = now
-                .keys()
-                .chain(after.keys())
-                .filter(|k| now.get(*k) != after.get(*k) && now.get(*k) != before.get(*k))
-                .collect();
-            panic!("point {point}: a mix of before and after: {differ:?}");
-        }
-    }
+    let (saw_before, saw_after) = kill_at(1..=60, edited, "contacts,calendar", [&before, &after]);
     assert!(
         saw_before > 0 && saw_after > 0,
         "{saw_before} / {saw_after}"
@@ -634,40 +594,12 @@ fn a_commit_of_many_files_killed_anywhere_leaves_before_or_after() {
     let after = files(&reference);
     assert_eq!(after.len(), before.len() + 80 - 1);
 
-    let (mut saw_before, mut saw_after) = (0, 0);
-    for point in (1..=400).step_by(7) {
-        let s = edited_many();
-        let out = s
-            .cmd()
-            .args(bidi("contacts"))
-            .env("CDS_FAULT_KILL_AT", point.to_string())
-            .output()
-            .unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        if out.status.signal() != Some(9) {
-            assert!(
-                out.status.success(),
-                "point {point}: {}",
-                common::stderr(&out)
-            );
-            assert_eq!(files(&s), after);
-            break;
-        }
-        let verify = s.run(&["audit", "verify"]);
-        assert!(
-            verify.status.success(),
-            "point {point}: {}",
-            common::stderr(&verify)
-        );
-        let now = files(&s);
-        if now == before {
-            saw_before += 1;
-        } else if now == after {
-            saw_after += 1;
-        } else {
-            panic!("point {point}: a mix of before and after");
-        }
-    }
+    let (saw_before, saw_after) = kill_at(
+        (1..=400).step_by(7),
+        edited_many,
+        "contacts",
+        [&before, &after],
+    );
     assert!(
         saw_before > 2 && saw_after > 2,
         "{saw_before} / {saw_after}"
@@ -691,4 +623,59 @@ fn a_commit_of_many_files_killed_anywhere_leaves_before_or_after() {
         );
         assert_eq!(&files(&s), if ok { &after } else { &before }, "{fault}");
     }
+}
+
+/// Runs a bidirectional sync of `entities` on a fresh `make()` killed at
+/// each kill point of `points` in turn (until one is past the last),
+/// checking after the next invocation that the vdir folders hold exactly
+/// `before` or exactly `after`. How many runs ended in each.
+fn kill_at(
+    points: impl Iterator<Item = usize>,
+    make: impl Fn() -> Scratch,
+    entities: &str,
+    [before, after]: [&BTreeMap<String, Vec<u8>>; 2],
+) -> (usize, usize) {
+    use std::os::unix::process::ExitStatusExt;
+    let (mut saw_before, mut saw_after) = (0, 0);
+    for point in points {
+        let s = make();
+        assert_eq!(&files(&s), before);
+        let out = s
+            .cmd()
+            .args(bidi(entities))
+            .env("CDS_FAULT_KILL_AT", point.to_string())
+            .output()
+            .unwrap();
+        if out.status.signal() != Some(9) {
+            // Past the last kill point: the sync simply completed.
+            assert!(
+                out.status.success(),
+                "point {point}: {}",
+                common::stderr(&out)
+            );
+            assert_eq!(&files(&s), after);
+            break;
+        }
+        // The next invocation finishes the roll-back or roll-forward first.
+        let verify = s.run(&["audit", "verify"]);
+        assert!(
+            verify.status.success(),
+            "point {point}: {}",
+            common::stderr(&verify)
+        );
+        let now = files(&s);
+        if &now == before {
+            saw_before += 1;
+        } else if &now == after {
+            saw_after += 1;
+        } else {
+            let differ: Vec<_> = now
+                .keys()
+                .chain(after.keys())
+                .filter(|k| now.get(*k) != after.get(*k) && now.get(*k) != before.get(*k))
+                .collect();
+            panic!("point {point}: a mix of before and after: {differ:?}");
+        }
+    }
+    (saw_before, saw_after)
 }

@@ -3,8 +3,8 @@
 //! written in one journalled transaction, audited once its commit point has
 //! passed.
 
+use super::EntityPlan;
 use super::schedule::PARALLEL_MIN_BYTES;
-use super::{EntityPlan, ReadVersion};
 use crate::audit::Entry;
 use crate::conflict_log::{ConflictLog, LoggedConflict};
 use crate::error::{Code, Error, Result};
@@ -12,7 +12,7 @@ use crate::install::Host;
 use crate::merge::Side;
 use crate::record::SyncRecord;
 use crate::request::SyncRequest;
-use crate::store::{self, FileStamp, Write};
+use crate::store::{self, FileStamp, FileVersion, Write};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -21,15 +21,15 @@ use std::time::Instant;
 /// (a file whose stamp is racy is read and hashed again); the first changed
 /// one in plan order is reported.
 pub fn check_unchanged(plans: &[EntityPlan]) -> Result<()> {
-    let read: Vec<&ReadVersion> = plans.iter().flat_map(|p| &p.read_versions).collect();
-    let unchanged = |part: &[&ReadVersion]| {
+    let read: Vec<&FileVersion> = plans.iter().flat_map(|p| &p.read_versions).collect();
+    let unchanged = |part: &[&FileVersion]| {
         part.iter()
-            .map(|r| store::unchanged_since_read(&r.path, &r.digest, &r.file_stamp))
+            .map(|r| store::unchanged_since_read(&r.path, &r.digest, &r.stamp))
             .collect::<Vec<_>>()
     };
     let bytes: u64 = read
         .iter()
-        .filter_map(|r| r.file_stamp.as_ref().map(FileStamp::size))
+        .filter_map(|r| r.stamp.as_ref().map(FileStamp::size))
         .sum();
     let checked = if bytes < PARALLEL_MIN_BYTES {
         unchanged(&read)

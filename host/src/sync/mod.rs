@@ -40,10 +40,10 @@ use crate::install::{Host, rfc3339};
 use crate::merge::{Conflict, Direction, IdSet, Item, Side, id_of};
 use crate::record::{DomainPlan, EntityResult, ErrorObject, Status, SyncRecord};
 use crate::request::{self, SyncRequest};
-use crate::store::{DataDir, FileStamp, Write};
+use crate::store::{DataDir, FileVersion, Write};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -141,18 +141,10 @@ struct EntityPlan {
     result: EntityResult,
     writes: Vec<Write>,
     /// Each domain file this plan rewrites, as it was read.
-    read_versions: Vec<ReadVersion>,
+    read_versions: Vec<FileVersion>,
     conflicts: Vec<Conflict>,
     /// Dry run only: the ids each domain would gain, change or lose.
     plan: BTreeMap<String, DomainPlan>,
-}
-
-/// A domain file as the sync read it: what the commit compares the file
-/// with to be sure no other program wrote it meanwhile.
-struct ReadVersion {
-    path: PathBuf,
-    digest: Option<String>,
-    file_stamp: Option<FileStamp>,
 }
 
 /// What is known of an attempt so far, for its failure record.
@@ -502,11 +494,7 @@ impl Host {
         };
         for planned in vdir {
             writes.extend(planned.writes);
-            read_versions.extend(planned.read.into_iter().map(|v| ReadVersion {
-                path: v.path,
-                digest: v.digest,
-                file_stamp: v.stamp,
-            }));
+            read_versions.extend(planned.read);
         }
         tracing::info!(
             entity,
@@ -705,14 +693,14 @@ fn read_versions(
     files: &read::EntityFiles,
     read_files: &[crate::store::ReadFile; 2],
     out: &crate::merge::MergeOutput,
-) -> Vec<ReadVersion> {
+) -> Vec<FileVersion> {
     let changed = [out.source_changed, out.target_changed];
     (0..2)
         .filter(|&k| changed[k] && !files.vdir[k])
-        .map(|k| ReadVersion {
+        .map(|k| FileVersion {
             path: files.paths[k].clone(),
             digest: read_files[k].digest.clone(),
-            file_stamp: read_files[k].file_stamp.clone(),
+            stamp: read_files[k].file_stamp.clone(),
         })
         .collect()
 }

@@ -337,10 +337,7 @@ pub fn schema_fault(
         }
         faults
     } else {
-        let to_canonical: Vec<(&str, &str)> = fields
-            .iter()
-            .map(|(c, l)| (l.as_str(), c.as_str()))
-            .collect();
+        let to_canonical = crate::config::to_canonical(fields);
         plugin.validate(&Value::Object(rename_fields(item.clone(), &to_canonical)))
     };
     let count = faults.len();
