@@ -292,6 +292,11 @@ impl FileStamp {
         self.len
     }
 
+    /// The file's modification time.
+    pub fn modified(&self) -> std::time::SystemTime {
+        self.modified
+    }
+
     fn same_file_state(&self, now: &FileStamp) -> bool {
         !self.racy && (self.len, self.modified, self.inode) == (now.len, now.modified, now.inode)
     }

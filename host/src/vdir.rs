@@ -90,10 +90,11 @@ pub fn read(dir: &Path, entity: &str, fields: &[(String, String)]) -> Result<Rea
             continue;
         }
         let path = dir.join(&name);
-        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            continue;
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(m) if m.is_symlink() => store::refuse_symlink(&path)?,
+            _ => {}
         }
-        store::refuse_symlink(&path)?;
         // Stamped before the read, as a JSON file is.
         let stamp = store::FileStamp::of(&path);
         let Some(content) = store::read_optional(&path)? else {
@@ -101,7 +102,8 @@ pub fn read(dir: &Path, entity: &str, fields: &[(String, String)]) -> Result<Rea
         };
         bytes += content.len();
         let digest = store::content_digest(&content);
-        let Some(item) = read_item(&path, content, entity, format)? else {
+        let modified = stamp.as_ref().map(store::FileStamp::modified);
+        let Some(item) = read_item(&path, content, modified, entity, format)? else {
             continue;
         };
         let id = id_of(&item, "id").to_string();
@@ -149,13 +151,19 @@ pub fn read(dir: &Path, entity: &str, fields: &[(String, String)]) -> Result<Rea
 /// The one item of `entity` the file `path` holds (`content`), in canonical
 /// field names; `None` when it holds only items of another type. Its id is
 /// its UID, or, without one, the file's name (which another program's edit
-/// keeps).
-fn read_item(path: &Path, content: Vec<u8>, entity: &str, format: Format) -> Result<Option<Item>> {
+/// keeps). `modified` is the file's time (the `lastModified` of an item that
+/// names none).
+fn read_item(
+    path: &Path,
+    content: Vec<u8>,
+    modified: Option<std::time::SystemTime>,
+    entity: &str,
+    format: Format,
+) -> Result<Option<Item>> {
     let text = cards::decode(path, content)?;
-    let modified = std::fs::metadata(path)
-        .and_then(|m| m.modified())
+    let modified = modified
         .map(chrono::DateTime::<chrono::Utc>::from)
-        .unwrap_or_else(|_| chrono::Utc::now());
+        .unwrap_or_else(chrono::Utc::now);
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

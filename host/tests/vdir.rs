@@ -447,10 +447,7 @@ fn vdir_folders_outside_the_data_folder_and_their_errors() {
         "BEGIN:VCARD\r\nFN X\r\nEND:VCARD\r\n",
     )
     .unwrap();
-    let (code, rec) = s.run_json(&bidi("contacts"));
-    assert_ne!(code, 0);
-    assert_eq!(rec["errors"][0]["code"], "DATA_FORMAT_INVALID", "{rec:#}");
-    let msg = rec["errors"][0]["message"].as_str().unwrap();
+    let msg = refused(&s, "DATA_FORMAT_INVALID");
     assert!(
         msg.contains("broken.vcf") && msg.contains("line 2"),
         "{msg}"
@@ -464,10 +461,7 @@ fn vdir_folders_outside_the_data_folder_and_their_errors() {
             + &card(&["VERSION:4.0", "UID:t2", "FN:T Two"]),
     )
     .unwrap();
-    let (code, rec) = s.run_json(&bidi("contacts"));
-    assert_ne!(code, 0);
-    assert_eq!(rec["errors"][0]["code"], "DATA_FORMAT_INVALID", "{rec:#}");
-    let msg = rec["errors"][0]["message"].as_str().unwrap();
+    let msg = refused(&s, "DATA_FORMAT_INVALID");
     assert!(
         msg.contains("two.vcf") && msg.contains("holds 2 items"),
         "{msg}"
@@ -480,38 +474,34 @@ fn vdir_folders_outside_the_data_folder_and_their_errors() {
         card(&["VERSION:4.0", "UID:x", "FN:Other X", "REV:20260110T100000Z"]),
     )
     .unwrap();
-    let (code, rec) = s.run_json(&bidi("contacts"));
-    assert_ne!(code, 0);
-    assert_eq!(rec["errors"][0]["code"], "SYNC_CONFLICT", "{rec:#}");
+    refused(&s, "SYNC_CONFLICT");
     std::fs::remove_file(folder.join("y.vcf")).unwrap();
 
     // A configured folder that does not exist, and two domains on one.
     std::fs::remove_dir_all(&folder).unwrap();
-    let (code, rec) = s.run_json(&bidi("contacts"));
-    assert_ne!(code, 0);
-    assert_eq!(rec["errors"][0]["code"], "DOMAIN_NOT_FOUND", "{rec:#}");
+    refused(&s, "DOMAIN_NOT_FOUND");
     std::fs::create_dir_all(&folder).unwrap();
     s.config(json!({"domains": {
         "personal": {"vdir": {"contacts": abs}},
         "business": {"vdir": {"contacts": abs}}
     }}));
-    let (code, rec) = s.run_json(&bidi("contacts"));
-    assert_ne!(code, 0);
-    assert_eq!(rec["errors"][0]["code"], "INVALID_ARGUMENT", "{rec:#}");
+    refused(&s, "INVALID_ARGUMENT");
     // Only contacts, calendar and tasks have a vdir form.
     s.config(json!({"domains": {
         "personal": {"vdir": {"notes": abs}},
         "business": {}
     }}));
-    let (code, rec) = s.run_json(&bidi("contacts"));
-    assert_ne!(code, 0);
-    assert!(
-        rec["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("vdir.notes"),
-        "{rec:#}"
-    );
+    let msg = refused(&s, "INVALID_ARGUMENT");
+    assert!(msg.contains("vdir.notes"), "{msg}");
+}
+
+/// Runs a bidirectional sync of contacts that must be refused with `code`;
+/// its message.
+fn refused(s: &Scratch, code: &str) -> String {
+    let (exit, rec) = s.run_json(&bidi("contacts"));
+    assert_ne!(exit, 0, "{rec:#}");
+    assert_eq!(rec["errors"][0]["code"], code, "{rec:#}");
+    rec["errors"][0]["message"].as_str().unwrap().to_string()
 }
 
 /// A calendar collection holds events and to-dos: `calendar` and `tasks`
