@@ -71,7 +71,7 @@ pub struct RawEntry {
 /// A base file read without parsing its entries' items.
 #[derive(Debug, Default)]
 pub struct RawBase {
-    text: Vec<u8>,
+    text: crate::raw::FileBytes,
     /// In file order (sorted by id, as written).
     pub entries: Vec<RawEntry>,
 }
@@ -80,7 +80,7 @@ impl RawBase {
     /// Reads the base at `path`, oriented as (`source`, `target`); an absent
     /// file is an empty base. Digests are kept only under `key`.
     pub fn load(path: &Path, source: &str, target: &str, key: &str) -> Result<RawBase> {
-        let Some(text) = crate::store::read_optional(path)? else {
+        let Some(text) = crate::store::read_mapped(path)? else {
             return Ok(RawBase::default());
         };
         let damaged = |why: String| {
@@ -606,7 +606,7 @@ mod tests {
             digests: d,
         };
         let base = RawBase {
-            text: Vec::new(),
+            text: Default::default(),
             entries: vec![
                 entry("a", [Some(raw::digest(b"a")), Some(raw::digest(b"a'"))]),
                 entry("b", [Some(raw::digest(b"b")), Some(raw::digest(b"b"))]),

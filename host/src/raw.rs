@@ -52,11 +52,85 @@ pub struct RawItem {
     pub digest: Option<ItemDigest>,
 }
 
+/// A file's bytes as read. A large one is a read-only mapping of the page
+/// cache: read into the heap instead, the kernel zeroed fresh pages for it
+/// and copied it there (14% of a re-sync's samples at the limits when the
+/// machine's memory was cold), and it counted in the sync's peak memory
+/// (BENCHMARKS.md, "Data files mapped").
+///
+/// A mapping shows what is in the file while it is mapped. A program that
+/// replaces the file (write a new one, rename it over: what editors and this
+/// host do) leaves the mapped one as it was. One that rewrites it in place
+/// while a sync reads it is seen as a read would see it, torn; the commit's
+/// check that no file changed since it was read catches either (its stamp
+/// moves). One that makes it shorter in place makes a read past the new end
+/// fault (SIGBUS), ending the sync before its commit, as a kill would: the
+/// data folder stays as it was.
+#[derive(Default)]
+pub struct FileBytes {
+    inner: Held,
+    /// Bytes skipped at the start (a byte order mark).
+    start: usize,
+}
+
+#[derive(Default)]
+enum Held {
+    #[default]
+    None,
+    Heap(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl FileBytes {
+    /// A file's mapping ([`crate::store::read_mapped`] makes it).
+    pub fn mapped(map: memmap2::Mmap) -> FileBytes {
+        FileBytes {
+            inner: Held::Mapped(map),
+            start: 0,
+        }
+    }
+
+    /// Leaves out the first `n` bytes.
+    pub fn skip(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.whole().len());
+    }
+
+    fn whole(&self) -> &[u8] {
+        match &self.inner {
+            Held::None => &[],
+            Held::Heap(v) => v,
+            Held::Mapped(m) => m,
+        }
+    }
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.whole()[self.start..]
+    }
+}
+
+impl From<Vec<u8>> for FileBytes {
+    fn from(v: Vec<u8>) -> FileBytes {
+        FileBytes {
+            inner: Held::Heap(v),
+            start: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for FileBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileBytes({} bytes)", self.len())
+    }
+}
+
 /// An entity file whose items are still text.
 #[derive(Debug, Default)]
 pub struct RawFile {
     /// The file's bytes; empty once the pipeline needs none of it.
-    pub text: Vec<u8>,
+    pub text: FileBytes,
     pub items: Vec<RawItem>,
     /// The rest of the top-level object, written back untouched.
     pub rest: Map<String, Value>,
@@ -124,7 +198,7 @@ impl RawFile {
 /// every item, which must each be a JSON object, and the rest of
 /// the top-level object. When `text` is not such a file it comes back as the
 /// error: the caller then parses it whole for the precise fault.
-pub fn scan(text: Vec<u8>, entity: &str, id_field: &str) -> Result<RawFile, Vec<u8>> {
+pub fn scan(text: FileBytes, entity: &str, id_field: &str) -> Result<RawFile, FileBytes> {
     let scanned = {
         let mut de = serde_json::Deserializer::from_slice(&text);
         match (TopSeed { entity })
@@ -361,7 +435,7 @@ mod tests {
         want.push(b'\n');
         assert_eq!(text, want);
 
-        let mut file = scan(text.clone(), "contacts", "id").unwrap();
+        let mut file = scan(text.clone().into(), "contacts", "id").unwrap();
         assert!(file.items.iter().all(|i| i.digest.is_none()));
         file.digest_items();
         assert_eq!(file.rest, rest);
@@ -385,7 +459,7 @@ mod tests {
 
     #[test]
     fn files_that_are_not_entity_files_are_told_apart() {
-        let s = |t: &str| scan(t.as_bytes().to_vec(), "contacts", "id");
+        let s = |t: &str| scan(t.as_bytes().to_vec().into(), "contacts", "id");
         for bad in [
             "[]",
             "{\"contacts\": {}}",

@@ -15,6 +15,7 @@
 //! domain exactly as before the sync or exactly as after it.
 
 use crate::error::{Code, Error, Result};
+use crate::raw::FileBytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fs::{self, File};
@@ -218,6 +219,33 @@ pub fn append_line(path: &Path, line: &str) -> Result<()> {
         f.sync_all()
     })
     .map_err(|e| Error::storage("appending to", path, e))
+}
+
+/// Below this size a file is read into memory; from it up, mapped.
+pub const MAP_MIN_BYTES: u64 = 1 << 20;
+
+/// Reads a file, mapping it when large (see [`FileBytes`]); `None` when it
+/// does not exist.
+pub fn read_mapped(path: &Path) -> Result<Option<FileBytes>> {
+    let open = || -> io::Result<FileBytes> {
+        let mut file = File::open(path)?;
+        let len = file.metadata()?.len();
+        if len < MAP_MIN_BYTES {
+            let mut v = Vec::with_capacity(len as usize + 1);
+            io::Read::read_to_end(&mut file, &mut v)?;
+            return Ok(v.into());
+        }
+        // SAFETY: the mapping is read-only and private to this process;
+        // what another program does to the file meanwhile is as the type's
+        // docs say.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(FileBytes::mapped(map))
+    };
+    match retry(open) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::storage("reading", path, e)),
+    }
 }
 
 /// Reads a file; `None` when it does not exist.
@@ -693,7 +721,7 @@ impl DataDir {
         // Stamped before the read: a change in between moves the stamp, and
         // the commit's check then falls back to the digest of what was read.
         let stamp = FileStamp::of(path);
-        match read_optional(path)? {
+        match read_mapped(path)? {
             None => Ok(EntityFile::default()),
             Some(bytes) => Ok(EntityFile {
                 file_stamp: stamp,
@@ -708,13 +736,11 @@ impl DataDir {
         refuse_symlink(path)?;
         // Stamped before the read, as in `read_entity`.
         let stamp = FileStamp::of(path);
-        let Some(bytes) = read_optional(path)? else {
+        let Some(mut bytes) = read_mapped(path)? else {
             return Ok(ReadFile::default());
         };
         let (len, digest) = (bytes.len(), content_digest(&bytes));
-        let mut bytes = bytes;
-        let bom = bytes.len() - strip_bom(&bytes).len();
-        bytes.drain(..bom);
+        bytes.skip(bytes.len() - strip_bom(&bytes).len());
         match crate::raw::scan(bytes, entity, id_field) {
             Ok(raw) => Ok(ReadFile {
                 raw,
@@ -760,7 +786,7 @@ impl DataDir {
             .collect();
         Ok(ReadFile {
             raw: crate::raw::RawFile {
-                text: Vec::new(),
+                text: FileBytes::default(),
                 items,
                 rest: file.rest,
             },
@@ -1037,6 +1063,52 @@ impl DataDir {
 #[cfg(test)]
 mod stamp_tests {
     use super::*;
+
+    /// A file read whole or mapped gives the same items and digest, with or
+    /// without a byte order mark, and a mapped one stays as read when
+    /// another program replaces the file.
+    #[test]
+    fn large_files_read_mapped_as_small_ones_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let item = |i: usize| format!("{{\"id\": \"c{i}\", \"name\": \"{}\"}}", "x".repeat(200));
+        for (n, bom) in [(3, false), (3, true), (8000, false), (8000, true)] {
+            let items: Vec<String> = (0..n).map(item).collect();
+            let mut text = if bom {
+                b"\xEF\xBB\xBF".to_vec()
+            } else {
+                Vec::new()
+            };
+            text.extend(format!("{{\"contacts\": [{}]}}", items.join(", ")).into_bytes());
+            assert_eq!(
+                text.len() as u64 >= MAP_MIN_BYTES,
+                n == 8000,
+                "both ways tried"
+            );
+            let path = dir.path().join(format!("c{n}{bom}.json"));
+            fs::write(&path, &text).unwrap();
+            let raw = data.read_entity_raw(&path, "contacts", "id").unwrap();
+            assert_eq!(raw.bytes, text.len());
+            assert_eq!(raw.digest, Some(content_digest(&text)));
+            assert_eq!(raw.raw.items.len(), n);
+            assert_eq!(raw.raw.text_of(n - 1), item(n - 1).as_bytes());
+            let parsed = data.read_entity_parsed(&path, "contacts", "id").unwrap();
+            let items = parsed.parsed.unwrap();
+            assert_eq!(items.len(), n);
+            assert_eq!(items[n - 1]["id"], format!("c{}", n - 1));
+            // Replaced as editors and this host do: the mapping keeps the
+            // text it was read with.
+            let other = dir.path().join("other.json");
+            fs::write(&other, b"{\"contacts\": []}").unwrap();
+            fs::rename(&other, &path).unwrap();
+            assert_eq!(raw.raw.text_of(0), item(0).as_bytes());
+        }
+        assert!(
+            read_mapped(&dir.path().join("absent.json"))
+                .unwrap()
+                .is_none()
+        );
+    }
 
     #[test]
     fn a_file_is_unchanged_only_while_its_content_is() {

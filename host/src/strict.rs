@@ -101,8 +101,20 @@ pub enum Fault {
 /// `at` is the path of the value (for an item read alone, its path in its
 /// file).
 pub fn from_slice(text: &[u8], at: &Seg<'_>) -> Result<Value, Fault> {
+    parse(serde_json::Deserializer::from_slice(text), at)
+}
+
+/// As [`from_slice`], for text already known to be UTF-8 (what a plugin
+/// returned), which is then not checked again.
+pub fn from_str(text: &str, at: &Seg<'_>) -> Result<Value, Fault> {
+    parse(serde_json::Deserializer::from_str(text), at)
+}
+
+fn parse<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    at: &Seg<'_>,
+) -> Result<Value, Fault> {
     let found = RefCell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(text);
     let parsed = ValueSeed { found: &found, at }
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v));
@@ -177,8 +189,15 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
         }
     }
 
+    /// The entries are gathered first and the map is made at its final
+    /// size: built entry by entry, a typical item's map was reallocated and
+    /// rehashed three times and kept room for up to twice its entries (a
+    /// sync at the limits holds some 100,000 of them). Up to
+    /// [`LINEAR_KEYS`] keys, a repeat is found by comparing with each
+    /// earlier one; past that, in the map.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
+        let mut small: Vec<(String, Value)> = Vec::with_capacity(16);
+        let mut big: Option<Map<String, Value>> = None;
         let mut first = true;
         while let Some(key) = map.next_key::<String>()? {
             if first && key == NUMBER_TOKEN {
@@ -188,7 +207,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                     .map_err(de::Error::custom);
             }
             first = false;
-            if out.contains_key(&key) {
+            let repeated = match &big {
+                Some(m) => m.contains_key(&key),
+                None => small.iter().any(|(k, _)| *k == key),
+            };
+            if repeated {
                 *self.found.borrow_mut() = Some(Duplicate {
                     path: self.at.path(),
                     item: self.at.item_index(),
@@ -203,11 +226,29 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                 found: self.found,
                 at: &at,
             })?;
-            out.insert(key, v);
+            match &mut big {
+                Some(m) => {
+                    m.insert(key, v);
+                }
+                None => {
+                    small.push((key, v));
+                    if small.len() == LINEAR_KEYS {
+                        big = Some(small.drain(..).collect());
+                    }
+                }
+            }
         }
-        Ok(Value::Object(out))
+        Ok(Value::Object(big.unwrap_or_else(|| {
+            let mut m = Map::with_capacity(small.len());
+            m.extend(small);
+            m
+        })))
     }
 }
+
+/// Up to this many keys an object's repeated key is looked for by
+/// comparing; quicker than hashing for items' few fields.
+const LINEAR_KEYS: usize = 32;
 
 /// The error for a key found twice in one object of an entity file.
 pub fn duplicate_key(path: &Path, d: &Duplicate, id: Option<&str>) -> crate::error::Error {
@@ -281,6 +322,37 @@ mod tests {
             panic!("not refused");
         };
         assert_eq!((d.path.as_str(), d.item), ("$.contacts[4]", Some(4)));
+    }
+
+    #[test]
+    fn objects_of_many_keys_keep_their_order_and_a_repeat_is_found_either_way() {
+        // Below and past the number of keys compared one by one.
+        for n in [
+            1,
+            LINEAR_KEYS - 1,
+            LINEAR_KEYS,
+            LINEAR_KEYS + 1,
+            3 * LINEAR_KEYS,
+        ] {
+            let keys: Vec<String> = (0..n).map(|i| format!("k{}", (i * 7919) % 1000)).collect();
+            let body: Vec<String> = keys.iter().map(|k| format!("\"{k}\": 1")).collect();
+            let text = format!("{{{}}}", body.join(", "));
+            let strict = from_slice(text.as_bytes(), &Seg::Root).unwrap();
+            let loose: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(strict, loose, "{n} keys");
+            let order: Vec<&String> = strict.as_object().unwrap().keys().collect();
+            assert_eq!(
+                order,
+                keys.iter().collect::<Vec<_>>(),
+                "{n} keys in file order"
+            );
+            // The first key again, last: a repeat whichever way it is sought.
+            let twice = format!("{{{}, \"{}\": 2}}", body.join(", "), keys[0]);
+            let Err(Fault::Duplicate(d)) = from_str(&twice, &Seg::Root) else {
+                panic!("a repeat after {n} keys not refused");
+            };
+            assert_eq!(d.key, keys[0]);
+        }
     }
 
     #[test]

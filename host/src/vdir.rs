@@ -135,7 +135,7 @@ pub fn read(dir: &Path, entity: &str, fields: &[(String, String)]) -> Result<Rea
     }
     Ok(ReadFile {
         raw: RawFile {
-            text: Vec::new(),
+            text: Default::default(),
             items: raw_items,
             rest: Default::default(),
         },

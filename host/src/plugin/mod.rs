@@ -621,16 +621,26 @@ fn policy_broken(plugin: &str, shapes: &Shapes<'_>, v: cds_policy::Violation) ->
     .with("id", v.id)
 }
 
+/// Parsed as the host parses data files ([`crate::strict`]): maps made at
+/// their final size, and an object with a key twice refused, as a reader
+/// would silently drop one of the two.
 fn parse_returned(plugin: &str, call: &str, i: usize, s: &str) -> Result<Item> {
-    match serde_json::from_str::<Value>(s) {
+    match crate::strict::from_str(s, &crate::strict::Seg::Root) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(Error::plugin(
             plugin,
             format!("returned item {i} from `{call}` that is not a JSON object"),
         )),
-        Err(e) => Err(Error::plugin(
+        Err(crate::strict::Fault::Json(e)) => Err(Error::plugin(
             plugin,
             format!("returned malformed JSON for item {i} from `{call}`: {e}"),
+        )),
+        Err(crate::strict::Fault::Duplicate(d)) => Err(Error::plugin(
+            plugin,
+            format!(
+                "returned item {i} from `{call}` with the key `{}` twice, at {}",
+                d.key, d.path
+            ),
         )),
     }
 }

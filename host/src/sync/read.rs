@@ -209,7 +209,7 @@ pub fn parse(
     }
     for (file, marks) in sides.files.iter_mut().zip(&settlement.files) {
         if !marks.contains(&true) {
-            file.raw.text = Vec::new();
+            file.raw.text = Default::default();
         }
     }
     Ok((
