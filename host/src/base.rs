@@ -56,7 +56,7 @@ enum Stored {
 }
 
 /// One entry of a base file, its items still text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawEntry {
     pub id: String,
     /// The entry's text, copied as it is when it is settled.
@@ -97,56 +97,10 @@ impl RawBase {
         if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(damaged("not a JSON object".into()));
         }
-        let start = text.as_ptr() as usize;
-        let entries = {
-            let mut de = serde_json::Deserializer::from_slice(&text);
-            let top = TopSeed
-                .deserialize(&mut de)
-                .and_then(|t| de.end().map(|()| t))
-                .map_err(|e| damaged(e.to_string()))?;
-            let items = top
-                .items
-                .ok_or_else(|| damaged("no `items` array".into()))?;
-            let trusted = top.version == Some(VERSION) && top.key.as_deref() == Some(key);
-            let mut entries = Vec::with_capacity(items.len());
-            for raw in items {
-                let s = raw.get();
-                let fields = (EntrySeed { source, target })
-                    .deserialize(&mut serde_json::Deserializer::from_str(s))
-                    .map_err(|_| damaged("an entry is not an object".into()))?;
-                let side = |r: Option<&RawValue>| match r {
-                    Some(r) if r.get().starts_with('{') => {
-                        let at = r.get().as_ptr() as usize - start;
-                        Stored::Item(at..at + r.get().len())
-                    }
-                    Some(r) if serde_json::from_str::<String>(r.get()).is_ok_and(|s| s == SAME) => {
-                        Stored::Same
-                    }
-                    _ => Stored::Missing,
-                };
-                let sides = [side(fields.source), side(fields.target)];
-                let whole = matches!(
-                    sides,
-                    [Stored::Item(_), Stored::Item(_) | Stored::Same]
-                        | [Stored::Same, Stored::Item(_)]
-                );
-                let (Some(id), true) = (fields.id, whole) else {
-                    return Err(damaged("an entry lacks its id or a domain's item".into()));
-                };
-                let at = s.as_ptr() as usize - start;
-                entries.push(RawEntry {
-                    id,
-                    span: at..at + s.len(),
-                    sides,
-                    digests: if trusted {
-                        fields.digests
-                    } else {
-                        [None, None]
-                    },
-                });
-            }
-            entries
-        };
+        if let Some(entries) = quick_entries(&text, source, target, key) {
+            return Ok(RawBase { text, entries });
+        }
+        let entries = serde_entries(&text, source, target, key).map_err(damaged)?;
         Ok(RawBase { text, entries })
     }
 
@@ -194,12 +148,146 @@ pub fn trusted_header(path: &Path, entity: &str, key: &str) -> bool {
 /// The first bytes of a base file, up to its first entry.
 fn header(entity: &str, key: &str) -> Vec<u8> {
     let mut buf = Vec::with_capacity(160);
-    buf.extend_from_slice(b"{\"version\":2,\"entity\":");
+    buf.extend_from_slice(format!("{{\"version\":{VERSION},\"entity\":").as_bytes());
     cds_json::write_str(&mut buf, entity);
     buf.extend_from_slice(b",\"key\":");
     cds_json::write_str(&mut buf, key);
     buf.extend_from_slice(b",\"items\":[");
     buf
+}
+
+/// The entries of any base file, read by serde_json; `Err` says why the
+/// file is damaged.
+fn serde_entries(
+    text: &[u8],
+    source: &str,
+    target: &str,
+    key: &str,
+) -> std::result::Result<Vec<RawEntry>, String> {
+    let start = text.as_ptr() as usize;
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let top = TopSeed
+        .deserialize(&mut de)
+        .and_then(|t| de.end().map(|()| t))
+        .map_err(|e| e.to_string())?;
+    let items = top.items.ok_or_else(|| "no `items` array".to_string())?;
+    let trusted = top.version == Some(VERSION) && top.key.as_deref() == Some(key);
+    let mut entries = Vec::with_capacity(items.len());
+    for raw in items {
+        let s = raw.get();
+        let fields = (EntrySeed { source, target })
+            .deserialize(&mut serde_json::Deserializer::from_str(s))
+            .map_err(|_| "an entry is not an object".to_string())?;
+        let side = |r: Option<&RawValue>| match r {
+            Some(r) if r.get().starts_with('{') => {
+                let at = r.get().as_ptr() as usize - start;
+                Stored::Item(at..at + r.get().len())
+            }
+            Some(r) if serde_json::from_str::<String>(r.get()).is_ok_and(|s| s == SAME) => {
+                Stored::Same
+            }
+            _ => Stored::Missing,
+        };
+        let sides = [side(fields.source), side(fields.target)];
+        let whole = matches!(
+            sides,
+            [Stored::Item(_), Stored::Item(_) | Stored::Same] | [Stored::Same, Stored::Item(_)]
+        );
+        let (Some(id), true) = (fields.id, whole) else {
+            return Err("an entry lacks its id or a domain's item".into());
+        };
+        let at = s.as_ptr() as usize - start;
+        entries.push(RawEntry {
+            id,
+            span: at..at + s.len(),
+            sides,
+            digests: if trusted {
+                fields.digests
+            } else {
+                [None, None]
+            },
+        });
+    }
+    Ok(entries)
+}
+
+/// The entries of a base laid out as [`write`] lays it out, read in one
+/// pass by [`raw::fast`] (the serde_json reading below went through every
+/// entry twice: to skip it, then for its fields); `None` for any other
+/// layout, which the serde_json reading then reads or names as damaged.
+/// Each entry must have its id and its items, as there.
+fn quick_entries(text: &[u8], source: &str, target: &str, key: &str) -> Option<Vec<RawEntry>> {
+    use raw::fast::{object, string, string_end, ws};
+    let version = format!("{{\"version\":{VERSION},\"entity\":");
+    let mut p = version.len();
+    if !text.starts_with(version.as_bytes()) || text.get(p) != Some(&b'"') {
+        return None;
+    }
+    p = string_end(text, p)?;
+    let key_at = p + b",\"key\":".len();
+    if !text[p..].starts_with(b",\"key\":") || text.get(key_at) != Some(&b'"') {
+        return None;
+    }
+    p = string_end(text, key_at)?;
+    let trusted = string(text, key_at..p)? == key;
+    if !text[p..].starts_with(b",\"items\":[") {
+        return None;
+    }
+    p += b",\"items\":[".len();
+    let mut entries = Vec::new();
+    if text.get(p) == Some(&b']') {
+        p += 1;
+    } else {
+        loop {
+            let mut id = None;
+            let mut digests = [None, None];
+            let mut sides = [Stored::Missing, Stored::Missing];
+            let at = p;
+            // As the serde_json reading's `EntrySeed`: the last of a key
+            // counts, `id` and `digests` before the domains' names.
+            p = object(text, p, &mut |k, v| {
+                let is_string = text[v.start] == b'"';
+                if k == b"id" {
+                    id = if is_string { string(text, v) } else { None };
+                } else if k == b"digests" {
+                    let d: serde_json::Value = serde_json::from_slice(&text[v]).ok()?;
+                    let of = |dom: &str| d.get(dom).and_then(|v| v.as_str()).and_then(raw::unhex);
+                    digests = [of(source), of(target)];
+                } else if let Some(side) = [source, target].iter().position(|d| k == d.as_bytes()) {
+                    sides[side] = if text[v.start] == b'{' {
+                        Stored::Item(v)
+                    } else if is_string && string(text, v).is_some_and(|s| s == SAME) {
+                        Stored::Same
+                    } else {
+                        Stored::Missing
+                    };
+                }
+                Some(())
+            })?;
+            let whole = matches!(
+                sides,
+                [Stored::Item(_), Stored::Item(_) | Stored::Same] | [Stored::Same, Stored::Item(_)]
+            );
+            if !whole {
+                return None;
+            }
+            entries.push(RawEntry {
+                id: id?,
+                span: at..p,
+                sides,
+                digests: if trusted { digests } else { [None, None] },
+            });
+            match text.get(p) {
+                Some(b',') => p += 1,
+                Some(b']') => {
+                    p += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (text.get(p) == Some(&b'}') && ws(text, p + 1) == text.len()).then_some(entries)
 }
 
 /// The top level of a base file: its version, key, and entries as text.
@@ -571,6 +659,48 @@ mod tests {
         assert!(!trusted_header(&path, "contacts", "k"));
         std::fs::write(&path, b"{").unwrap();
         assert!(!trusted_header(&path, "contacts", "k"), "too short");
+    }
+
+    /// A base as `write` lays it out is read in one pass, to the very
+    /// entries serde_json reads; any other layout is left to serde_json.
+    #[test]
+    fn the_quick_reading_agrees_with_serde_json() {
+        let mut merged = Base::new();
+        let tricky = json!({"id": "a\"b", "s": "}]{[\\\"", "n": [1, {"k": null}], "é": "☃"});
+        merged.insert("a\"b".into(), BaseEntry::same(item(tricky)));
+        merged.insert(
+            "b".into(),
+            BaseEntry {
+                source: Arc::new(item(json!({"id": "b", "x": "="}))),
+                target: Arc::new(item(json!({"id": "b", "x": 2.5e-7}))),
+            },
+        );
+        merged.insert("c".into(), BaseEntry::same(item(json!({"id": "c"}))));
+        let text = written(&merged, &RawBase::default(), &[]);
+        for (source, target, key) in [("p", "q", "k"), ("q", "p", "k"), ("p", "q", "other")] {
+            let quick = quick_entries(&text, source, target, key).expect("taken");
+            let slow = serde_entries(&text, source, target, key).unwrap();
+            assert_eq!(quick, slow, "{source} {target} {key}");
+        }
+        assert_eq!(quick_entries(&text, "p", "q", "k").unwrap()[0].id, "a\"b");
+        let empty = written(&Base::new(), &RawBase::default(), &[]);
+        assert_eq!(quick_entries(&empty, "p", "q", "k"), Some(Vec::new()));
+        // Other layouts: to serde_json, which reads them or names the fault.
+        let spaced = [b" ".as_slice(), &text].concat();
+        assert_eq!(quick_entries(&spaced, "p", "q", "k"), None);
+        let mut pretty =
+            serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&text).unwrap())
+                .unwrap();
+        assert_eq!(quick_entries(&pretty, "p", "q", "k"), None);
+        pretty.truncate(pretty.len() - 3);
+        assert!(serde_entries(&pretty, "p", "q", "k").is_err());
+        let no_side = String::from_utf8(text.clone())
+            .unwrap()
+            .replace(",\"q\":\"=\"", "");
+        assert_eq!(quick_entries(no_side.as_bytes(), "p", "q", "k"), None);
+        assert!(serde_entries(no_side.as_bytes(), "p", "q", "k").is_err());
+        let trailing = [text.as_slice(), b"x"].concat();
+        assert_eq!(quick_entries(&trailing, "p", "q", "k"), None);
     }
 
     /// Version 1 bases (before digests) load, with nothing trusted.

@@ -149,8 +149,9 @@ impl RawFile {
         }
     }
 
-    /// Parses item `i`. Its text was checked to be a JSON object when the
-    /// file was scanned, so this fails only if `text` was changed since.
+    /// Parses item `i`, strictly: the quick scan ([`fast`]) leaves an
+    /// item's text unchecked, so this is where a broken one is refused,
+    /// named by its line and column in the file.
     ///
     /// `entity` names the file's array, for the path in an error; an item
     /// with a key twice is refused (see [`crate::strict`]).
@@ -166,31 +167,52 @@ impl RawFile {
             .with("file", path.display().to_string())
             .with("index", i)),
             Err(Fault::Duplicate(mut d)) => {
-                // Lines and columns within the item, made the file's.
-                let start = self.items[i].span.start;
-                let before = &self.text[..start];
-                let newlines = before.iter().filter(|b| **b == b'\n').count();
-                if d.line == 1 {
-                    let line_start = before
-                        .iter()
-                        .rposition(|b| *b == b'\n')
-                        .map_or(0, |p| p + 1);
-                    d.column += start - line_start;
-                }
-                d.line += newlines;
+                (d.line, d.column) = self.in_file(i, d.line, d.column);
                 Err(crate::strict::duplicate_key(
                     path,
                     &d,
                     self.items[i].id.as_deref(),
                 ))
             }
-            Err(Fault::Json(e)) => Err(Error::new(
-                Code::DataFormatInvalid,
-                format!("`{}`: item {i} cannot be read: {e}", path.display()),
-            )
-            .with("file", path.display().to_string())
-            .with("index", i)),
+            Err(Fault::Json(e)) => {
+                let (line, column) = self.in_file(i, e.line(), e.column());
+                // serde_json's message ends with the position in the item.
+                let what = e.to_string();
+                let what = what.rsplit_once(" at line ").map_or(&*what, |(w, _)| w);
+                let who = match &self.items[i].id {
+                    Some(id) => format!("item {i} (id `{id}`)"),
+                    None => format!("item {i}"),
+                };
+                Err(Error::new(
+                    Code::DataFormatInvalid,
+                    format!(
+                        "`{}`: {who} is not valid JSON at line {line}, column {column}: {what}",
+                        path.display()
+                    ),
+                )
+                .with("file", path.display().to_string())
+                .with("path", format!("$.{entity}[{i}]"))
+                .with("index", i)
+                .with("line", line))
+            }
         }
+    }
+
+    /// A line and column within item `i`'s text (1-based), in the file.
+    fn in_file(&self, i: usize, line: usize, column: usize) -> (usize, usize) {
+        let start = self.items[i].span.start;
+        let before = &self.text[..start];
+        let newlines = before.iter().filter(|b| **b == b'\n').count();
+        let column = if line == 1 {
+            let line_start = before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1);
+            column + start - line_start
+        } else {
+            column
+        };
+        (line + newlines, column)
     }
 }
 
@@ -199,35 +221,252 @@ impl RawFile {
 /// the top-level object. When `text` is not such a file it comes back as the
 /// error: the caller then parses it whole for the precise fault.
 pub fn scan(text: FileBytes, entity: &str, id_field: &str) -> Result<RawFile, FileBytes> {
-    let scanned = {
-        let mut de = serde_json::Deserializer::from_slice(&text);
-        match (TopSeed { entity })
-            .deserialize(&mut de)
-            .and_then(|t| de.end().map(|()| t))
-        {
-            Ok(top) => {
-                let base = text.as_ptr() as usize;
-                let raws = top.items.unwrap_or_default();
-                let mut items = Vec::with_capacity(raws.len());
-                let mut objects = true;
-                for raw in &raws {
-                    let s = raw.get();
-                    objects &= s.starts_with('{');
-                    let start = s.as_ptr() as usize - base;
-                    items.push(RawItem {
-                        span: start..start + s.len(),
-                        id: scan_id(s, id_field),
-                        digest: None,
-                    });
-                }
-                objects.then_some((items, top.rest))
-            }
-            Err(_) => None,
-        }
-    };
-    match scanned {
+    if let Some(items) = fast::scan(&text, entity, id_field) {
+        return Ok(RawFile {
+            text,
+            items,
+            rest: Map::new(),
+        });
+    }
+    match serde_scan(&text, entity, id_field) {
         Some((items, rest)) => Ok(RawFile { text, items, rest }),
         None => Err(text),
+    }
+}
+
+/// [`scan`] by serde_json, for any entity file: items validated as JSON
+/// while skipped, each one's id found by a second pass.
+fn serde_scan(
+    text: &[u8],
+    entity: &str,
+    id_field: &str,
+) -> Option<(Vec<RawItem>, Map<String, Value>)> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let top = (TopSeed { entity })
+        .deserialize(&mut de)
+        .and_then(|t| de.end().map(|()| t))
+        .ok()?;
+    let base = text.as_ptr() as usize;
+    let raws = top.items.unwrap_or_default();
+    let mut items = Vec::with_capacity(raws.len());
+    let mut objects = true;
+    for raw in &raws {
+        let s = raw.get();
+        objects &= s.starts_with('{');
+        let start = s.as_ptr() as usize - base;
+        items.push(RawItem {
+            span: start..start + s.len(),
+            id: scan_id(s, id_field),
+            digest: None,
+        });
+    }
+    objects.then_some((items, top.rest))
+}
+
+/// The quick scan of a file that holds only `{"<entity>": [...]}` (every
+/// file this host writes without other top-level keys), in one pass; the
+/// base's reading uses it too ([`crate::base`]).
+///
+/// serde_json's scan validated every item while skipping it, and
+/// [`scan_id`] went through it again for its id; with the base read the
+/// same way, that was about a quarter of a re-sync's samples at the limits.
+/// This pass only finds where each item ends (strings, with `memchr`, and
+/// nesting) and reads the item's own id on the way; it checks the layout
+/// strictly down to each item's own keys and leaves their values
+/// unchecked. That loses nothing: an item the base settles has exactly the
+/// text of one the host wrote (its SHA-256 says so), and every other item
+/// is parsed whole, strictly, before it is used, which is where a broken
+/// one is refused. A file it does not take (other keys, or not an entity
+/// file at all) goes through serde_json's scan, whose result it equals on
+/// every file it takes (`quick_scan_tests::the_quick_scan_agrees_with_serde_json`).
+pub mod fast {
+    use super::RawItem;
+    use std::ops::Range;
+
+    /// The index of the first byte at or after `p` that is not JSON
+    /// whitespace.
+    pub fn ws(text: &[u8], mut p: usize) -> usize {
+        while matches!(text.get(p), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            p += 1;
+        }
+        p
+    }
+
+    /// The end of the string whose opening quote is at `open`: the index
+    /// after its closing quote.
+    pub fn string_end(text: &[u8], open: usize) -> Option<usize> {
+        let mut p = open + 1;
+        loop {
+            p += memchr::memchr2(b'"', b'\\', &text[p..])?;
+            if text[p] == b'"' {
+                return Some(p + 1);
+            }
+            // An escape: the next byte is never the string's end.
+            p += 2;
+            if p > text.len() {
+                return None;
+            }
+        }
+    }
+
+    /// The string at `span` (with its quotes), decoded.
+    pub fn string(text: &[u8], span: Range<usize>) -> Option<String> {
+        let inner = &text[span.start + 1..span.end - 1];
+        if memchr::memchr(b'\\', inner).is_none() {
+            std::str::from_utf8(inner).ok().map(String::from)
+        } else {
+            serde_json::from_slice::<String>(&text[span]).ok()
+        }
+    }
+
+    /// The end of the object or array that opens at `start` (nesting
+    /// counted, strings skipped, nothing else checked).
+    fn nested_end(text: &[u8], start: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        let mut p = start;
+        loop {
+            match *text.get(p)? {
+                b'"' => {
+                    p = string_end(text, p)?;
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(p + 1);
+                    }
+                }
+                _ => {}
+            }
+            p += 1;
+        }
+    }
+
+    /// The end of the value that starts at `p`.
+    fn value_end(text: &[u8], p: usize) -> Option<usize> {
+        match *text.get(p)? {
+            b'"' => string_end(text, p),
+            b'{' | b'[' => nested_end(text, p),
+            _ => {
+                // A number, `true`, `false` or `null`: up to a delimiter.
+                let len = text[p..]
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+                    .unwrap_or(text.len() - p);
+                (len > 0).then_some(p + len)
+            }
+        }
+    }
+
+    /// Told of each member of an object: its key (undecoded) and where its
+    /// value lies; `None` stops the reading.
+    pub type Member<'a> = dyn FnMut(&[u8], Range<usize>) -> Option<()> + 'a;
+
+    /// Goes through the object that opens at `start`, handing `member`
+    /// each of its own keys (undecoded) and where its value lies; returns
+    /// the object's end. `None` when the text is not laid out as an object
+    /// (or `member` says so), and for a key with an escape, which may spell
+    /// any name: such a file is left to serde_json.
+    pub fn object(text: &[u8], start: usize, member: &mut Member<'_>) -> Option<usize> {
+        if text.get(start) != Some(&b'{') {
+            return None;
+        }
+        let mut p = ws(text, start + 1);
+        if text.get(p) == Some(&b'}') {
+            return Some(p + 1);
+        }
+        loop {
+            if text.get(p) != Some(&b'"') {
+                return None;
+            }
+            let key_end = string_end(text, p)?;
+            let key = &text[p + 1..key_end - 1];
+            if memchr::memchr(b'\\', key).is_some() {
+                return None;
+            }
+            p = ws(text, key_end);
+            if text.get(p) != Some(&b':') {
+                return None;
+            }
+            p = ws(text, p + 1);
+            let end = value_end(text, p)?;
+            member(key, p..end)?;
+            p = ws(text, end);
+            match text.get(p) {
+                Some(b',') => p = ws(text, p + 1),
+                Some(b'}') => return Some(p + 1),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The end of the item that opens at `start`, and the string under its
+    /// own key `id_field`: the last if repeated, none if that one is not a
+    /// string (as a parse reads it).
+    fn item(text: &[u8], start: usize, id_field: &[u8]) -> Option<(usize, Option<String>)> {
+        let mut id = None;
+        let end = object(text, start, &mut |k, v| {
+            if k == id_field {
+                id = if text[v.start] == b'"' {
+                    string(text, v)
+                } else {
+                    None
+                };
+            }
+            Some(())
+        })?;
+        Some((end, id))
+    }
+
+    /// The items of `{"<entity>": [item, ...]}`, each an object; `None` for
+    /// any other top level.
+    pub fn scan(text: &[u8], entity: &str, id_field: &str) -> Option<Vec<RawItem>> {
+        let mut p = ws(text, 0);
+        let key = format!("\"{entity}\"");
+        if text.get(p) != Some(&b'{') {
+            return None;
+        }
+        p = ws(text, p + 1);
+        if !text[p..].starts_with(key.as_bytes()) {
+            return None;
+        }
+        p = ws(text, p + key.len());
+        if text.get(p) != Some(&b':') {
+            return None;
+        }
+        p = ws(text, p + 1);
+        if text.get(p) != Some(&b'[') {
+            return None;
+        }
+        p = ws(text, p + 1);
+        let mut items = Vec::new();
+        if text.get(p) == Some(&b']') {
+            p += 1;
+        } else {
+            loop {
+                let (end, id) = item(text, p, id_field.as_bytes())?;
+                items.push(RawItem {
+                    span: p..end,
+                    id,
+                    digest: None,
+                });
+                p = ws(text, end);
+                match text.get(p) {
+                    Some(b',') => p = ws(text, p + 1),
+                    Some(b']') => {
+                        p += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        p = ws(text, p);
+        if text.get(p) != Some(&b'}') {
+            return None;
+        }
+        (ws(text, p + 1) == text.len()).then_some(items)
     }
 }
 
@@ -395,6 +634,220 @@ pub fn unhex(s: &str) -> Option<ItemDigest> {
     let mut d = [0u8; 16];
     hex::decode_to_slice(s, &mut d).ok()?;
     Some(d)
+}
+
+#[cfg(test)]
+mod quick_scan_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A JSON value as text, built so that objects may repeat a key and
+    /// strings hold what makes scanning hard: quotes, backslashes, braces,
+    /// brackets, commas, escapes and other scripts.
+    #[derive(Debug, Clone)]
+    enum J {
+        Lit(&'static str),
+        Str(String),
+        Arr(Vec<J>),
+        Obj(Vec<(String, J)>),
+    }
+
+    fn quoted(s: &str) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+
+    fn render(j: &J, pretty: bool, depth: usize, out: &mut String) {
+        let nl = |out: &mut String, d: usize| {
+            if pretty {
+                out.push('\n');
+                out.push_str(&"  ".repeat(d));
+            }
+        };
+        match j {
+            J::Lit(l) => out.push_str(l),
+            J::Str(s) => out.push_str(&quoted(s)),
+            J::Arr(a) => {
+                out.push('[');
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    nl(out, depth + 1);
+                    render(v, pretty, depth + 1, out);
+                }
+                out.push(']');
+            }
+            J::Obj(o) => {
+                out.push('{');
+                for (i, (k, v)) in o.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    nl(out, depth + 1);
+                    out.push_str(&quoted(k));
+                    out.push_str(if pretty { ": " } else { ":" });
+                    render(v, pretty, depth + 1, out);
+                }
+                nl(out, depth);
+                out.push('}');
+            }
+        }
+    }
+
+    fn value() -> impl Strategy<Value = J> {
+        let leaf = prop_oneof![
+            Just(J::Lit("null")),
+            Just(J::Lit("true")),
+            Just(J::Lit("-1.5e3")),
+            Just(J::Lit("42")),
+            "[a-z\"\\\\{}\\[\\],:é☃\n\t\u{1}]{0,12}".prop_map(J::Str),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(J::Arr),
+                prop::collection::vec((key(), inner), 0..4).prop_map(J::Obj),
+            ]
+        })
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("id".to_string()),
+            Just("name".to_string()),
+            Just("i\"d".to_string()),
+            "[a-z]{1,3}",
+        ]
+    }
+
+    fn item() -> impl Strategy<Value = J> {
+        prop::collection::vec((key(), value()), 0..6).prop_map(J::Obj)
+    }
+
+    /// `{"contacts": [items]}`, compact or pretty, perhaps with another
+    /// top-level key first or last.
+    fn file(items: &[J], pretty: bool, other: Option<bool>) -> String {
+        let mut out = String::from("{");
+        if other == Some(true) {
+            out.push_str("\"version\": 2, ");
+        }
+        out.push_str("\"contacts\": [");
+        for (i, it) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            render(it, pretty, 1, &mut out);
+        }
+        out.push(']');
+        if other == Some(false) {
+            out.push_str(", \"meta\": {}");
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// On every file it takes, the quick scan finds what serde_json's
+        /// does; it takes every file of the entity key alone whose items'
+        /// own keys are unescaped.
+        #[test]
+        fn the_quick_scan_agrees_with_serde_json(
+            items in prop::collection::vec(item(), 0..6),
+            pretty: bool,
+            other in prop::option::of(any::<bool>()),
+        ) {
+            let text = file(&items, pretty, other);
+            let slow = serde_scan(text.as_bytes(), "contacts", "id");
+            prop_assert!(slow.is_some(), "a valid entity file: {}", text);
+            let quick = fast::scan(text.as_bytes(), "contacts", "id");
+            let escaped_key = items.iter().any(|i| match i {
+                J::Obj(o) => o.iter().any(|(k, _)| k.contains('"')),
+                _ => false,
+            });
+            if let Some(q) = &quick {
+                let (items, rest) = slow.unwrap();
+                prop_assert_eq!(q, &items);
+                prop_assert!(rest.is_empty());
+            } else {
+                prop_assert!(other.is_some() || escaped_key, "declined: {}", text);
+            }
+        }
+
+        /// Broken text is never taken as sound: when the quick scan takes a
+        /// file and each item it found parses on its own, serde_json takes
+        /// the file too, with the same items.
+        #[test]
+        fn the_quick_scan_takes_a_broken_file_only_with_a_broken_item(
+            items in prop::collection::vec(item(), 1..4),
+            pretty: bool,
+            cut in any::<prop::sample::Index>(),
+            byte in prop::sample::select(b"{}[]\",:\\ xa\n".to_vec()),
+            replace: bool,
+        ) {
+            let mut text = file(&items, pretty, None).into_bytes();
+            let at = cut.index(text.len());
+            if replace {
+                text[at] = byte;
+            } else {
+                text.insert(at, byte);
+            }
+            if let Some(q) = fast::scan(&text, "contacts", "id") {
+                let all_parse = q.iter().all(|it| {
+                    matches!(
+                        crate::strict::from_slice(&text[it.span.clone()], &Seg::Root),
+                        Ok(Value::Object(_))
+                    )
+                });
+                if all_parse {
+                    let slow = serde_scan(&text, "contacts", "id");
+                    prop_assert_eq!(slow.map(|(i, _)| i), Some(q));
+                }
+            }
+        }
+    }
+
+    /// The id is the item's own `id`, the last one if repeated, and none
+    /// when that last one is not a string, as serde_json reads it.
+    #[test]
+    fn the_quick_scan_reads_ids_as_a_parse_does() {
+        let items = [
+            r#"{"id": "a"}"#,
+            r#"{"id": "a", "id": 7}"#,
+            r#"{"id": "a", "id": null, "x": 1}"#,
+            r#"{"id": "a", "id": {"id": "b"}}"#,
+            r#"{"id": "a", "id": ["b"], "x": "c"}"#,
+            r#"{"id": 7, "id": "b"}"#,
+            r#"{"n": {"id": "inner"}, "m": ["id", "x"]}"#,
+            r#"{"id": "\u00e9\"q\\"}"#,
+            r#"{"x": "id", "id": "b"}"#,
+            r#"{"id":true}"#,
+        ];
+        for it in items {
+            let text = format!("{{\"contacts\": [{it}]}}");
+            let quick = fast::scan(text.as_bytes(), "contacts", "id").expect(it);
+            let slow = serde_scan(text.as_bytes(), "contacts", "id").unwrap().0;
+            assert_eq!(quick, slow, "{it}");
+        }
+    }
+
+    /// A broken item that the quick scan passes over is refused when it is
+    /// parsed, named by its line and column in the file.
+    #[test]
+    fn a_broken_item_is_named_by_its_place_in_the_file() {
+        let text = b"{\n  \"contacts\": [\n    {\"id\": \"a\"},\n    {\"id\": \"b\", \"n\": tru}\n  ]\n}\n";
+        let file = scan(text.to_vec().into(), "contacts", "id").unwrap();
+        let ids: Vec<_> = file.items.iter().map(|i| i.id.clone()).collect();
+        assert_eq!(ids, [Some("a".into()), Some("b".into())]);
+        let e = file.parse(Path::new("c.json"), "contacts", 1).unwrap_err();
+        assert_eq!(e.code, Code::DataFormatInvalid);
+        assert!(
+            e.message
+                .starts_with("`c.json`: item 1 (id `b`) is not valid JSON at line 4, column 25"),
+            "{}",
+            e.message
+        );
+    }
 }
 
 #[cfg(test)]
