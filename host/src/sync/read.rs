@@ -7,7 +7,7 @@
 //! copies their text: what makes a re-sync cheap (see [`crate::base`]).
 
 use super::ByteBudget;
-use super::schedule::{PARALLEL_MIN_BYTES, join};
+use super::schedule::PARALLEL_MIN_BYTES;
 use crate::base::{self, RawBase};
 use crate::config::LimitsConfig as Limits;
 use crate::error::{Code, Error, Result};
@@ -96,12 +96,11 @@ pub fn read_sides(
     };
     let [src_path, tgt_path] = &files.paths;
     let (src, tgt, base) = if files.large() {
-        std::thread::scope(|s| {
-            let tgt = s.spawn(|| read_side(1));
-            let base = s.spawn(load_base);
-            let src = read_side(0);
-            (src, join(tgt), join(base))
-        })
+        // On the sync's threads (see `schedule`): another worker takes up
+        // what this one does not get to first.
+        let (src, (tgt, base)) =
+            rayon::join(|| read_side(0), || rayon::join(|| read_side(1), load_base));
+        (src, tgt, base)
     } else {
         (read_side(0), read_side(1), load_base())
     };
@@ -188,11 +187,10 @@ pub fn parse(
     let [src_marks, tgt_marks] = &settlement.files;
     let [src, tgt] = &mut sides.files;
     let (src_items, tgt_items) = if files.large() {
-        std::thread::scope(|s| {
-            let tgt = s.spawn(|| read_items(plugin, entity, tgt_path, tgt, tgt_marks, tgt_fields));
-            let src = read_items(plugin, entity, src_path, src, src_marks, src_fields);
-            (src, join(tgt))
-        })
+        rayon::join(
+            || read_items(plugin, entity, src_path, src, src_marks, src_fields),
+            || read_items(plugin, entity, tgt_path, tgt, tgt_marks, tgt_fields),
+        )
     } else {
         (
             read_items(plugin, entity, src_path, src, src_marks, src_fields),

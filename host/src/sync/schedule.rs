@@ -3,8 +3,10 @@
 //! Types are taken largest first (by the bytes of both files), so that the
 //! last one to finish is a small one and no core idles at the end, by up to
 //! as many workers as the machine has cores, at most four: each type also
-//! reads its two files and parses them on threads of its own, so more
-//! workers would only contend. A small sync stays on the calling thread.
+//! reads its two files and parses them as tasks of their own, which an idle
+//! thread takes up, so more workers would only contend. Workers and tasks
+//! run on threads kept for the process ([`pool`]). A small sync stays on
+//! the calling thread.
 //! After a failure no further type is started.
 
 use crate::error::Result;
@@ -19,6 +21,35 @@ pub const PARALLEL_MIN_BYTES: u64 = 1 << 20;
 
 /// The most workers a sync uses.
 pub const MAX_WORKERS: usize = 4;
+
+/// The threads a large sync runs on: made once per process and kept, as
+/// many as the machine has cores (two to [`MAX_WORKERS`]). Each type's
+/// reads and parses, and the workers themselves, are tasks on them
+/// (`rayon`), so that an idle thread takes up what another has not got to.
+///
+/// They replaced threads spawned for each step of each type (some 30 a
+/// sync at the limits). mimalloc gives every new thread pages of its own
+/// for each size of allocation, and a thread that ends leaves its pages
+/// to be reclaimed later: a re-sync at the limits had 94-119 MiB of memory
+/// committed for 17 MiB live at its peak, and the kernel zeroed every page
+/// of it (BENCHMARKS.md, "Threads kept"). wasmtime's parallel compilation
+/// uses rayon's global pool, not this one, so a plugin compiled while a
+/// sync waits for it never waits for this pool's threads.
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, MAX_WORKERS);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("cds-sync-{i}"))
+            .build()
+            .inspect_err(|e| tracing::warn!("cannot start the sync's threads ({e}); using one"))
+            .ok()
+    })
+    .as_ref()
+}
 
 /// How many workers plan `jobs` jobs of `total_bytes` together.
 pub fn workers(jobs: usize, total_bytes: u64) -> usize {
@@ -57,13 +88,20 @@ pub fn run<T: Send>(sizes: &[u64], job: impl Fn(usize) -> Result<T> + Sync) -> R
             results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
         }
     };
-    let workers = workers(sizes.len(), sizes.iter().sum());
-    std::thread::scope(|scope| {
-        for _ in 1..workers {
-            scope.spawn(work);
-        }
-        work();
-    });
+    let total: u64 = sizes.iter().sum();
+    let workers = workers(sizes.len(), total);
+    match pool() {
+        Some(pool) if total >= PARALLEL_MIN_BYTES => pool.install(|| {
+            rayon::scope(|scope| {
+                for _ in 1..workers {
+                    scope.spawn(|_| work());
+                }
+                work();
+            })
+        }),
+        // A small sync: here, on one thread.
+        _ => work(),
+    }
     let mut out = Vec::with_capacity(sizes.len());
     for r in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
         match r {
