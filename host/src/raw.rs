@@ -56,7 +56,7 @@ pub struct RawItem {
 /// cache: read into the heap instead, the kernel zeroed fresh pages for it
 /// and copied it there (14% of a re-sync's samples at the limits when the
 /// machine's memory was cold), and it counted in the sync's peak memory
-/// (BENCHMARKS.md, "Data files mapped").
+/// (BENCHMARKS.md, "Mapped files, one-pass scans, kept threads").
 ///
 /// A mapping shows what is in the file while it is mapped. A program that
 /// replaces the file (write a new one, rename it over: what editors and this

@@ -27,12 +27,15 @@ pub const MAX_WORKERS: usize = 4;
 /// reads and parses, and the workers themselves, are tasks on them
 /// (`rayon`), so that an idle thread takes up what another has not got to.
 ///
-/// They replaced threads spawned for each step of each type (some 30 a
-/// sync at the limits). mimalloc gives every new thread pages of its own
-/// for each size of allocation, and a thread that ends leaves its pages
-/// to be reclaimed later: a re-sync at the limits had 94-119 MiB of memory
-/// committed for 17 MiB live at its peak, and the kernel zeroed every page
-/// of it (BENCHMARKS.md, "Threads kept"). wasmtime's parallel compilation
+/// They replaced the threads spawned for each type's workers, reads and
+/// parses (a sync at the limits started 30 threads; 16 now, the stage's
+/// writers still starting their own: on the pool, their fsyncs held its
+/// threads, and that cost more time than it saved). mimalloc gives every
+/// new thread pages of its own for each size of allocation, and a thread
+/// that ends leaves its pages to be reclaimed later: a re-sync at the
+/// limits had 95 MiB committed for 17 MB live at its peak, and the kernel
+/// zeroes each committed page at its first touch (BENCHMARKS.md, "Mapped
+/// files, one-pass scans, kept threads"). wasmtime's parallel compilation
 /// uses rayon's global pool, not this one, so a plugin compiled while a
 /// sync waits for it never waits for this pool's threads.
 fn pool() -> Option<&'static rayon::ThreadPool> {
