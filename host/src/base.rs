@@ -55,6 +55,37 @@ enum Stored {
     Missing,
 }
 
+impl Stored {
+    /// A domain's value in an entry, at `span` of the base's `text`: its
+    /// item, `"="` for the other domain's, anything else missing.
+    fn of(text: &[u8], span: Range<usize>) -> Stored {
+        let value = &text[span.clone()];
+        if value.starts_with(b"{") {
+            Stored::Item(span)
+        } else if serde_json::from_slice::<String>(value).is_ok_and(|s| s == SAME) {
+            Stored::Same
+        } else {
+            Stored::Missing
+        }
+    }
+
+    /// Whether an entry's sides hold both domains' items (at most one of
+    /// them by `"="`).
+    fn whole(sides: &[Stored; 2]) -> bool {
+        matches!(
+            sides,
+            [Stored::Item(_), Stored::Item(_) | Stored::Same] | [Stored::Same, Stored::Item(_)]
+        )
+    }
+}
+
+/// The digests an entry's `digests` object records for `source` and
+/// `target`, in that order.
+fn digests_of(d: &serde_json::Value, source: &str, target: &str) -> [Option<ItemDigest>; 2] {
+    let of = |dom: &str| d.get(dom).and_then(|v| v.as_str()).and_then(raw::unhex);
+    [of(source), of(target)]
+}
+
 /// One entry of a base file, its items still text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawEntry {
@@ -179,21 +210,14 @@ fn serde_entries(
             .deserialize(&mut serde_json::Deserializer::from_str(s))
             .map_err(|_| "an entry is not an object".to_string())?;
         let side = |r: Option<&RawValue>| match r {
-            Some(r) if r.get().starts_with('{') => {
+            Some(r) => {
                 let at = r.get().as_ptr() as usize - start;
-                Stored::Item(at..at + r.get().len())
+                Stored::of(text, at..at + r.get().len())
             }
-            Some(r) if serde_json::from_str::<String>(r.get()).is_ok_and(|s| s == SAME) => {
-                Stored::Same
-            }
-            _ => Stored::Missing,
+            None => Stored::Missing,
         };
         let sides = [side(fields.source), side(fields.target)];
-        let whole = matches!(
-            sides,
-            [Stored::Item(_), Stored::Item(_) | Stored::Same] | [Stored::Same, Stored::Item(_)]
-        );
-        let (Some(id), true) = (fields.id, whole) else {
+        let (Some(id), true) = (fields.id, Stored::whole(&sides)) else {
             return Err("an entry lacks its id or a domain's item".into());
         };
         let at = s.as_ptr() as usize - start;
@@ -246,29 +270,21 @@ fn quick_entries(text: &[u8], source: &str, target: &str, key: &str) -> Option<V
             // As the serde_json reading's `EntrySeed`: the last of a key
             // counts, `id` and `digests` before the domains' names.
             p = object(text, p, &mut |k, v| {
-                let is_string = text[v.start] == b'"';
                 if k == b"id" {
-                    id = if is_string { string(text, v) } else { None };
-                } else if k == b"digests" {
-                    let d: serde_json::Value = serde_json::from_slice(&text[v]).ok()?;
-                    let of = |dom: &str| d.get(dom).and_then(|v| v.as_str()).and_then(raw::unhex);
-                    digests = [of(source), of(target)];
-                } else if let Some(side) = [source, target].iter().position(|d| k == d.as_bytes()) {
-                    sides[side] = if text[v.start] == b'{' {
-                        Stored::Item(v)
-                    } else if is_string && string(text, v).is_some_and(|s| s == SAME) {
-                        Stored::Same
+                    id = if text[v.start] == b'"' {
+                        string(text, v)
                     } else {
-                        Stored::Missing
+                        None
                     };
+                } else if k == b"digests" {
+                    let d = serde_json::from_slice(&text[v]).ok()?;
+                    digests = digests_of(&d, source, target);
+                } else if let Some(side) = [source, target].iter().position(|d| k == d.as_bytes()) {
+                    sides[side] = Stored::of(text, v);
                 }
                 Some(())
             })?;
-            let whole = matches!(
-                sides,
-                [Stored::Item(_), Stored::Item(_) | Stored::Same] | [Stored::Same, Stored::Item(_)]
-            );
-            if !whole {
+            if !Stored::whole(&sides) {
                 return None;
             }
             entries.push(RawEntry {
@@ -388,8 +404,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                     .map(String::from);
             } else if k == "digests" {
                 let d = map.next_value::<serde_json::Value>()?;
-                let of = |dom: &str| d.get(dom).and_then(|v| v.as_str()).and_then(raw::unhex);
-                e.digests = [of(self.source), of(self.target)];
+                e.digests = digests_of(&d, self.source, self.target);
             } else if k == self.source {
                 e.source = Some(map.next_value()?);
             } else if k == self.target {
