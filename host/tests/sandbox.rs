@@ -54,6 +54,18 @@ fn registry_for(limits: Limits, iface: Iface) -> (Registry, tempfile::TempDir) {
     (reg, dir)
 }
 
+/// `small()` with a CPU budget no memory bomb reaches first: filling 64 MiB
+/// costs the guest's thread the kernel's zeroing of every page it touches,
+/// 50-80 ms of CPU for the Python and JavaScript builds on a warm machine
+/// and past 100 ms on a cold one, so under `small()` the CPU budget, not the
+/// memory cap, could stop them.
+fn small_memory() -> Limits {
+    Limits {
+        cpu_base: Duration::from_secs(10),
+        ..small()
+    }
+}
+
 fn small() -> Limits {
     Limits {
         memory_bytes: 64 << 20,
@@ -220,7 +232,7 @@ fn infinite_loop_hits_the_wall_clock_limit() {
 #[test]
 fn memory_bomb_hits_the_cap() {
     for iface in [Iface::Cross, Iface::Wasip2] {
-        let (reg, _d) = registry_for(small(), iface);
+        let (reg, _d) = registry_for(small_memory(), iface);
         expect_plugin_error(&reg, "membomb", "exceeded its memory limit of 64 MiB");
     }
 }
@@ -591,10 +603,7 @@ fn callers_for_one_plugin_at_once_share_one_load() {
 /// imports WASI: each attempt fails with what the deny-all world refused,
 /// and the host goes on.
 fn a_hostile_language_plugin_is_contained(wasm: &std::path::Path) {
-    let rt = Runtime::new(small(), Some(common::cache_dir())).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = Registry::open(rt, dir.path()).unwrap();
-    reg.add(wasm, "2026-01-12T10:00:00Z").unwrap();
+    let (reg, _d) = language_registry(wasm);
     assert!(reg.get("hostile").unwrap().instance.wasi);
     assert_eq!(run(&reg, "behave").unwrap(), 2);
     expect_plugin_error(&reg, "read-file", "cannot read /etc/passwd");
@@ -604,6 +613,22 @@ fn a_hostile_language_plugin_is_contained(wasm: &std::path::Path) {
     still_works(&reg);
     expect_plugin_error(&reg, "loop", "ran out of its CPU budget in `cross-batch`");
     expect_plugin_error(&reg, "membomb", "exceeded its memory limit of 64 MiB");
+}
+
+/// A registry with the language-built plugin `wasm` added, under `small()`
+/// with the product's default CPU budget: an interpreter's harmless calls
+/// take 2-35 ms of CPU here, and its memory bomb 50-80 ms (see
+/// `small_memory`), too close to `small()`'s 100 ms on a cold machine.
+fn language_registry(wasm: &std::path::Path) -> (Registry, tempfile::TempDir) {
+    let limits = Limits {
+        cpu_base: Limits::default().cpu_base,
+        ..small()
+    };
+    let rt = Runtime::new(limits, Some(common::cache_dir())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = Registry::open(rt, dir.path()).unwrap();
+    reg.add(wasm, "2026-01-12T10:00:00Z").unwrap();
+    (reg, dir)
 }
 
 #[test]
