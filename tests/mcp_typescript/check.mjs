@@ -39,8 +39,16 @@ const TOOL = "gold_cross_domain_sync";
 const results = [];
 const check = (name, ok, detail = "") => results.push([name, Boolean(ok), detail]);
 
-function scratch() {
+// Every scratch folder made, removed when the checks end (pass or fail).
+const scratchDirs = [];
+const mkScratch = () => {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), "cds-ts-"));
+  scratchDirs.push(d);
+  return d;
+};
+
+function scratch() {
+  const d = mkScratch();
   for (const dom of ["personal", "business"]) fs.mkdirSync(path.join(d, "data", dom), { recursive: true });
   fs.writeFileSync(
     path.join(d, "data", "personal", "contacts.json"),
@@ -185,7 +193,7 @@ async function main() {
 
 // Two business contacts both domains agreed on; then business's file emptied.
 function emptiedBusiness() {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), "cds-ts-"));
+  const d = mkScratch();
   const contacts = ["c1", "c2"].map((id) => ({ id, name: id, category: "business", lastModified: "2026-01-12T10:00:00Z" }));
   for (const dom of ["personal", "business"]) {
     fs.mkdirSync(path.join(d, "data", dom), { recursive: true });
@@ -204,6 +212,8 @@ try {
   await main();
 } catch (e) {
   results.push(["the checks ran to their end", false, String(e?.stack ?? e)]);
+} finally {
+  for (const d of scratchDirs) fs.rmSync(d, { recursive: true, force: true });
 }
 let failed = 0;
 for (const [name, ok, detail] of results) {
