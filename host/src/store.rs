@@ -85,6 +85,7 @@ fn temp_beside(path: &Path, encode: &Encode) -> io::Result<tempfile::NamedTempFi
     let mut tmp = tempfile::Builder::new()
         .prefix(".cds-tmp-")
         .tempfile_in(dir)?;
+    keep_mode(path, tmp.as_file())?;
     {
         // 64 KiB: few writes for a large file, little fresh memory per
         // writing thread for a small one.
@@ -93,6 +94,22 @@ fn temp_beside(path: &Path, encode: &Encode) -> io::Result<tempfile::NamedTempFi
         w.flush()?;
     }
     Ok(tmp)
+}
+
+/// Gives `tmp`, about to replace `path`, the permission bits `path` has, so
+/// that a replaced file stays as readable as its owner made it (a calendar
+/// a group or a server reads, say). A new file keeps the temporary file's
+/// owner-only mode: what a sync creates holds a person's data. Set-id bits
+/// are not carried over.
+fn keep_mode(path: &Path, tmp: &File) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match fs::metadata(path) {
+        Ok(meta) => tmp.set_permissions(fs::Permissions::from_mode(
+            meta.permissions().mode() & 0o1777,
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes `bytes` to `path` atomically: a reader sees the old file or the new

@@ -94,6 +94,49 @@ fn seed_example_1_contacts_personal_to_business() {
     assert_eq!(rec["status"], "success");
 }
 
+/// A file a sync replaces keeps its owner's permission bits; one it
+/// creates is the owner's alone.
+#[test]
+fn a_rewritten_file_keeps_its_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let both = |id: &str| json!([contact(id, id, json!({"category": "business"}))]);
+    s.write("personal", "contacts", both("c1"));
+    s.write("business", "contacts", both("c2"));
+    s.write(
+        "personal",
+        "tasks",
+        json!([{"id": "t1", "title": "Plan", "status": "todo", "category": "business",
+                "lastModified": "2026-01-12T10:00:00Z"}]),
+    );
+    let file = |domain: &str, entity: &str| s.data().join(format!("{domain}/{entity}.json"));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let set = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    set(&file("personal", "contacts"), 0o644);
+    set(&file("business", "contacts"), 0o640);
+    let before = s.snapshot();
+    let out = s.run(&[
+        "--source",
+        "personal",
+        "--target",
+        "business",
+        "--direction",
+        "bidirectional",
+        "--entities",
+        "contacts,tasks",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(before, s.snapshot(), "both contacts files rewritten");
+    assert_eq!(s.items("personal", "contacts").len(), 2);
+    assert_eq!(s.items("business", "contacts").len(), 2);
+    assert_eq!(mode(&file("personal", "contacts")), 0o644);
+    assert_eq!(mode(&file("business", "contacts")), 0o640);
+    assert!(file("business", "tasks").exists(), "created by the sync");
+    assert_eq!(mode(&file("business", "tasks")), 0o600);
+}
+
 #[test]
 fn seed_example_2_bidirectional_all_entities() {
     let s = Scratch::new();
