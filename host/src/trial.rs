@@ -274,6 +274,7 @@ fn cross(
                 View::Withheld => None,
                 View::Same => Some(item.clone()),
                 View::Item(m) => Some(m),
+                View::Patch(p) => Some(p.apply(item)),
             };
             describe(id, &before, after)
         })

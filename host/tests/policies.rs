@@ -387,7 +387,7 @@ fn leaving_stripped_fields_out_of_a_built_in_changes_no_view() {
                 c.items
                     .iter()
                     .zip(&items)
-                    .map(|(v, i)| v.resolve(i).cloned())
+                    .map(|(v, i)| v.resolve(i).map(std::borrow::Cow::into_owned))
                     .collect()
             };
             assert_eq!(resolve(&part), resolve(&whole), "{entity} {from}->{to}");

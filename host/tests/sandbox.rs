@@ -192,7 +192,7 @@ fn every_build_gives_the_same_result() {
             .items
             .iter()
             .zip(&items)
-            .map(|(v, i)| v.resolve(i).map(|m| Value::Object(m.clone())))
+            .map(|(v, i)| v.resolve(i).map(|m| Value::Object(m.into_owned())))
             .collect();
         assert_eq!(
             got,

@@ -217,27 +217,167 @@ pub enum View {
     /// Exactly the item itself (nothing to map, nothing filtered), which is
     /// most items: no copy is made.
     Same,
-    /// The item as it crosses, when that differs from the item.
+    /// The item as it crosses, when that differs from the item and is no
+    /// [`Patch`] of it.
     Item(Item),
+    /// The item with some fields changed or left out.
+    Patch(Patch),
 }
 
 impl View {
-    /// The view of `item`; `None` when withheld.
-    pub fn resolve<'a>(&'a self, item: &'a Item) -> Option<&'a Item> {
+    /// The view `view` of `item`: `Same` when they are equal, a [`Patch`]
+    /// when `view` is `item` with fields changed or left out (in `item`'s
+    /// order), else the view itself.
+    pub fn of(item: &Item, view: Item) -> View {
+        match Patch::between(item, view) {
+            Ok(p) if p.changes.is_empty() => View::Same,
+            Ok(p) => View::Patch(p),
+            Err(view) => View::Item(view),
+        }
+    }
+
+    /// The view of `item` to read, without making it; `None` when withheld.
+    fn seen<'a>(&'a self, item: &'a Item) -> Option<Seen<'a>> {
         match self {
             View::Withheld => None,
-            View::Same => Some(item),
-            View::Item(v) => Some(v),
+            View::Same => Some(Seen { item, patch: None }),
+            View::Item(v) => Some(Seen {
+                item: v,
+                patch: None,
+            }),
+            View::Patch(p) => Some(Seen {
+                item,
+                patch: Some(p),
+            }),
+        }
+    }
+
+    /// The view of `item`; `None` when withheld. A copy only for a patch.
+    pub fn resolve<'a>(&'a self, item: &'a Item) -> Option<Cow<'a, Item>> {
+        match self {
+            View::Withheld => None,
+            View::Same => Some(Cow::Borrowed(item)),
+            View::Item(v) => Some(Cow::Borrowed(v)),
+            View::Patch(p) => Some(Cow::Owned(p.apply(item))),
         }
     }
 
     /// The view of `item` as an item of its own (a copy only for `Same`).
     pub fn into_item(self, item: &Item) -> Option<Item> {
+        self.into_cow(item).map(Cow::into_owned)
+    }
+
+    /// The view of `item`, borrowing `item` for `Same`.
+    pub fn into_cow(self, item: &Item) -> Option<Cow<'_, Item>> {
         match self {
             View::Withheld => None,
-            View::Same => Some(item.clone()),
-            View::Item(v) => Some(v),
+            View::Same => Some(Cow::Borrowed(item)),
+            View::Item(v) => Some(Cow::Owned(v)),
+            View::Patch(p) => Some(Cow::Owned(p.apply(item))),
         }
+    }
+}
+
+/// A view read in place: an item, or an item and the patch that makes the
+/// view of it. The merge's comparisons read views this way, so a patch is
+/// applied only where an item is made of it.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    item: &'a Item,
+    patch: Option<&'a Patch>,
+}
+
+impl<'a> Seen<'a> {
+    fn entries(self) -> impl Iterator<Item = (&'a String, &'a Value)> {
+        let mut changes = self.patch.map(|p| p.changes.iter().peekable());
+        self.item.iter().filter_map(move |(k, v)| {
+            match changes.as_mut().and_then(|c| c.next_if(|(ck, _)| ck == k)) {
+                Some((_, None)) => None,
+                Some((_, Some(now))) => Some((k, now)),
+                None => Some((k, v)),
+            }
+        })
+    }
+
+    fn get(self, k: &str) -> Option<&'a Value> {
+        match self
+            .patch
+            .and_then(|p| p.changes.iter().find(|(ck, _)| ck == k))
+        {
+            Some((_, now)) => now.as_ref(),
+            None => self.item.get(k),
+        }
+    }
+}
+
+/// A view as the changes it makes to its item, for a view that keeps the
+/// item's fields in their order and only changes or leaves out some: a
+/// plugin that normalises a phone number, or a policy that strips a
+/// message's body. Held as the whole view, every such item was a second
+/// copy of the item for as long as its type was being planned (BENCHMARKS.md,
+/// "Views as patches").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    /// In the item's order: each field changed (`Some`, its new value) or
+    /// left out (`None`).
+    changes: Vec<(String, Option<Value>)>,
+}
+
+impl Patch {
+    /// The patch that makes `view` of `item`; `Err(view)` when `view` holds
+    /// a field `item` lacks or has the fields in another order.
+    pub fn between(item: &Item, view: Item) -> std::result::Result<Patch, Item> {
+        // First by reference: which of the item's fields the view keeps, in
+        // order, and whether it adds none.
+        let mut kept = Vec::with_capacity(view.len());
+        let mut v = view.iter().peekable();
+        for (k, _) in item {
+            if v.peek().is_some_and(|(vk, _)| *vk == k) {
+                v.next();
+                kept.push(true);
+            } else {
+                kept.push(false);
+            }
+        }
+        if v.next().is_some() {
+            return Err(view);
+        }
+        // Then the view's values move into the patch where they differ.
+        let mut changes = Vec::new();
+        let mut values = view.into_iter();
+        for ((k, was), kept) in item.iter().zip(kept) {
+            if !kept {
+                changes.push((k.clone(), None));
+            } else if let Some((_, now)) = values.next()
+                && now != *was
+            {
+                changes.push((k.clone(), Some(now)));
+            }
+        }
+        Ok(Patch { changes })
+    }
+
+    /// The view: `item` with the changes made, in a map made at its final
+    /// size.
+    pub fn apply(&self, item: &Item) -> Item {
+        let mut m = Item::with_capacity(self.len_of(item));
+        m.extend(self.entries(item).map(|(k, v)| (k.clone(), v.clone())));
+        m
+    }
+
+    /// The view's fields, in order, as `item` and the patch hold them.
+    fn entries<'a>(&'a self, item: &'a Item) -> impl Iterator<Item = (&'a String, &'a Value)> {
+        Seen {
+            item,
+            patch: Some(self),
+        }
+        .entries()
+    }
+
+    /// How many fields the view of `item` has.
+    fn len_of(&self, item: &Item) -> usize {
+        let left_out = self.changes.iter().filter(|(_, v)| v.is_none()).count();
+        item.len().saturating_sub(left_out)
     }
 }
 
@@ -354,15 +494,24 @@ pub fn content_eq(a: &Item, b: &Item) -> bool {
     if std::ptr::eq(a, b) {
         return true;
     }
-    fn content(m: &Item) -> impl Iterator<Item = (&String, &Value)> {
-        m.iter().filter(|(k, _)| !is_meta(k))
-    }
-    match ordered_eq(content(a), content(b)) {
+    seen_content_eq(
+        Seen {
+            item: a,
+            patch: None,
+        },
+        b,
+    )
+}
+
+/// [`content_eq`] of a view read in place and an item.
+fn seen_content_eq(a: Seen<'_>, b: &Item) -> bool {
+    let content_a = || a.entries().filter(|(k, _)| !is_meta(k));
+    let content_b = || b.iter().filter(|(k, _)| !is_meta(k));
+    match ordered_eq(content_a(), content_b()) {
         Some(eq) => eq,
         None => {
-            let count = |m: &Item| content(m).count();
-            count(a) == count(b)
-                && content(a).all(|(k, v)| b.get(k).is_some_and(|w| value_eq(v, w)))
+            content_a().count() == content_b().count()
+                && content_a().all(|(k, v)| b.get(k).is_some_and(|w| value_eq(v, w)))
         }
     }
 }
@@ -480,12 +629,15 @@ pub fn items_needing_normalization<'a, I: Borrow<Item>>(
     id_field: &str,
     base: &Base,
 ) -> Vec<&'a Item> {
-    let views: IdMap<&str, &Item> = sender
+    // Each view is made (a patch applied) only for an id the receiver
+    // holds, and dropped once compared.
+    let views: IdMap<&str, (&Item, &View)> = sender
         .iter()
         .zip(sender_views)
-        .filter_map(|(s, v)| {
+        .filter(|(_, v)| !matches!(v, View::Withheld))
+        .map(|(s, v)| {
             let s = s.borrow();
-            v.resolve(s).map(|v| (id_of(s, id_field), v))
+            (id_of(s, id_field), (s, v))
         })
         .collect();
     receiver
@@ -493,11 +645,12 @@ pub fn items_needing_normalization<'a, I: Borrow<Item>>(
         .map(Borrow::borrow)
         .filter(|r| {
             let id = id_of(r, id_field);
-            views.get(id).is_some_and(|v| {
+            let view = views.get(id).and_then(|(s, v)| v.seen(s));
+            view.is_some_and(|v| {
                 if base.contains_key(id) {
-                    !content_eq(v, r)
+                    !seen_content_eq(v, r)
                 } else {
-                    v.iter()
+                    v.entries()
                         .any(|(k, val)| !is_meta(k) && r.get(k).is_none_or(|w| !value_eq(val, w)))
                 }
             })
@@ -525,24 +678,24 @@ fn index(items: &[Arc<Item>], id_field: &str, domain: &str) -> Result<IdMap<Stri
 /// A field change: set to a value, or remove.
 type Delta = Vec<(String, Option<Value>)>;
 
-fn delta(view_now: &Item, view_base: Option<&Item>) -> Delta {
+fn delta(view_now: Seen<'_>, view_base: Option<&Item>) -> Delta {
     let mut d = Delta::new();
     match view_base {
         None => {
-            for (k, v) in view_now {
+            for (k, v) in view_now.entries() {
                 if !is_meta(k) {
                     d.push((k.clone(), Some(v.clone())));
                 }
             }
         }
         Some(b) => {
-            for (k, v) in view_now {
+            for (k, v) in view_now.entries() {
                 if !is_meta(k) && b.get(k) != Some(v) {
                     d.push((k.clone(), Some(v.clone())));
                 }
             }
             for k in b.keys() {
-                if !is_meta(k) && !view_now.contains_key(k) {
+                if !is_meta(k) && view_now.get(k).is_none() {
                     d.push((k.clone(), None));
                 }
             }
@@ -562,6 +715,17 @@ fn later(a: Option<&Value>, b: Option<&Value>) -> Option<Value> {
         (None, Some(_)) => b.cloned(),
         (None, None) => a.or(b).cloned(),
     }
+}
+
+/// A copy of `item` with room for `extra` more fields. A merge adds its
+/// stamps (and a field only the other side had) to an item it copies; an
+/// item copied at its own size and then grown past its table's capacity
+/// had its entries doubled, 11 MiB of a first sync's peak at the limits
+/// (BENCHMARKS.md, "Items made at their final size").
+fn with_room(item: &Item, extra: usize) -> Item {
+    let mut m = Item::with_capacity(item.len() + extra);
+    m.extend(item.iter().map(|(k, v)| (k.clone(), v.clone())));
+    m
 }
 
 fn set_field(item: &mut Item, field: &str, value: Option<Value>) {
@@ -608,7 +772,7 @@ impl<'a> Ctx<'a> {
         base: Option<&BaseEntry>,
     ) -> Option<Delta> {
         let s = self.side(from);
-        let view_now = views.get(idx)?.resolve(&s.items[idx])?;
+        let view_now = views.get(idx)?.seen(&s.items[idx])?;
         let view_base = match base {
             None => None,
             Some(b) if content_eq(&s.items[idx], b.get(from)) => return Some(Delta::new()),
@@ -667,6 +831,14 @@ impl<'a> Ctx<'a> {
                     winner: from,
                 });
             }
+            if let Cow::Borrowed(b) = r {
+                // Its stamps, and the fields it gains.
+                let gains = d
+                    .iter()
+                    .filter(|(f, v)| v.is_some() && !b.contains_key(f.as_str()))
+                    .count();
+                *r = Cow::Owned(with_room(b, 2 + gains));
+            }
             set_field(r.to_mut(), field, new.clone());
             changed = true;
         }
@@ -683,17 +855,35 @@ impl<'a> Ctx<'a> {
         changed
     }
 
-    /// A new item on the receiving side, made from the sender's view.
-    fn fresh(&self, from: Side, mut view: Item) -> Item {
-        // Removing keeps the others' order; the inserts then append.
-        view.shift_remove(SYNCED_AT);
-        view.shift_remove(SYNC_DIRECTION);
-        view.insert(SYNCED_AT.into(), Value::String(self.input.synced_at.into()));
-        view.insert(
+    /// A new item on the receiving side, made from the sender's view: its
+    /// fields in their order, then the stamps, in a map made at its final
+    /// size (see [`with_room`]).
+    fn fresh(&self, from: Side, view: View, item: &Item) -> Item {
+        let unstamped = |k: &String| k != SYNCED_AT && k != SYNC_DIRECTION;
+        let copied = |entries: &mut dyn Iterator<Item = (&String, &Value)>, len: usize| {
+            let mut m = Item::with_capacity(len + 2);
+            m.extend(
+                entries
+                    .filter(|(k, _)| unstamped(k))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            m
+        };
+        let mut m = match view {
+            View::Item(v) => {
+                let mut m = Item::with_capacity(v.len() + 2);
+                m.extend(v.into_iter().filter(|(k, _)| unstamped(k)));
+                m
+            }
+            View::Patch(p) => copied(&mut p.entries(item), p.len_of(item)),
+            View::Same | View::Withheld => copied(&mut item.iter(), item.len()),
+        };
+        m.insert(SYNCED_AT.into(), Value::String(self.input.synced_at.into()));
+        m.insert(
             SYNC_DIRECTION.into(),
             Value::String(self.direction_label(from)),
         );
-        view
+        m
     }
 }
 
@@ -1059,7 +1249,8 @@ impl Ctx<'_> {
         // This id's only view: each id is decided once.
         let view = views
             .get_mut(idx)
-            .and_then(|v| std::mem::take(v).into_item(item));
+            .map(std::mem::take)
+            .filter(|v| !matches!(v, View::Withheld));
         let Some(b) = base else {
             // New on `have`: it travels if `have` sends and the policy lets
             // it cross.
@@ -1077,7 +1268,10 @@ impl Ctx<'_> {
         if changed && dir.sends(have) {
             // A change beats a deletion: it goes back. The log keeps what
             // crossed (the view), never more.
-            let crossed = view.clone().map(Value::Object);
+            let crossed = view
+                .as_ref()
+                .and_then(|v| v.resolve(item))
+                .map(|v| Value::Object(v.into_owned()));
             let (source_value, target_value) = match have {
                 Side::Source => (crossed, None),
                 Side::Target => (None, crossed),
@@ -1131,11 +1325,11 @@ impl Ctx<'_> {
         &mut self,
         have: Side,
         item: &Arc<Item>,
-        view: Item,
+        view: View,
         id: &str,
         old: Option<BaseEntry>,
     ) {
-        let fresh = Arc::new(self.fresh(have, view));
+        let fresh = Arc::new(self.fresh(have, view, item));
         let entry = BaseEntry::of(have, item, &fresh);
         let t = &mut self.tally;
         t.stats.added += 1;
