@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Scratch, contact, stderr, stdout};
+use common::{Scratch, bidi, contact, stderr, stdout};
 use serde_json::{Value, json};
 
 const SYNC: [&str; 4] = ["--source", "personal", "--target", "business"];
@@ -117,16 +117,7 @@ fn a_rewritten_file_keeps_its_permissions() {
     set(&file("personal", "contacts"), 0o644);
     set(&file("business", "contacts"), 0o640);
     let before = s.snapshot();
-    let out = s.run(&[
-        "--source",
-        "personal",
-        "--target",
-        "business",
-        "--direction",
-        "bidirectional",
-        "--entities",
-        "contacts,tasks",
-    ]);
+    let out = s.run(&bidi("contacts,tasks"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_ne!(before, s.snapshot(), "both contacts files rewritten");
     assert_eq!(s.items("personal", "contacts").len(), 2);
