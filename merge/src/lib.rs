@@ -349,7 +349,7 @@ impl Patch {
             if !kept {
                 changes.push((k.clone(), None));
             } else if let Some((_, now)) = values.next()
-                && now != *was
+                && !identical(&now, was)
             {
                 changes.push((k.clone(), Some(now)));
             }
@@ -378,6 +378,24 @@ impl Patch {
     fn len_of(&self, item: &Item) -> usize {
         let left_out = self.changes.iter().filter(|(_, v)| v.is_none()).count();
         item.len().saturating_sub(left_out)
+    }
+}
+
+/// Whether two values are written the same: objects' keys in the same
+/// order too (`==` ignores their order), so that a patch keeps the view's
+/// nested order exactly.
+fn identical(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((ka, va), (kb, vb))| ka == kb && identical(va, vb))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(va, vb)| identical(va, vb))
+        }
+        _ => a == b,
     }
 }
 
