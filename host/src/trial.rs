@@ -11,7 +11,7 @@
 
 use crate::error::{Code, Error, Result};
 use crate::install::Host;
-use crate::merge::{Item, View, id_of};
+use crate::merge::{Item, id_of};
 use crate::plugin::{Plugin, Shapes};
 use cds_policy::{Policy, rename_fields};
 use serde::Serialize;
@@ -270,12 +270,7 @@ fn cross(
         .map(|(item, view)| {
             let id = id_of(item, plugin.id_field()).to_string();
             let before = rename_fields(rename_fields(item.clone(), &to_canonical), &to_local);
-            let after = match view {
-                View::Withheld => None,
-                View::Same => Some(item.clone()),
-                View::Item(m) => Some(m),
-                View::Patch(p) => Some(p.apply(item)),
-            };
+            let after = view.into_item(item);
             describe(id, &before, after)
         })
         .collect();

@@ -240,11 +240,8 @@ impl View {
     fn seen<'a>(&'a self, item: &'a Item) -> Option<Seen<'a>> {
         match self {
             View::Withheld => None,
-            View::Same => Some(Seen { item, patch: None }),
-            View::Item(v) => Some(Seen {
-                item: v,
-                patch: None,
-            }),
+            View::Same => Some(Seen::whole(item)),
+            View::Item(v) => Some(Seen::whole(v)),
             View::Patch(p) => Some(Seen {
                 item,
                 patch: Some(p),
@@ -264,16 +261,11 @@ impl View {
 
     /// The view of `item` as an item of its own (a copy only for `Same`).
     pub fn into_item(self, item: &Item) -> Option<Item> {
-        self.into_cow(item).map(Cow::into_owned)
-    }
-
-    /// The view of `item`, borrowing `item` for `Same`.
-    pub fn into_cow(self, item: &Item) -> Option<Cow<'_, Item>> {
         match self {
             View::Withheld => None,
-            View::Same => Some(Cow::Borrowed(item)),
-            View::Item(v) => Some(Cow::Owned(v)),
-            View::Patch(p) => Some(Cow::Owned(p.apply(item))),
+            View::Same => Some(item.clone()),
+            View::Item(v) => Some(v),
+            View::Patch(p) => Some(p.apply(item)),
         }
     }
 }
@@ -288,6 +280,30 @@ struct Seen<'a> {
 }
 
 impl<'a> Seen<'a> {
+    /// An item read as it is.
+    fn whole(item: &'a Item) -> Seen<'a> {
+        Seen { item, patch: None }
+    }
+
+    /// How many fields the view has.
+    fn len(self) -> usize {
+        let left_out = self
+            .patch
+            .map_or(0, |p| p.changes.iter().filter(|(_, v)| v.is_none()).count());
+        self.item.len().saturating_sub(left_out)
+    }
+
+    /// The view as an item of its own, with room for `extra` more fields. A
+    /// merge adds its stamps (and a field only the other side had) to an
+    /// item it makes; one made at its own size and then grown past its
+    /// table's capacity had its entries doubled, 11 MiB of a first sync's
+    /// peak at the limits (BENCHMARKS.md, "Items made at their final size").
+    fn to_item(self, extra: usize) -> Item {
+        let mut m = Item::with_capacity(self.len() + extra);
+        m.extend(self.entries().map(|(k, v)| (k.clone(), v.clone())));
+        m
+    }
+
     fn entries(self) -> impl Iterator<Item = (&'a String, &'a Value)> {
         let mut changes = self.patch.map(|p| p.changes.iter().peekable());
         self.item.iter().filter_map(move |(k, v)| {
@@ -360,24 +376,11 @@ impl Patch {
     /// The view: `item` with the changes made, in a map made at its final
     /// size.
     pub fn apply(&self, item: &Item) -> Item {
-        let mut m = Item::with_capacity(self.len_of(item));
-        m.extend(self.entries(item).map(|(k, v)| (k.clone(), v.clone())));
-        m
-    }
-
-    /// The view's fields, in order, as `item` and the patch hold them.
-    fn entries<'a>(&'a self, item: &'a Item) -> impl Iterator<Item = (&'a String, &'a Value)> {
         Seen {
             item,
             patch: Some(self),
         }
-        .entries()
-    }
-
-    /// How many fields the view of `item` has.
-    fn len_of(&self, item: &Item) -> usize {
-        let left_out = self.changes.iter().filter(|(_, v)| v.is_none()).count();
-        item.len().saturating_sub(left_out)
+        .to_item(0)
     }
 }
 
@@ -512,13 +515,7 @@ pub fn content_eq(a: &Item, b: &Item) -> bool {
     if std::ptr::eq(a, b) {
         return true;
     }
-    seen_content_eq(
-        Seen {
-            item: a,
-            patch: None,
-        },
-        b,
-    )
+    seen_content_eq(Seen::whole(a), b)
 }
 
 /// [`content_eq`] of a view read in place and an item.
@@ -735,17 +732,6 @@ fn later(a: Option<&Value>, b: Option<&Value>) -> Option<Value> {
     }
 }
 
-/// A copy of `item` with room for `extra` more fields. A merge adds its
-/// stamps (and a field only the other side had) to an item it copies; an
-/// item copied at its own size and then grown past its table's capacity
-/// had its entries doubled, 11 MiB of a first sync's peak at the limits
-/// (BENCHMARKS.md, "Items made at their final size").
-fn with_room(item: &Item, extra: usize) -> Item {
-    let mut m = Item::with_capacity(item.len() + extra);
-    m.extend(item.iter().map(|(k, v)| (k.clone(), v.clone())));
-    m
-}
-
 fn set_field(item: &mut Item, field: &str, value: Option<Value>) {
     match value {
         Some(v) => {
@@ -855,7 +841,7 @@ impl<'a> Ctx<'a> {
                     .iter()
                     .filter(|(f, v)| v.is_some() && !b.contains_key(f.as_str()))
                     .count();
-                *r = Cow::Owned(with_room(b, 2 + gains));
+                *r = Cow::Owned(Seen::whole(b).to_item(2 + gains));
             }
             set_field(r.to_mut(), field, new.clone());
             changed = true;
@@ -873,29 +859,27 @@ impl<'a> Ctx<'a> {
         changed
     }
 
-    /// A new item on the receiving side, made from the sender's view: its
-    /// fields in their order, then the stamps, in a map made at its final
-    /// size (see [`with_room`]).
+    /// A new item on the receiving side, made from the sender's view (of
+    /// `item`): its fields in their order, then the stamps, in a map made at
+    /// its final size (see [`Seen::to_item`]).
     fn fresh(&self, from: Side, view: View, item: &Item) -> Item {
-        let unstamped = |k: &String| k != SYNCED_AT && k != SYNC_DIRECTION;
-        let copied = |entries: &mut dyn Iterator<Item = (&String, &Value)>, len: usize| {
-            let mut m = Item::with_capacity(len + 2);
-            m.extend(
-                entries
-                    .filter(|(k, _)| unstamped(k))
-                    .map(|(k, v)| (k.clone(), v.clone())),
-            );
-            m
-        };
         let mut m = match view {
+            // Moved, not copied: the plugin's parsed item is used up here.
             View::Item(v) => {
                 let mut m = Item::with_capacity(v.len() + 2);
-                m.extend(v.into_iter().filter(|(k, _)| unstamped(k)));
+                m.extend(v);
                 m
             }
-            View::Patch(p) => copied(&mut p.entries(item), p.len_of(item)),
-            View::Same | View::Withheld => copied(&mut item.iter(), item.len()),
+            View::Patch(p) => Seen {
+                item,
+                patch: Some(&p),
+            }
+            .to_item(2),
+            View::Same | View::Withheld => Seen::whole(item).to_item(2),
         };
+        // A stamp of an earlier sync goes; this sync's come last.
+        m.shift_remove(SYNCED_AT);
+        m.shift_remove(SYNC_DIRECTION);
         m.insert(SYNCED_AT.into(), Value::String(self.input.synced_at.into()));
         m.insert(
             SYNC_DIRECTION.into(),

@@ -275,9 +275,8 @@ fn normalized(
         .into_iter()
         .zip(differ)
         .filter_map(|(v, item)| match v {
-            View::Item(i) => Some((id_of(&i, idf).to_string(), i)),
-            View::Patch(p) => Some((id_of(item, idf).to_string(), p.apply(item))),
             View::Same | View::Withheld => None,
+            v => Some((id_of(item, idf).to_string(), v.into_item(item)?)),
         })
         .collect())
 }
