@@ -76,8 +76,9 @@ fn synced_temp_beside(path: &Path, encode: &Encode) -> io::Result<tempfile::Name
     Ok(tmp)
 }
 
-/// [`synced_temp_beside`] without the fsync: for a commit of many files,
-/// which makes them durable together ([`sync_file_systems`]).
+/// [`synced_temp_beside`] without the fsync: for a file made durable later,
+/// by a commit of many files together ([`sync_file_systems`]) or, for a
+/// prestaged one ([`prestage`]), by the commit's fsync of it.
 fn temp_beside(path: &Path, encode: &Encode) -> io::Result<tempfile::NamedTempFile> {
     crate::faults::before_write(path)?;
     let dir = parent_of(path);
@@ -565,7 +566,8 @@ pub struct Write {
     pub path: PathBuf,
     /// The new content; `None` (and nothing prestaged): delete the file.
     pub content: Option<Vec<u8>>,
-    /// The new content already on disk beside `path` (see [`prestage`]).
+    /// The new content, written beside `path` but not yet fsync'd: the
+    /// commit makes it durable (see [`prestage`]).
     pub prestaged: Option<tempfile::TempPath>,
 }
 
@@ -575,20 +577,52 @@ impl Write {
     }
 }
 
-/// Writes `bytes` into a fsync'd temporary file beside `path`, to be renamed
-/// into place by a later commit (or removed when dropped). A large sync
-/// writes each entity type's files as soon as they are encoded, while other
-/// types are still being planned, instead of holding every file's bytes in
-/// memory until the commit. A crash leaves a `.cds-tmp-*` file, which the
-/// next sync removes ([`DataDir::remove_temporaries`]).
+/// Writes what `encode` writes into a temporary file beside `path`, to be
+/// renamed into place by a later commit (or removed when dropped). A large
+/// sync writes each entity type's files as soon as they are encoded, while
+/// other types are still being planned, instead of holding every file's
+/// bytes in memory until the commit. A crash leaves a `.cds-tmp-*` file,
+/// which the next sync removes ([`DataDir::remove_temporaries`]).
+///
+/// The file is not made durable here but by the commit, before its commit
+/// point ([`DataDir::commit`]); here its write to disk is only started
+/// ([`start_writeback`]), so that the disk writes it while the sync plans
+/// the other types, and the commit's fsync finds little left to wait for.
+/// Waiting for each file's fsync here held up the next type's planning: in
+/// a re-sync most of the time (BENCHMARKS.md, "Durable at the commit").
 pub fn prestage(path: &Path, encode: &Encode) -> Result<Write> {
-    let temp = retry(|| Ok(synced_temp_beside(path, encode)?.into_temp_path()))
-        .map_err(|e| Error::storage("writing", path, e))?;
+    let temp = retry(|| {
+        let tmp = temp_beside(path, encode)?;
+        start_writeback(tmp.as_file());
+        Ok(tmp.into_temp_path())
+    })
+    .map_err(|e| Error::storage("writing", path, e))?;
     Ok(Write {
         path: path.to_path_buf(),
         content: None,
         prestaged: Some(temp),
     })
+}
+
+/// Asks the kernel to start writing `file`'s dirty pages to disk now,
+/// without waiting for it: Linux's `sync_file_range(2)` with
+/// `SYNC_FILE_RANGE_WRITE` (no wrapper in the standard library, nor in a
+/// maintained crate; `libc` gives the call). Only a hint: durability still
+/// comes from an fsync. Elsewhere, nothing: the commit's fsync does it all.
+fn start_writeback(file: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is open for the duration of the call; the
+        // call only reads its arguments.
+        let r =
+            unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        if r != 0 {
+            tracing::debug!("sync_file_range: {}", io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -882,7 +916,16 @@ impl DataDir {
                         atomic_write(&staged, content)?;
                     }
                 } else if let Some(temp) = &w.prestaged {
-                    // Already written and fsync'd: only the name changes.
+                    // Already written (see [`prestage`]): made durable here,
+                    // then only the name changes. The fsync is not retried:
+                    // one that failed may have dropped the pages it could
+                    // not write, so a second one that succeeds proves
+                    // nothing; the sync fails and rolls back instead.
+                    if !batch {
+                        File::open(temp)
+                            .and_then(|f| f.sync_all())
+                            .map_err(|e| Error::storage("syncing", temp, e))?;
+                    }
                     retry(|| {
                         crate::faults::before_write(&staged)?;
                         fs::rename(temp, &staged)?;
@@ -1080,6 +1123,36 @@ impl DataDir {
 #[cfg(test)]
 mod stamp_tests {
     use super::*;
+
+    /// A prestaged file is made durable by the commit, which opens it to
+    /// fsync it before renaming it: one gone by then (removed by another
+    /// program) fails the commit, naming it, and the commit rolls back, so
+    /// the other file of the transaction keeps its old content.
+    #[test]
+    fn a_prestaged_file_gone_before_the_commit_fails_it_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        fs::write(&a, "old a").unwrap();
+        fs::write(&b, "old b").unwrap();
+        let first = prestage(&a, &|w| w.write_all(b"new a")).unwrap();
+        let second = prestage(&b, &|w| w.write_all(b"new b")).unwrap();
+        let gone = second.prestaged.as_deref().unwrap().to_path_buf();
+        assert_eq!(fs::read_to_string(&gone).unwrap(), "new b");
+        fs::remove_file(&gone).unwrap();
+        let err = data
+            .commit("t1", &[first, second], None, &|_, _| Ok(()))
+            .unwrap_err();
+        assert_eq!(err.code, Code::StorageError);
+        assert!(
+            err.message.starts_with("syncing") && err.message.contains(gone.to_str().unwrap()),
+            "{}",
+            err.message
+        );
+        assert_eq!(fs::read_to_string(&a).unwrap(), "old a");
+        assert_eq!(fs::read_to_string(&b).unwrap(), "old b");
+        assert!(!data.journal_path().exists(), "the journal is rolled back");
+    }
 
     /// A file read whole or mapped gives the same items and digest, with or
     /// without a byte order mark, and a mapped one stays as read when
