@@ -185,12 +185,31 @@ fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
 /// replaced. Where links are refused (another file system, FAT, some network
 /// mounts) the bytes are copied.
 pub fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
-    link_or_copy_as(src, dest, true)
+    link_or_copy_as(src, dest, Durable::Now)
 }
 
-/// [`link_or_copy`]; without its fsyncs when `sync` is false (a batched
-/// commit).
-fn link_or_copy_as(src: &Path, dest: &Path, sync: bool) -> Result<()> {
+/// How a step of a commit makes what it wrote durable.
+#[derive(Clone, Copy, PartialEq)]
+enum Durable {
+    /// Now: the file and its folder entry fsync'd.
+    Now,
+    /// The file's content now; its folder entry by the caller, which
+    /// fsyncs each folder once ([`fsync_dirs`]) before the commit point.
+    FoldersLater,
+    /// Not here: a batched commit's `syncfs` ([`sync_file_systems`]).
+    Batched,
+}
+
+/// Fsyncs each folder holding one of `paths`, once.
+fn fsync_dirs<'a>(paths: impl Iterator<Item = &'a Path>) -> io::Result<()> {
+    let dirs: std::collections::BTreeSet<&Path> = paths.map(parent_of).collect();
+    dirs.into_iter().try_for_each(fsync_dir)
+}
+
+/// [`link_or_copy`], durable as `durable` says. A copy (where links are
+/// refused) is written whole and fsync'd unless batched.
+fn link_or_copy_as(src: &Path, dest: &Path, durable: Durable) -> Result<()> {
+    let sync = durable == Durable::Now;
     let linked = retry(|| {
         crate::faults::before_write(dest)?;
         let dir = parent_of(dest);
@@ -213,10 +232,10 @@ fn link_or_copy_as(src: &Path, dest: &Path, sync: bool) -> Result<()> {
         {
             tracing::debug!("cannot hard-link {} ({e}); copying", dest.display());
             let old = read_optional(src)?.unwrap_or_default();
-            if sync {
-                atomic_write(dest, &old)
-            } else {
+            if durable == Durable::Batched {
                 write_unsynced(dest, &old)
+            } else {
+                atomic_write(dest, &old)
             }
         }
         Err(e) => Err(Error::storage("writing", dest, e)),
@@ -902,11 +921,19 @@ impl DataDir {
             atomic_write(&backups.join("manifest.json"), &to_pretty(&manifest))?;
             // Staging is most of a large sync's I/O (each file written and
             // fsync'd); two threads keep the disk and both cores busy.
-            // Many files are made durable together once staged.
+            // Many files are made durable together once staged; a few, each
+            // file as it is staged and each folder once, after them (an
+            // fsync of the folder after every link and rename was most of
+            // a re-sync's commit: BENCHMARKS.md, "Durable at the commit").
             let batch = batched(writes.len());
+            let durable = if batch {
+                Durable::Batched
+            } else {
+                Durable::FoldersLater
+            };
             let stage = |(w, jf): (&Write, &JournalFile)| -> Result<()> {
                 if let Some(b) = &jf.backup {
-                    link_or_copy_as(&w.path, &self.root.join(b), !batch)?;
+                    link_or_copy_as(&w.path, &self.root.join(b), durable)?;
                 }
                 let staged = self.root.join(&jf.staged);
                 if let Some(content) = &w.content {
@@ -928,12 +955,7 @@ impl DataDir {
                     }
                     retry(|| {
                         crate::faults::before_write(&staged)?;
-                        fs::rename(temp, &staged)?;
-                        if batch {
-                            Ok(())
-                        } else {
-                            fsync_dir(parent_of(&staged))
-                        }
+                        fs::rename(temp, &staged)
                     })
                     .map_err(|e| Error::storage("staging", &staged, e))?;
                 }
@@ -966,16 +988,25 @@ impl DataDir {
             if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
                 return Err(e);
             }
-            if batch {
-                // Before the commit point: every staged file and backup on
-                // disk, with its folder entry.
-                let staged: Vec<PathBuf> = journal
+            let staged_and_backups = || {
+                journal
                     .files
                     .iter()
                     .flat_map(|f| [Some(&f.staged), f.backup.as_ref()])
                     .flatten()
                     .map(|rel| self.root.join(rel))
-                    .collect();
+            };
+            if !batch {
+                // Before the commit point: every staged file's and backup's
+                // folder entry on disk.
+                let folders: Vec<PathBuf> = staged_and_backups().collect();
+                retry(|| fsync_dirs(folders.iter().map(PathBuf::as_path)))
+                    .map_err(|e| Error::storage("syncing the folders of", &self.root, e))?;
+            }
+            if batch {
+                // Before the commit point: every staged file and backup on
+                // disk, with its folder entry.
+                let staged: Vec<PathBuf> = staged_and_backups().collect();
                 retry(|| sync_file_systems(staged.iter().map(PathBuf::as_path)))
                     .map_err(|e| Error::storage("syncing", &self.root, e))?;
             }
@@ -1061,21 +1092,22 @@ impl DataDir {
             } else if staged.exists() {
                 retry(|| fs::rename(&staged, &path))
                     .map_err(|e| Error::storage("renaming into place", &path, e))?;
-                if !batch {
-                    let _ = fsync_dir(parent_of(&path));
-                }
             }
             crate::faults::kill_point("file renamed");
         }
-        if batch {
-            // The renames and removals on disk before the journal goes.
-            let paths: Vec<PathBuf> = journal
-                .files
-                .iter()
-                .map(|f| self.root.join(&f.path))
-                .collect();
-            let _ = sync_file_systems(paths.iter().map(PathBuf::as_path));
-        }
+        // The renames and removals on disk before the journal goes: each
+        // folder once, or one `syncfs` for many files.
+        let paths: Vec<PathBuf> = journal
+            .files
+            .iter()
+            .map(|f| self.root.join(&f.path))
+            .collect();
+        let paths = paths.iter().map(PathBuf::as_path);
+        let _ = if batch {
+            sync_file_systems(paths)
+        } else {
+            fsync_dirs(paths)
+        };
         if let Some(entry) = &journal.audit {
             append_audit(self, entry)?;
         }
