@@ -607,8 +607,8 @@ impl Write {
 /// point ([`DataDir::commit`]); here its write to disk is only started
 /// ([`start_writeback`]), so that the disk writes it while the sync plans
 /// the other types, and the commit's fsync finds little left to wait for.
-/// Waiting for each file's fsync here held up the next type's planning: in
-/// a re-sync most of the time (BENCHMARKS.md, "Durable at the commit").
+/// Waiting for each file's fsync here held up the next type's planning: a
+/// fifth of a re-sync's time (BENCHMARKS.md, "Durable at the commit").
 pub fn prestage(path: &Path, encode: &Encode) -> Result<Write> {
     let temp = retry(|| {
         let tmp = temp_beside(path, encode)?;
@@ -922,9 +922,9 @@ impl DataDir {
             // Staging is most of a large sync's I/O (each file written and
             // fsync'd); two threads keep the disk and both cores busy.
             // Many files are made durable together once staged; a few, each
-            // file as it is staged and each folder once, after them (an
-            // fsync of the folder after every link and rename was most of
-            // a re-sync's commit: BENCHMARKS.md, "Durable at the commit").
+            // file as it is staged and each folder once, after them (where
+            // an fsync of the folder after every link and rename took three
+            // a file: BENCHMARKS.md, "Durable at the commit").
             let batch = batched(writes.len());
             let durable = if batch {
                 Durable::Batched
