@@ -988,27 +988,22 @@ impl DataDir {
             if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
                 return Err(e);
             }
-            let staged_and_backups = || {
-                journal
-                    .files
-                    .iter()
-                    .flat_map(|f| [Some(&f.staged), f.backup.as_ref()])
-                    .flatten()
-                    .map(|rel| self.root.join(rel))
-            };
-            if !batch {
-                // Before the commit point: every staged file's and backup's
-                // folder entry on disk.
-                let folders: Vec<PathBuf> = staged_and_backups().collect();
-                retry(|| fsync_dirs(folders.iter().map(PathBuf::as_path)))
-                    .map_err(|e| Error::storage("syncing the folders of", &self.root, e))?;
-            }
+            // Before the commit point: every staged file and backup on disk,
+            // with its folder entry.
+            let on_disk: Vec<PathBuf> = journal
+                .files
+                .iter()
+                .flat_map(|f| [Some(&f.staged), f.backup.as_ref()])
+                .flatten()
+                .map(|rel| self.root.join(rel))
+                .collect();
+            let on_disk = || on_disk.iter().map(PathBuf::as_path);
             if batch {
-                // Before the commit point: every staged file and backup on
-                // disk, with its folder entry.
-                let staged: Vec<PathBuf> = staged_and_backups().collect();
-                retry(|| sync_file_systems(staged.iter().map(PathBuf::as_path)))
+                retry(|| sync_file_systems(on_disk()))
                     .map_err(|e| Error::storage("syncing", &self.root, e))?;
+            } else {
+                retry(|| fsync_dirs(on_disk()))
+                    .map_err(|e| Error::storage("syncing the folders of", &self.root, e))?;
             }
             Ok(())
         })();

@@ -148,7 +148,7 @@ pub fn settle(sides: &mut ReadSides) -> Settlement {
     let no_base = RawBase::default();
     let base = sides.base.as_ref().unwrap_or(&no_base);
     if sides.scanned && base.has_digests() {
-        // A tenth of a re-sync's time at the limits: both files at once.
+        // A fifth of a re-sync's CPU at the limits: both files at once.
         let [a, b] = &mut sides.files;
         if (a.raw.text.len() + b.raw.text.len()) as u64 >= PARALLEL_MIN_BYTES {
             rayon::join(|| a.raw.digest_items(), || b.raw.digest_items());
