@@ -67,18 +67,11 @@ fn parent_of(path: &Path) -> &Path {
 /// Writes a file's content into a writer; may be called again on a retry.
 pub type Encode<'a> = dyn Fn(&mut dyn io::Write) -> io::Result<()> + 'a;
 
-/// A `.cds-tmp-*` file beside `path` holding what `encode` writes, on disk
-/// (fsync'd). The content streams through a buffer into the file, so a
-/// large file is never held whole in memory.
-fn synced_temp_beside(path: &Path, encode: &Encode) -> io::Result<tempfile::NamedTempFile> {
-    let tmp = temp_beside(path, encode)?;
-    tmp.as_file().sync_all()?;
-    Ok(tmp)
-}
-
-/// [`synced_temp_beside`] without the fsync: for a file made durable later,
-/// by a commit of many files together ([`sync_file_systems`]) or, for a
-/// prestaged one ([`prestage`]), by the commit's fsync of it.
+/// A `.cds-tmp-*` file beside `path` holding what `encode` writes, not yet
+/// fsync'd: whoever renames it into place makes it durable ([`write_as`],
+/// or, for a prestaged one ([`prestage`]), the commit). The content streams
+/// through a buffer into the file, so a large file is never held whole in
+/// memory.
 fn temp_beside(path: &Path, encode: &Encode) -> io::Result<tempfile::NamedTempFile> {
     crate::faults::before_write(path)?;
     let dir = parent_of(path);
@@ -116,11 +109,24 @@ fn keep_mode(path: &Path, tmp: &File) -> io::Result<()> {
 /// Writes `bytes` to `path` atomically: a reader sees the old file or the new
 /// one, never a mix, and the new one is on disk when this returns.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_as(path, bytes, Durable::Now)
+}
+
+/// Writes `bytes` to `path` by a temporary file renamed over it, durable as
+/// `durable` says (a whole fresh write on a retry, never a second fsync of
+/// the same file).
+fn write_as(path: &Path, bytes: &[u8], durable: Durable) -> Result<()> {
     retry(|| {
-        synced_temp_beside(path, &|w| w.write_all(bytes))?
-            .persist(path)
-            .map_err(|e| e.error)?;
-        fsync_dir(parent_of(path))
+        let tmp = temp_beside(path, &|w| w.write_all(bytes))?;
+        if durable != Durable::Batched {
+            tmp.as_file().sync_all()?;
+        }
+        tmp.persist(path).map_err(|e| e.error)?;
+        if durable == Durable::Now {
+            fsync_dir(parent_of(path))
+        } else {
+            Ok(())
+        }
     })
     .map_err(|e| Error::storage("writing", path, e))
 }
@@ -168,17 +174,6 @@ fn sync_file_systems<'a>(paths: impl Iterator<Item = &'a Path>) -> io::Result<()
     Ok(())
 }
 
-/// [`atomic_write`] without the fsyncs, for a batched commit.
-fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
-    retry(|| {
-        temp_beside(path, &|w| w.write_all(bytes))?
-            .persist(path)
-            .map(drop)
-            .map_err(|e| e.error)
-    })
-    .map_err(|e| Error::storage("writing", path, e))
-}
-
 /// Makes `dest` a durable copy of `src` as it is now. A hard link costs no
 /// data I/O: every writer of this crate replaces files by renaming a new one
 /// over them, so the linked inode keeps the old content once `src` is
@@ -206,8 +201,8 @@ fn fsync_dirs<'a>(paths: impl Iterator<Item = &'a Path>) -> io::Result<()> {
     dirs.into_iter().try_for_each(fsync_dir)
 }
 
-/// [`link_or_copy`], durable as `durable` says. A copy (where links are
-/// refused) is written whole and fsync'd unless batched.
+/// [`link_or_copy`], durable as `durable` says (a copy, where links are
+/// refused, as [`write_as`] makes it).
 fn link_or_copy_as(src: &Path, dest: &Path, durable: Durable) -> Result<()> {
     let sync = durable == Durable::Now;
     let linked = retry(|| {
@@ -232,11 +227,7 @@ fn link_or_copy_as(src: &Path, dest: &Path, durable: Durable) -> Result<()> {
         {
             tracing::debug!("cannot hard-link {} ({e}); copying", dest.display());
             let old = read_optional(src)?.unwrap_or_default();
-            if durable == Durable::Batched {
-                write_unsynced(dest, &old)
-            } else {
-                atomic_write(dest, &old)
-            }
+            write_as(dest, &old, durable)
         }
         Err(e) => Err(Error::storage("writing", dest, e)),
     }
@@ -937,11 +928,7 @@ impl DataDir {
                 }
                 let staged = self.root.join(&jf.staged);
                 if let Some(content) = &w.content {
-                    if batch {
-                        write_unsynced(&staged, content)?;
-                    } else {
-                        atomic_write(&staged, content)?;
-                    }
+                    write_as(&staged, content, durable)?;
                 } else if let Some(temp) = &w.prestaged {
                     // Already written (see [`prestage`]): made durable here,
                     // then only the name changes. The fsync is not retried:
